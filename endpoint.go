@@ -1,0 +1,142 @@
+package nanohook
+
+import (
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// EndpointStatus is whether an endpoint receives deliveries.
+type EndpointStatus string
+
+// Endpoint states. A disabled endpoint keeps its history; events published
+// while it is disabled are not delivered to it.
+const (
+	EndpointActive   EndpointStatus = "active"
+	EndpointDisabled EndpointStatus = "disabled"
+)
+
+// ParseEndpointStatus checks s against the known states.
+func ParseEndpointStatus(field, s string) (EndpointStatus, error) {
+	switch EndpointStatus(s) {
+	case EndpointActive, EndpointDisabled:
+		return EndpointStatus(s), nil
+	}
+	return "", Invalid(field, "unknown status %q (want active or disabled)", s)
+}
+
+// Endpoint is a customer's webhook URL and what it subscribes to.
+type Endpoint struct {
+	ID             int64
+	AccountID      int64
+	URL            string
+	Events         []EventType
+	Status         EndpointStatus
+	Description    string
+	DisabledReason string
+	Secret         string // the signing secret; never listed, shown once at creation
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Subscribes reports whether e wants events of type t.
+func (e *Endpoint) Subscribes(t EventType) bool { return slices.Contains(e.Events, t) }
+
+// Limits of endpoint fields.
+const (
+	MaxURLLen         = 2048
+	MinSecretLen      = 8
+	MaxSecretLen      = 256
+	MaxDescriptionLen = 512
+)
+
+// ValidateURL checks a webhook URL: absolute, https (or http when allowHTTP),
+// a host, no user info, at most MaxURLLen bytes, no control characters.
+// Whether the host is a private address is the egress guard's decision.
+func ValidateURL(field, raw string, allowHTTP bool) error {
+	if raw == "" {
+		return Invalid(field, "is required")
+	}
+	if len(raw) > MaxURLLen {
+		return Invalid(field, "is longer than %d bytes", MaxURLLen)
+	}
+	for _, r := range raw {
+		if r < 0x20 || r == 0x7f || r == ' ' {
+			return Invalid(field, "contains a control character or space")
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Opaque != "" {
+		return Invalid(field, "must be an absolute URL")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return Invalid(field, "must use https (plain http is refused on this server)")
+		}
+	default:
+		return Invalid(field, "must use https")
+	}
+	if u.User != nil {
+		return Invalid(field, "must not contain user info")
+	}
+	if u.Hostname() == "" {
+		return Invalid(field, "must name a host")
+	}
+	if u.Fragment != "" {
+		return Invalid(field, "must not contain a fragment")
+	}
+	return nil
+}
+
+// NormalizeEvents validates an event list: non-empty, every entry known,
+// duplicates folded, order kept as given.
+func NormalizeEvents(field string, in []string) ([]EventType, error) {
+	if len(in) == 0 {
+		return nil, Invalid(field, "must list at least one event")
+	}
+	out := make([]EventType, 0, len(in))
+	for _, s := range in {
+		t, err := ParseEventType(field, s)
+		if err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// ValidateSecret checks a caller-chosen signing secret: MinSecretLen to
+// MaxSecretLen printable ASCII characters (no spaces at either end, no control
+// characters), so it survives copy-paste into any configuration system.
+func ValidateSecret(field, s string) error {
+	if !utf8.ValidString(s) {
+		return Invalid(field, "must be valid UTF-8")
+	}
+	n := len(s)
+	if n < MinSecretLen || n > MaxSecretLen {
+		return Invalid(field, "must be %d to %d characters", MinSecretLen, MaxSecretLen)
+	}
+	for _, r := range s {
+		if r < 0x21 || r > 0x7e {
+			return Invalid(field, "must contain only printable ASCII characters without spaces")
+		}
+	}
+	return nil
+}
+
+// ValidateDescription checks the free-text description of an endpoint.
+func ValidateDescription(field, s string) error {
+	if len(s) > MaxDescriptionLen {
+		return Invalid(field, "is longer than %d bytes", MaxDescriptionLen)
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+		return Invalid(field, "contains a control character")
+	}
+	return nil
+}

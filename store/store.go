@@ -1,0 +1,183 @@
+// Package store is the storage seam of nanohook: one small interface that the
+// API and the delivery engine use, with parameter structs for every call and
+// ErrNotFound for absent rows. store/sqlite and store/postgres implement it;
+// store/storetest is the one conformance suite both must pass.
+//
+// Times are passed in explicitly (Now fields) wherever they decide what is due,
+// so that drivers never read a clock of their own and tests control time.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nanohook/nanohook"
+)
+
+// ErrNotFound is returned when a row does not exist or belongs to another
+// account. Callers branch on it with errors.Is.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrUnavailable wraps failures where storage could not commit (locked,
+// disconnected, read-only). The API answers 503 for these.
+var ErrUnavailable = errors.New("store: unavailable")
+
+// Store is what the rest of nanohook needs from a database.
+type Store interface {
+	// Migrate applies the embedded schema migrations that are not yet applied.
+	Migrate(ctx context.Context) error
+	// Ping reports whether storage is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+
+	CreateAccount(ctx context.Context, p CreateAccountParams) (nanohook.Account, nanohook.APIKey, error)
+	GetAccount(ctx context.Context, id int64) (nanohook.Account, error)
+	// CreateAPIKey adds a key to an existing account (ErrNotFound if none).
+	CreateAPIKey(ctx context.Context, p CreateAPIKeyParams) (nanohook.APIKey, error)
+	// DeleteAPIKey revokes a key of an account (ErrNotFound if none).
+	DeleteAPIKey(ctx context.Context, accountID, keyID int64) error
+	// APIKeyByHash finds a live key by the SHA-256 of its secret.
+	APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error)
+
+	CreateEndpoint(ctx context.Context, p CreateEndpointParams) (nanohook.Endpoint, error)
+	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)
+	ListEndpoints(ctx context.Context, p ListEndpointsParams) ([]nanohook.Endpoint, error)
+	UpdateEndpoint(ctx context.Context, p UpdateEndpointParams) (nanohook.Endpoint, error)
+	// DeleteEndpoint removes an endpoint and cancels its pending deliveries in
+	// the same transaction.
+	DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error
+
+	// PublishEvents writes each new event and one pending delivery per active
+	// endpoint of its account subscribed to its type, all in one transaction.
+	// An event whose (account, idempotency key) already exists is not written
+	// again: its result carries the existing event id and Duplicate = true.
+	// A missing account makes the whole call fail with ErrNotFound.
+	PublishEvents(ctx context.Context, events []PublishEventParams) ([]PublishResult, error)
+
+	// ClaimDeliveries leases up to Limit due deliveries: pending, due at or
+	// before Now, and not leased (or their lease expired before Now). Each
+	// claim carries a fresh lease token that CompleteDeliveries must present.
+	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]ClaimedDelivery, error)
+	// CompleteDeliveries records attempts and moves deliveries on, in one
+	// transaction. A result whose lease token no longer matches (the lease
+	// expired and another worker claimed the delivery) still records its
+	// attempt but does not change the delivery.
+	CompleteDeliveries(ctx context.Context, results []CompleteParams) error
+	// ReleaseDeliveries gives leased deliveries back unattempted (shutdown).
+	ReleaseDeliveries(ctx context.Context, leases []Lease) error
+	// NextDueAt is the earliest time a pending delivery becomes claimable
+	// (counting expiring leases); ok is false when nothing is pending.
+	NextDueAt(ctx context.Context) (t time.Time, ok bool, err error)
+
+	GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error)
+	// GetEvent returns an event (with its payload) of an account.
+	GetEvent(ctx context.Context, accountID int64, id string) (nanohook.Event, error)
+}
+
+// CreateAccountParams creates an account with its first API key.
+type CreateAccountParams struct {
+	Name    string
+	KeyHash []byte // SHA-256 of the API key
+	Now     time.Time
+}
+
+// CreateAPIKeyParams adds a key to an account.
+type CreateAPIKeyParams struct {
+	AccountID int64
+	KeyHash   []byte
+	Now       time.Time
+}
+
+// CreateEndpointParams creates an endpoint; fields are already validated.
+type CreateEndpointParams struct {
+	AccountID   int64
+	URL         string
+	Events      []nanohook.EventType
+	Secret      string
+	Description string
+	Now         time.Time
+}
+
+// ListEndpointsParams pages through an account's endpoints by ascending id.
+type ListEndpointsParams struct {
+	AccountID int64
+	AfterID   int64 // cursor: only ids greater than this
+	Limit     int
+}
+
+// UpdateEndpointParams changes the non-nil fields of an endpoint.
+type UpdateEndpointParams struct {
+	AccountID      int64
+	ID             int64
+	URL            *string
+	Events         []nanohook.EventType // nil: unchanged
+	Status         *nanohook.EndpointStatus
+	Description    *string
+	DisabledReason *string
+	Now            time.Time
+}
+
+// PublishEventParams is one event to publish; Payload is the final body.
+type PublishEventParams struct {
+	ID             string // new event id, used if the event is new
+	AccountID      int64
+	Type           nanohook.EventType
+	TaskID         string
+	TaskType       string
+	IdempotencyKey string
+	Payload        []byte
+	OccurredAt     time.Time
+	Now            time.Time // created_at, and when the deliveries are first due
+}
+
+// PublishResult says what PublishEvents did with one event.
+type PublishResult struct {
+	EventID    string
+	Deliveries int  // deliveries created (or, for a duplicate, created originally)
+	Duplicate  bool // the idempotency key was already used
+}
+
+// ClaimParams asks for due work.
+type ClaimParams struct {
+	Now        time.Time
+	LeaseUntil time.Time // the lease expires then; another worker may claim after
+	Limit      int
+	Owner      string // who claims (node id), for diagnostics
+}
+
+// Lease identifies one claim of one delivery.
+type Lease struct {
+	DeliveryID int64
+	Token      int64
+}
+
+// ClaimedDelivery is everything a worker needs to make one attempt without
+// another query.
+type ClaimedDelivery struct {
+	Lease
+	AccountID  int64
+	EndpointID int64
+	URL        string
+	Secret     string
+	EventID    string
+	EventType  nanohook.EventType
+	Payload    []byte
+	Attempt    int // the number this attempt will have (1 for the first)
+	CreatedAt  time.Time
+}
+
+// CompleteParams is the outcome of one attempt.
+type CompleteParams struct {
+	Lease
+	Attempt nanohook.Attempt // DeliveryID and Number set by the engine
+	// Status after this attempt: pending (retry at NextAttemptAt), succeeded
+	// or failed.
+	Status        nanohook.DeliveryStatus
+	NextAttemptAt time.Time
+	// DisableEndpoint, when non-empty, disables the delivery's endpoint with
+	// this reason (410 Gone) in the same transaction.
+	DisableEndpoint string
+	EndpointID      int64
+	Now             time.Time
+}
