@@ -1,0 +1,79 @@
+package egress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// lookupTimeout bounds CheckURL's DNS lookup, so a slow resolver cannot hold
+// an API request for long.
+const lookupTimeout = 5 * time.Second
+
+// CheckURL is the creation-time check of a webhook URL's host, so that a
+// customer who registers an internal URL hears about it at once instead of
+// through a stream of failed deliveries. It refuses URLs with user info,
+// localhost names, numeric hosts that resolvers read differently
+// ("2130706433", "0x7f.1"), IP literals that are Forbidden, names that do not
+// resolve, and names whose every address is Forbidden. nil r means
+// net.DefaultResolver. The scheme is not checked here; that is the caller's
+// policy.
+//
+// A name that resolves to both public and forbidden addresses is accepted:
+// DNS answers vary with time and vantage point, so this check only catches
+// the obvious. The dial-time guard in NewClient is the enforcement, and it
+// refuses a host as soon as any of its addresses is forbidden.
+//
+// Errors wrap ErrForbiddenAddress when a forbidden address is the cause, and
+// always name the host.
+func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return fmt.Errorf("egress: invalid URL: %w", err)
+	}
+	if u.User != nil {
+		return errors.New("egress: URL must not contain user info (user:password@)")
+	}
+	host := u.Hostname()
+	if host == "" {
+		return errors.New("egress: URL has no host")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if why := forbiddenReason(a); why != "" {
+			return fmt.Errorf("%w: host %q is %s", ErrForbiddenAddress, host, why)
+		}
+		return nil
+	}
+	if strings.ContainsAny(host, "%[]") {
+		// A zone or brackets on something that is not an IPv6 literal.
+		return fmt.Errorf("egress: host %q is not a valid host name or IP address", host)
+	}
+	if err := checkHostName(host); err != nil {
+		return err
+	}
+
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return fmt.Errorf("egress: host %q does not resolve: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return fmt.Errorf("egress: host %q does not resolve: no addresses", host)
+	}
+	for _, a := range addrs {
+		if !Forbidden(a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: host %q resolves only to forbidden addresses (%s is %s)",
+		ErrForbiddenAddress, host, addrs[0], forbiddenReason(addrs[0]))
+}

@@ -1,0 +1,27 @@
+// Package egress is nanohook's outbound HTTP client: everything that stands
+// between a delivery and the network.
+//
+// Webhook URLs are chosen by customers, so every delivery is a request that a
+// stranger aims from inside our network. The package keeps that safe and
+// predictable:
+//
+//   - Forbidden says which addresses a delivery may never reach: loopback,
+//     private, shared (CGNAT), link-local (cloud metadata), multicast,
+//     unspecified, documentation and reserved ranges, and the IPv6 forms that
+//     embed such an IPv4 address (mapped, compatible, NAT64, 6to4).
+//   - NewClient builds the delivery client. Its dialer resolves the host,
+//     checks every resolved address and then dials the checked address itself,
+//     so a DNS answer that changes between the check and the connect (DNS
+//     rebinding) cannot reach a forbidden address. It never uses a proxy,
+//     never follows redirects (the 3xx is returned to the caller), keeps TLS
+//     verification on and bounds every phase with a timeout.
+//   - CheckURL is the early, friendlier check made when an endpoint is created,
+//     so an obviously internal URL is refused with a clear message instead of
+//     failing every delivery. It is advisory: DNS can change after creation,
+//     and only the dial-time check is enforcement.
+//   - ReadCapped reads a response body with a hard cap on bytes read and on
+//     bytes held in memory, so a receiver that streams forever costs nothing.
+//
+// The guard is switched off with Options.AllowPrivate (the
+// --allow-private-targets flag) for development and tests.
+package egress
