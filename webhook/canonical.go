@@ -66,9 +66,10 @@ func (e *CanonicalError) Unwrap() error { return e.err }
 // receivers which re-serialise the parsed body verify the same bytes nanohook
 // signed.
 //
-// Rather than let JavaScript alter data, it refuses: an integer literal beyond
-// 2^53 (written without an exponent, with no or an all-zero fraction) that
-// JavaScript would not print back digit for digit (ErrUnsafeInteger); a
+// Rather than let JavaScript alter data, it refuses: an integer beyond 2^53
+// that JavaScript would not print back unchanged (ErrUnsafeInteger) — written
+// plainly, it must come back digit for digit; written with an exponent, as
+// the same integer (1e21 is kept, 9007199254740993e0 refused); a
 // number beyond the float64 range, which would become null
 // (ErrNumberOverflow); nesting deeper than MaxDepth (ErrTooDeep); and, like
 // JSON.parse, anything that is not JSON, including bytes that are not UTF-8

@@ -46,11 +46,9 @@ var numberCases = []canonicalCase{
 	{in: `1e21`, want: `1e+21`},
 	{in: `-1e21`, want: `-1e+21`},
 	{in: `1.2e21`, want: `1.2e+21`},
-	{in: `123456789012345678000e0`, want: `123456789012345680000`},
 	{in: `1e300`, want: `1e+300`},
 	{in: `-1.2345e300`, want: `-1.2345e+300`},
 	{in: `1.7976931348623157e308`, want: `1.7976931348623157e+308`},
-	{in: `1.7976931348623158e308`, want: `1.7976931348623157e+308`},
 	{in: `5e-324`, want: `5e-324`},
 	{in: `-5e-324`, want: `-5e-324`},
 	{in: `2e-324`, want: `0`},
@@ -61,7 +59,6 @@ var numberCases = []canonicalCase{
 	{in: `9007199254740992`, want: `9007199254740992`},
 	{in: `-9007199254740992`, want: `-9007199254740992`},
 	{in: `9007199254740991`, want: `9007199254740991`},
-	{in: `9007199254740993e0`, want: `9007199254740992`},
 	{in: `9007199254740992.0`, want: `9007199254740992`},
 	{in: `12345678901234567890.5`, want: `12345678901234567000`},
 	{in: `4294967295`, want: `4294967295`},
@@ -71,7 +68,6 @@ var numberCases = []canonicalCase{
 	{in: `0.1e1`, want: `1`},
 	{in: `100e-2`, want: `1`},
 	{in: `9.999999999999999e20`, want: `999999999999999900000`},
-	{in: `999999999999999999999e0`, want: `1e+21`},
 	// Integers beyond 2^53 that JavaScript prints back digit for digit are
 	// kept: the output of 1e20 must itself be accepted.
 	{in: `100000000000000000000`, want: `100000000000000000000`},
@@ -93,6 +89,12 @@ var numberCases = []canonicalCase{
 	{in: `-` + strings.Repeat("9", 400), err: ErrUnsafeInteger},
 	{in: `12345678901234567890.0`, err: ErrUnsafeInteger},
 	{in: `12345678901234567890.000`, err: ErrUnsafeInteger},
+	// Written with an exponent, refused alike when the value is an integer
+	// that JavaScript would print as another one.
+	{in: `9007199254740993e0`, err: ErrUnsafeInteger},
+	{in: `123456789012345678000e0`, err: ErrUnsafeInteger},
+	{in: `999999999999999999999e0`, err: ErrUnsafeInteger},
+	{in: `1.7976931348623158e308`, err: ErrUnsafeInteger},
 	{in: `1e400`, err: ErrNumberOverflow},
 	{in: `-1e309`, err: ErrNumberOverflow},
 	{in: `1.7976931348623159e308`, err: ErrNumberOverflow},

@@ -310,7 +310,7 @@ var twoTo53 = new(big.Int).Lsh(big.NewInt(1), 53)
 // does not print back digit for digit.
 func findRefusals(tb testing.TB, node *nodeRef, in []byte) (refusalFacts, error) {
 	var facts refusalFacts
-	var bigInts [][]byte
+	var bigInts, expInts [][]byte
 	dec := json.NewDecoder(bytes.NewReader(in))
 	dec.UseNumber()
 	depth := 0
@@ -345,14 +345,30 @@ func findRefusals(tb testing.TB, node *nodeRef, in []byte) (refusalFacts, error)
 					bigInts = append(bigInts, []byte(sign+intPart))
 				}
 			}
-			if f, _ := strconv.ParseFloat(lit, 64); math.IsInf(f, 0) {
+			f, _ := strconv.ParseFloat(lit, 64)
+			if math.IsInf(f, 0) {
 				facts.overflow = true
+			} else if strings.ContainsAny(lit, "eE") {
+				if r, ok := new(big.Rat).SetString(lit); ok && r.IsInt() && new(big.Int).Abs(r.Num()).Cmp(twoTo53) > 0 {
+					expInts = append(expInts, []byte(lit))
+				}
 			}
 		}
 	}
 	if len(bigInts) > 0 {
 		for i, ref := range node.roundTripMany(tb, bigInts) {
 			if !bytes.Equal(ref.out, bigInts[i]) {
+				facts.unsafeInteger = true
+			}
+		}
+	}
+	if len(expInts) > 0 {
+		// Written with an exponent: refused when the value node prints is not
+		// the same integer.
+		for i, ref := range node.roundTripMany(tb, expInts) {
+			exact, _ := new(big.Rat).SetString(string(expInts[i]))
+			got, ok := new(big.Rat).SetString(string(ref.out))
+			if !ok || exact.Cmp(got) != 0 {
 				facts.unsafeInteger = true
 			}
 		}

@@ -3,6 +3,7 @@ package webhook
 import (
 	"bytes"
 	"math"
+	"math/big"
 	"strconv"
 )
 
@@ -87,8 +88,28 @@ func (c *canonicalizer) number() error {
 			return c.fail(ErrNumberOverflow, "number "+string(lit)+" is beyond JavaScript's range (JSON.stringify would turn it into null)")
 		}
 	}
+	mark := len(c.out)
 	c.out = appendJSNumber(c.out, f)
+	if hasExponent && math.Abs(f) >= 1<<53 && !sameInteger(lit, c.out[mark:]) {
+		c.out = c.out[:mark]
+		return c.fail(ErrUnsafeInteger, "number "+string(lit)+" is an integer beyond 2^53 and cannot be held exactly by JavaScript")
+	}
 	return nil
+}
+
+// sameInteger reports whether JavaScript's printed form keeps the value of a
+// literal written with an exponent. Only integers are checked: 1e21 stays
+// 10^21 exactly and is kept, 9007199254740993e0 would become
+// 9007199254740992 and is refused. A literal with a true fraction is a real
+// number that every double only approximates (0.1 too), as in JavaScript. It
+// runs only for magnitudes from 2^53 on, so math/big stays off the hot path.
+func sameInteger(lit, printed []byte) bool {
+	exact, ok := new(big.Rat).SetString(string(lit))
+	if !ok || !exact.IsInt() {
+		return true
+	}
+	got, ok := new(big.Rat).SetString(string(printed))
+	return ok && exact.Cmp(got) == 0
 }
 
 // bigInteger writes a literal whose value is an integer beyond 2^53 (intLit is
