@@ -29,9 +29,13 @@ type Store interface {
 	Migrate(ctx context.Context) error
 	// Ping reports whether storage is reachable.
 	Ping(ctx context.Context) error
+	// Close releases the database; the Store is not used afterwards.
 	Close() error
 
+	// CreateAccount creates an account and its first API key in one
+	// transaction.
 	CreateAccount(ctx context.Context, p CreateAccountParams) (nanohook.Account, nanohook.APIKey, error)
+	// GetAccount returns an account (ErrNotFound if none).
 	GetAccount(ctx context.Context, id int64) (nanohook.Account, error)
 	// CreateAPIKey adds a key to an existing account (ErrNotFound if none).
 	CreateAPIKey(ctx context.Context, p CreateAPIKeyParams) (nanohook.APIKey, error)
@@ -40,9 +44,20 @@ type Store interface {
 	// APIKeyByHash finds a live key by the SHA-256 of its secret.
 	APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error)
 
+	// CreateEndpoint creates an active endpoint of an existing account
+	// (ErrNotFound if none). Endpoint ids are never reused.
 	CreateEndpoint(ctx context.Context, p CreateEndpointParams) (nanohook.Endpoint, error)
+	// GetEndpoint returns an endpoint of the account; another account's
+	// endpoint and a deleted one are ErrNotFound.
 	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)
+	// ListEndpoints returns the account's endpoints (deleted ones excluded)
+	// with ids above AfterID, ascending, at most Limit (clamped to 1..1000).
 	ListEndpoints(ctx context.Context, p ListEndpointsParams) ([]nanohook.Endpoint, error)
+	// UpdateEndpoint changes an endpoint of the account (ErrNotFound as in
+	// GetEndpoint) and returns it. Setting Status to disabled fails its
+	// pending deliveries ("endpoint disabled: <reason>") in the same
+	// transaction; setting it to active clears DisabledReason unless one is
+	// given.
 	UpdateEndpoint(ctx context.Context, p UpdateEndpointParams) (nanohook.Endpoint, error)
 	// DeleteEndpoint removes an endpoint and cancels its pending deliveries in
 	// the same transaction.
@@ -70,8 +85,11 @@ type Store interface {
 	// (counting expiring leases); ok is false when nothing is pending.
 	NextDueAt(ctx context.Context) (t time.Time, ok bool, err error)
 
+	// GetDelivery returns a delivery of an account with all its attempts,
+	// ordered by number (ErrNotFound for another account's delivery).
 	GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error)
-	// GetEvent returns an event (with its payload) of an account.
+	// GetEvent returns an event (with its payload) of an account
+	// (ErrNotFound for another account's event).
 	GetEvent(ctx context.Context, accountID int64, id string) (nanohook.Event, error)
 }
 

@@ -1,0 +1,98 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// CreateAccount creates an account and its first API key in one transaction,
+// so an account never exists without a way to use it.
+func (s *Store) CreateAccount(ctx context.Context, p store.CreateAccountParams) (nanohook.Account, nanohook.APIKey, error) {
+	a := nanohook.Account{Name: p.Name, CreatedAt: fromMicros(micros(p.Now))}
+	k := nanohook.APIKey{Hash: p.KeyHash, CreatedAt: a.CreatedAt}
+	err := s.inTx(ctx, "create account", func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id`,
+			p.Name, micros(p.Now)).Scan(&a.ID); err != nil {
+			return wrap("create account", err)
+		}
+		k.AccountID = a.ID
+		if err := tx.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
+			a.ID, p.KeyHash, micros(p.Now)).Scan(&k.ID); err != nil {
+			return wrap("create account: key", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nanohook.Account{}, nanohook.APIKey{}, err
+	}
+	return a, k, nil
+}
+
+// GetAccount returns an account by id.
+func (s *Store) GetAccount(ctx context.Context, id int64) (nanohook.Account, error) {
+	a := nanohook.Account{ID: id}
+	var created int64
+	err := s.reader.QueryRowContext(ctx, `SELECT name, created_at FROM accounts WHERE id = ?`, id).Scan(&a.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nanohook.Account{}, notFound("account", id)
+	}
+	if err != nil {
+		return nanohook.Account{}, wrap("get account", err)
+	}
+	a.CreatedAt = fromMicros(created)
+	return a, nil
+}
+
+// CreateAPIKey adds a key to an existing account; the foreign key on
+// api_keys.account_id is what detects a missing account.
+func (s *Store) CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (nanohook.APIKey, error) {
+	k := nanohook.APIKey{AccountID: p.AccountID, Hash: p.KeyHash, CreatedAt: fromMicros(micros(p.Now))}
+	err := s.writer.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
+		p.AccountID, p.KeyHash, micros(p.Now)).Scan(&k.ID)
+	if isForeignKey(err) {
+		return nanohook.APIKey{}, notFound("account", p.AccountID)
+	}
+	if err != nil {
+		return nanohook.APIKey{}, wrap("create api key", err)
+	}
+	return k, nil
+}
+
+// DeleteAPIKey revokes a key rather than deleting it, so that audit trails
+// can still name the key a request used. The interface passes no time, so
+// revoked_at comes from the Store's clock; it decides nothing but the record.
+func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID int64) error {
+	res, err := s.writer.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
+		WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, micros(s.now()), keyID, accountID)
+	if err != nil {
+		return wrap("delete api key", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return wrap("delete api key", err)
+	} else if n == 0 {
+		return notFound("api key", keyID)
+	}
+	return nil
+}
+
+// APIKeyByHash finds the live (unrevoked) key with this hash. It runs on
+// every authenticated request, so it is one lookup in the UNIQUE hash index.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error) {
+	var k nanohook.APIKey
+	var created int64
+	err := s.reader.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at
+		FROM api_keys k JOIN accounts a ON a.id = k.account_id
+		WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(&k.ID, &k.AccountID, &k.Hash, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nanohook.APIKey{}, notFound("api key", "with this hash")
+	}
+	if err != nil {
+		return nanohook.APIKey{}, wrap("api key by hash", err)
+	}
+	k.CreatedAt = fromMicros(created)
+	return k, nil
+}

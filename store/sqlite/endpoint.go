@@ -1,0 +1,205 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// maxListLimit bounds one page of ListEndpoints.
+const maxListLimit = 1000
+
+// endpointColumns is the column list scanEndpoint reads, in its order.
+const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at`
+
+// CreateEndpoint stores a new, active endpoint. A missing account surfaces as
+// the foreign key failing and is reported as store.ErrNotFound.
+func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
+	row := s.writer.QueryRowContext(ctx, `INSERT INTO endpoints
+		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
+		VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
+		p.AccountID, p.URL, joinEvents(p.Events), p.Description, p.Secret, micros(p.Now), micros(p.Now))
+	e, err := scanEndpoint(row)
+	if isForeignKey(err) {
+		return nanohook.Endpoint{}, notFound("account", p.AccountID)
+	}
+	if err != nil {
+		return nanohook.Endpoint{}, wrap("create endpoint", err)
+	}
+	return e, nil
+}
+
+// GetEndpoint returns a live endpoint of the account. Another account's
+// endpoint and a deleted one are both store.ErrNotFound.
+func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error) {
+	e, err := scanEndpoint(s.reader.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+		FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, id, accountID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nanohook.Endpoint{}, notFound("endpoint", id)
+	}
+	if err != nil {
+		return nanohook.Endpoint{}, wrap("get endpoint", err)
+	}
+	return e, nil
+}
+
+// ListEndpoints pages through the live endpoints of an account by ascending
+// id (keyset pagination: stable while endpoints are added or deleted).
+// Limit is clamped to 1..1000; the API picks its own default.
+func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
+	limit := min(max(p.Limit, 1), maxListLimit)
+	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointColumns+`
+		FROM endpoints WHERE account_id = ? AND deleted_at IS NULL AND id > ?
+		ORDER BY id LIMIT ?`, p.AccountID, p.AfterID, limit)
+	if err != nil {
+		return nil, wrap("list endpoints", err)
+	}
+	defer rows.Close()
+	out := []nanohook.Endpoint{}
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, wrap("list endpoints", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list endpoints", err)
+	}
+	return out, nil
+}
+
+// UpdateEndpoint changes the non-nil fields of a live endpoint in one
+// transaction. Disabling it fails its pending deliveries (nothing will send
+// them); activating it clears the disabled reason unless one is given.
+func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
+	var e nanohook.Endpoint
+	err := s.inTx(ctx, "update endpoint", func(tx *sql.Tx) error {
+		var err error
+		e, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+			FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, p.ID, p.AccountID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("endpoint", p.ID)
+		}
+		if err != nil {
+			return wrap("update endpoint", err)
+		}
+		if p.URL != nil {
+			e.URL = *p.URL
+		}
+		if p.Events != nil {
+			e.Events = p.Events
+		}
+		if p.Description != nil {
+			e.Description = *p.Description
+		}
+		if p.Status != nil {
+			e.Status = *p.Status
+			if e.Status == nanohook.EndpointActive {
+				e.DisabledReason = ""
+			}
+		}
+		if p.DisabledReason != nil {
+			e.DisabledReason = *p.DisabledReason
+		}
+		e.UpdatedAt = fromMicros(micros(p.Now))
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
+			SET url = ?, events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?
+			WHERE id = ?`,
+			e.URL, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now), e.ID); err != nil {
+			return wrap("update endpoint", err)
+		}
+		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
+			if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
+				disabledError(e.DisabledReason), micros(p.Now), e.ID); err != nil {
+				return wrap("update endpoint: fail pending deliveries", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	return e, nil
+}
+
+// DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their
+// history) and cancels its pending deliveries, in one transaction.
+func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
+	return s.inTx(ctx, "delete endpoint", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?
+			WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, micros(now), micros(now), id, accountID)
+		if err != nil {
+			return wrap("delete endpoint", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return wrap("delete endpoint", err)
+		} else if n == 0 {
+			return notFound("endpoint", id)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
+			SET status = 'cancelled', last_error = 'endpoint deleted',
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
+			WHERE endpoint_id = ? AND status = 'pending'`, micros(now), id); err != nil {
+			return wrap("delete endpoint: cancel pending deliveries", err)
+		}
+		return nil
+	})
+}
+
+// disabledError is the last_error of deliveries failed because their
+// endpoint was disabled.
+func disabledError(reason string) string {
+	if reason == "" {
+		reason = "by its owner"
+	}
+	return "endpoint disabled: " + reason
+}
+
+// Subscribed event types are stored comma-separated: event types never
+// contain commas, and the fan-out query matches them with instr().
+func joinEvents(ts []nanohook.EventType) string {
+	var b strings.Builder
+	for i, t := range ts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(string(t))
+	}
+	return b.String()
+}
+
+func splitEvents(s string) []nanohook.EventType {
+	if s == "" {
+		return []nanohook.EventType{}
+	}
+	parts := strings.Split(s, ",")
+	out := make([]nanohook.EventType, len(parts))
+	for i, p := range parts {
+		out[i] = nanohook.EventType(p)
+	}
+	return out
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanEndpoint(r scanner) (nanohook.Endpoint, error) {
+	var e nanohook.Endpoint
+	var events, status string
+	var created, updated int64
+	if err := r.Scan(&e.ID, &e.AccountID, &e.URL, &events, &status, &e.Description, &e.DisabledReason,
+		&e.Secret, &created, &updated); err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	e.Events = splitEvents(events)
+	e.Status = nanohook.EndpointStatus(status)
+	e.CreatedAt = fromMicros(created)
+	e.UpdatedAt = fromMicros(updated)
+	return e, nil
+}

@@ -1,0 +1,362 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/storetest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// openTest opens a fresh store in its own temporary directory.
+func openTest(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "nanohook.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+// TestPragmas reads the settings back from several connections of each pool
+// at once, since they must hold on every connection database/sql opens, not
+// just the first.
+func TestPragmas(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	for name, pool := range map[string]struct {
+		db        *sql.DB
+		n         int
+		queryOnly int
+	}{
+		"writer": {s.writer, 1, 0},
+		"reader": {s.reader, readerConns, 1},
+	} {
+		var conns []*sql.Conn
+		for range pool.n {
+			c, err := pool.db.Conn(ctx)
+			if err != nil {
+				t.Fatalf("%s: Conn: %v", name, err)
+			}
+			conns = append(conns, c)
+		}
+		for i, c := range conns {
+			var journal string
+			var fk, sync, busy, queryOnly int
+			for _, q := range []struct {
+				sql  string
+				dest any
+			}{
+				{"PRAGMA journal_mode", &journal},
+				{"PRAGMA foreign_keys", &fk},
+				{"PRAGMA synchronous", &sync},
+				{"PRAGMA busy_timeout", &busy},
+				{"PRAGMA query_only", &queryOnly},
+			} {
+				if err := c.QueryRowContext(ctx, q.sql).Scan(q.dest); err != nil {
+					t.Fatalf("%s conn %d: %s: %v", name, i, q.sql, err)
+				}
+			}
+			if journal != "wal" || fk != 1 || sync != 2 || busy != 5000 || queryOnly != pool.queryOnly {
+				t.Errorf("%s conn %d: journal_mode=%s foreign_keys=%d synchronous=%d busy_timeout=%d query_only=%d; want wal 1 2 5000 %d",
+					name, i, journal, fk, sync, busy, queryOnly, pool.queryOnly)
+			}
+		}
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+}
+
+func TestReopenKeepsDataAndMigratesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "nanohook.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _, err := s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("0123456789abcdef0123456789abcdef"), Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT applied_at FROM schema_migrations WHERE version = 1`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.GetAccount(ctx, a.ID)
+	if err != nil || got.Name != "acme" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var again int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT count(*), max(applied_at) FROM schema_migrations`).Scan(&n, &again); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(ms) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(ms))
+	}
+	if len(ms) == 1 && again != applied {
+		t.Fatalf("migration 1 re-applied: applied_at %d then %d", applied, again)
+	}
+}
+
+// TestConcurrentOpenMigratesOnce opens the same new file from several
+// goroutines, as two processes starting together would.
+func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nanohook.db")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	stores := make([]*Store, 4)
+	for i := range stores {
+		wg.Go(func() { stores[i], errs[i] = Open(t.Context(), path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	var n int
+	if err := stores[0].reader.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := migrations()
+	if n != len(ms) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(ms))
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	// Each open must fail promptly, not wait on a lock or busy handler.
+	ctx := func(t *testing.T) context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+
+	t.Run("MissingDirectory", func(t *testing.T) {
+		t.Parallel()
+		_, err := Open(ctx(t), filepath.Join(t.TempDir(), "no", "such", "dir", "nanohook.db"))
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("got %v, want store.ErrUnavailable", err)
+		}
+	})
+
+	t.Run("NotADatabase", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "garbage.db")
+		if err := os.WriteFile(path, []byte(strings.Repeat("not a database ", 512)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(ctx(t), path)
+		if err == nil || !strings.Contains(err.Error(), "not a database") {
+			t.Fatalf("got %v, want a clear not-a-database error", err)
+		}
+	})
+
+	t.Run("ReadOnlyFile", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		path := filepath.Join(dir, "nanohook.db")
+		s, err := Open(ctx(t), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		makeReadOnly(t, path)
+		_, err = Open(ctx(t), path)
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("got %v, want store.ErrUnavailable", err)
+		}
+	})
+
+	t.Run("BadPath", func(t *testing.T) {
+		t.Parallel()
+		for _, p := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro"} {
+			if _, err := Open(ctx(t), p); err == nil {
+				t.Errorf("Open(%q) succeeded", p)
+			}
+		}
+	})
+}
+
+// makeReadOnly makes the file unwritable for this process. Root ignores
+// permission bits, so as root the file is made immutable instead (and
+// mutable again at cleanup so that TempDir can remove it).
+func makeReadOnly(t *testing.T, path string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(path, 0o400); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	chattr, err := exec.LookPath("chattr")
+	if err != nil {
+		t.Skip("running as root without chattr: cannot make a file read-only")
+	}
+	if out, err := exec.Command(chattr, "+i", path).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(chattr, "-i", path).Run() })
+}
+
+// TestReadOnlyWriteIsUnavailable checks the error mapping on a real
+// SQLITE_READONLY: a write sent through a query_only connection. It is the
+// error a read-only file or filesystem gives, reachable even as root.
+func TestReadOnlyWriteIsUnavailable(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	_, err := s.reader.ExecContext(t.Context(), `INSERT INTO accounts (name, created_at) VALUES ('x', 0)`)
+	if err == nil {
+		t.Fatal("write through the query_only pool succeeded")
+	}
+	if err := wrap("test", err); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("wrap(%v) does not wrap store.ErrUnavailable", err)
+	}
+}
+
+// TestClaimGuardsInactiveEndpoints covers the guard for a state the API
+// cannot produce (deleting and disabling finish pending deliveries at once):
+// a due delivery whose endpoint is deleted or disabled is finished, not
+// handed to a worker.
+func TestClaimGuardsInactiveEndpoints(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	ctx := t.Context()
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, _, err := s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("k"), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eps []int64
+	for range 3 {
+		e, err := s.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: a.ID, URL: "https://x.example.com",
+			Events: []nanohook.EventType{nanohook.EventJobCompleted}, Secret: "whsec_abcdefgh", Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eps = append(eps, e.ID)
+	}
+	if _, err := s.PublishEvents(ctx, []store.PublishEventParams{{ID: "evt_1", AccountID: a.ID,
+		Type: nanohook.EventJobCompleted, TaskID: "t", IdempotencyKey: "k", Payload: []byte("{}"), Now: now}}); err != nil {
+		t.Fatal(err)
+	}
+	// Behind the Store's back: one endpoint deleted, one disabled.
+	if _, err := s.writer.ExecContext(ctx, `UPDATE endpoints SET deleted_at = 1 WHERE id = ?`, eps[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.writer.ExecContext(ctx, `UPDATE endpoints SET status = 'disabled', disabled_reason = 'gone' WHERE id = ?`, eps[1]); err != nil {
+		t.Fatal(err)
+	}
+
+	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claimed) != 1 || claimed[0].EndpointID != eps[2] {
+		t.Fatalf("claimed %+v, want only the delivery to the active endpoint %d", claimed, eps[2])
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT endpoint_id, status, last_error, lease_token IS NULL FROM deliveries ORDER BY endpoint_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var ep int64
+		var status, lastErr string
+		var unleased bool
+		if err := rows.Scan(&ep, &status, &lastErr, &unleased); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s/%s/%v", status, lastErr, unleased))
+	}
+	want := []string{"cancelled/endpoint deleted/true", "failed/endpoint disabled: gone/true", "pending//false"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %q, want %q", got, want)
+	}
+}
+
+// TestClaimUsesTheDueIndex pins the claim to one range scan of the partial
+// index; a table scan here would make every claim cost the whole history.
+func TestClaimUsesTheDueIndex(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	for _, q := range []string{
+		`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?4
+			AND (leased_until IS NULL OR leased_until <= ?4) ORDER BY next_attempt_at, id LIMIT ?5`,
+		`SELECT leased_until FROM deliveries WHERE status = 'pending' AND leased_until > next_attempt_at
+			AND next_attempt_at < ?1`,
+	} {
+		rows, err := s.reader.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+q, 0, 0, 0, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		got := strings.Join(plan, "; ")
+		if !strings.Contains(got, "USING INDEX deliveries_due (next_attempt_at<?)") || strings.Contains(got, "TEMP B-TREE") {
+			t.Errorf("plan of %q:\n%s\nwant a range scan of deliveries_due without sorting", q, got)
+		}
+	}
+}
+
+func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
+
+func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }

@@ -1,0 +1,148 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// writerStmts are the statements of the hot paths (publish, claim,
+// complete, release). Parsing SQL costs about as much as running these small
+// statements, so they are prepared once on the writer's one connection and
+// reused by every transaction.
+type writerStmts struct {
+	accountExists         *sql.Stmt
+	insertEvent           *sql.Stmt
+	existingEvent         *sql.Stmt
+	fanOut                *sql.Stmt
+	claim                 *sql.Stmt
+	claimed               *sql.Stmt
+	releaseDelivery       *sql.Stmt
+	failPendingOfEndpoint *sql.Stmt
+	all                   []*sql.Stmt
+
+	// Multi-row statements of CompleteDeliveries, see chunkStmts.
+	insertAttempts     *chunkStmts
+	completeDeliveries *chunkStmts
+}
+
+// The attempt is recorded whatever the lease says (it happened), but only
+// for a delivery that still exists, so that one pruned delivery cannot fail
+// the whole batch on the foreign key. VALUES columns are, in order:
+// delivery_id, number, started_at, duration_us, response_status,
+// response_body, location, error.
+func insertAttemptsSQL(values string) string {
+	return `INSERT INTO attempts
+		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error)
+		SELECT column1, column2, column3, column4, column5, column6, column7, column8
+		FROM (VALUES ` + values + `) AS v
+		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`
+}
+
+// Only the holder of the current lease moves a delivery on. A NULL next
+// attempt time keeps the old one (final states need none). VALUES columns:
+// id, lease_token, status, attempts, next_attempt_at, last_error, updated_at.
+func completeDeliveriesSQL(values string) string {
+	return `UPDATE deliveries
+		SET status = v.column3, attempts = v.column4,
+		    next_attempt_at = coalesce(v.column5, deliveries.next_attempt_at), last_error = v.column6,
+		    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = v.column7
+		FROM (VALUES ` + values + `) AS v
+		WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2`
+}
+
+func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
+	var err error
+	if w.insertAttempts, err = prepareChunks(ctx, db, 8, insertAttemptsSQL); err != nil {
+		return fmt.Errorf("insert attempts: %w", err)
+	}
+	if w.completeDeliveries, err = prepareChunks(ctx, db, 7, completeDeliveriesSQL); err != nil {
+		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	for _, s := range []struct {
+		dst *(*sql.Stmt)
+		sql string
+	}{
+		{&w.accountExists, `SELECT 1 FROM accounts WHERE id = ?`},
+
+		// An event whose (account, idempotency key) exists is skipped; no row
+		// comes back and the caller looks the existing one up.
+		{&w.insertEvent, `INSERT INTO events
+			(id, account_id, type, task_id, task_type, idempotency_key, payload, occurred_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (account_id, idempotency_key) DO NOTHING
+			RETURNING pk`},
+		{&w.existingEvent, `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk)
+			FROM events e WHERE e.account_id = ? AND e.idempotency_key = ?`},
+
+		// One delivery per live, active endpoint of the account subscribed to
+		// the type, in one statement: ?1 account, ?2 event pk, ?3 type, ?4 now.
+		{&w.fanOut, `INSERT INTO deliveries
+			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+			SELECT ?1, e.id, ?2, ?3, 'pending', 0, ?4, '', ?4, ?4
+			FROM endpoints e
+			WHERE e.account_id = ?1 AND e.deleted_at IS NULL AND e.status = 'active'
+			  AND instr(',' || e.events || ',', ',' || ?3 || ',') > 0
+			ORDER BY e.id`},
+
+		// The claim: one range scan of the partial index deliveries_due, in
+		// due order. status = 'pending' is written literally so the planner
+		// can match it to the index's WHERE clause.
+		// ?1 leased_until, ?2 token, ?3 owner, ?4 now, ?5 limit.
+		{&w.claim, `UPDATE deliveries SET leased_until = ?1, lease_token = ?2, lease_owner = ?3
+			WHERE id IN (
+				SELECT id FROM deliveries
+				WHERE status = 'pending' AND next_attempt_at <= ?4
+				  AND (leased_until IS NULL OR leased_until <= ?4)
+				ORDER BY next_attempt_at, id
+				LIMIT ?5)
+			RETURNING id`},
+		// What a worker needs for the claimed ids (a JSON array), one join.
+		{&w.claimed, `SELECT d.id, d.account_id, d.endpoint_id, d.event_type, d.attempts, d.created_at,
+				ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
+				ev.id, ev.payload
+			FROM deliveries d
+			JOIN endpoints ep ON ep.id = d.endpoint_id
+			JOIN events ev ON ev.pk = d.event_pk
+			WHERE d.id IN (SELECT value FROM json_each(?))
+			ORDER BY d.next_attempt_at, d.id`},
+
+		{&w.releaseDelivery, `UPDATE deliveries SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
+			WHERE id = ? AND lease_token = ?`},
+		// Nothing will send the pending deliveries of a disabled endpoint:
+		// they fail, and their leases are dropped so that a late completion
+		// of an in-flight attempt records the attempt without reviving them.
+		{&w.failPendingOfEndpoint, `UPDATE deliveries
+			SET status = 'failed', last_error = ?,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
+			WHERE endpoint_id = ? AND status = 'pending'`},
+	} {
+		st, err := db.PrepareContext(ctx, s.sql)
+		if err != nil {
+			return fmt.Errorf("%s: %w", firstLine(s.sql), err)
+		}
+		*s.dst = st
+		w.all = append(w.all, st)
+	}
+	return nil
+}
+
+func (w *writerStmts) close() error {
+	var errs []error
+	for _, s := range w.all {
+		errs = append(errs, s.Close())
+	}
+	w.all = nil
+	errs = append(errs, w.insertAttempts.close(), w.completeDeliveries.close())
+	return errors.Join(errs...)
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}
