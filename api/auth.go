@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// accountKey is the context key of the authenticated account id.
+type accountKey struct{}
+
+// accountID returns the account authenticated by requirePublic. Handlers
+// behind requirePublic can rely on it being set.
+func accountID(ctx context.Context) int64 {
+	id, _ := ctx.Value(accountKey{}).(int64)
+	return id
+}
+
+// maxTokenLen bounds what is worth hashing; API keys are about 50 bytes and
+// admin tokens are whatever the operator chose, within reason.
+const maxTokenLen = 4096
+
+var errUnauthorized = nanohook.Errorf(nanohook.CodeUnauthorized, "", "missing or invalid credentials (send Authorization: Bearer <key>)")
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+func bearer(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	if token == "" || len(token) > maxTokenLen || strings.ContainsAny(token, " \t") {
+		return "", false
+	}
+	return token, true
+}
+
+// requirePublic authenticates a customer by API key and puts the key's
+// account in the request context. Only the hash of the key is looked up and
+// the key is never echoed. A storage outage answers 503, not 401, so clients
+// do not throw away a good key.
+func (s *server) requirePublic(next apiFunc) apiFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		key, ok := bearer(r)
+		if !ok || !strings.HasPrefix(key, nanohook.APIKeyPrefix) {
+			return errUnauthorized
+		}
+		hash := nanohook.HashAPIKey(key)
+		k, err := s.store.APIKeyByHash(r.Context(), hash)
+		if errors.Is(err, store.ErrNotFound) {
+			return errUnauthorized
+		}
+		if err != nil {
+			return err
+		}
+		if subtle.ConstantTimeCompare(k.Hash, hash) != 1 || k.AccountID <= 0 {
+			return errUnauthorized
+		}
+		return next(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, k.AccountID)))
+	}
+}
+
+// requireAdmin authenticates the platform by the admin token. Both sides are
+// hashed before the constant-time compare so that not even the token's length
+// leaks through timing. With no token configured every call is refused: an
+// admin API that runs open would let anyone publish events.
+func (s *server) requireAdmin(next apiFunc) apiFunc {
+	var want [sha256.Size]byte
+	configured := s.adminToken != ""
+	if configured {
+		want = sha256.Sum256([]byte(s.adminToken))
+	}
+	return func(w http.ResponseWriter, r *http.Request) error {
+		token, ok := bearer(r)
+		if !configured || !ok {
+			return errUnauthorized
+		}
+		got := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			return errUnauthorized
+		}
+		return next(w, r)
+	}
+}

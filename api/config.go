@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/nanohook/nanohook/store"
+)
+
+// Default body limits. One event or endpoint is a few KiB at most, so 1 MiB
+// leaves ample room while bounding memory per request; a batch carries up to
+// nanohook.MaxBatchEvents events and gets a larger allowance.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	MaxBatchBodyBytes   = 16 << 20
+)
+
+// Config is everything the handlers need, injected by cmd so that tests can
+// run them against a temporary database, a fixed clock and a fake URL check.
+type Config struct {
+	// Store is where accounts, endpoints and events live.
+	Store store.Store
+	// Logger receives internal errors (with method and path) and recovered
+	// panics; nil discards them.
+	Logger *slog.Logger
+	// AdminToken authenticates the admin API. Empty means every admin route
+	// answers 401: the admin API refuses to run open.
+	AdminToken string
+	// AllowHTTP accepts plain http:// endpoint URLs (--allow-http), for local
+	// development only.
+	AllowHTTP bool
+	// CheckURL checks an endpoint URL's host at create and update time (cmd
+	// wires egress.CheckURL unless --allow-private-targets); nil skips the
+	// check. Deliveries are guarded again at dial time either way.
+	CheckURL func(ctx context.Context, rawURL string) error
+	// Waker is woken after every publish that created deliveries, so the
+	// delivery engine sends them now instead of at its next poll. May be nil.
+	Waker interface{ Wake() }
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
+	// publish allows MaxBatchBodyBytes or MaxBodyBytes, whichever is larger.
+	MaxBodyBytes int64
+}
+
+// server holds the resolved configuration shared by all handlers of one
+// handler tree.
+type server struct {
+	store        store.Store
+	log          *slog.Logger
+	adminToken   string
+	allowHTTP    bool
+	checkURL     func(ctx context.Context, rawURL string) error
+	waker        interface{ Wake() }
+	now          func() time.Time
+	maxBody      int64
+	maxBatchBody int64
+}
+
+// checkURLTimeout bounds the host check (a DNS lookup) of a create or update
+// so that a slow resolver cannot hold a request open indefinitely.
+const checkURLTimeout = 5 * time.Second
+
+func newServer(cfg Config) *server {
+	if cfg.Store == nil {
+		panic("api: Config.Store is required")
+	}
+	s := &server{
+		store:      cfg.Store,
+		log:        cfg.Logger,
+		adminToken: cfg.AdminToken,
+		allowHTTP:  cfg.AllowHTTP,
+		checkURL:   cfg.CheckURL,
+		waker:      cfg.Waker,
+		now:        cfg.Now,
+		maxBody:    cfg.MaxBodyBytes,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
+	return s
+}

@@ -1,0 +1,273 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
+)
+
+// publishRequest is one job event as the platform sends it, alone or as an
+// item of a batch.
+type publishRequest struct {
+	AccountID      *int64          `json:"account_id"`
+	Event          string          `json:"event"`
+	TaskID         string          `json:"task_id"`
+	TaskType       string          `json:"task_type"`
+	Data           json.RawMessage `json:"data"`        // kept raw: canonicalised, never re-encoded by Go
+	OccurredAt     *string         `json:"occurred_at"` // RFC 3339; absent: now
+	IdempotencyKey *string         `json:"idempotency_key"`
+}
+
+// publishResultJSON is what happened to one published event.
+type publishResultJSON struct {
+	EventID    string `json:"event_id"`
+	Deliveries int    `json:"deliveries"`
+	Duplicate  bool   `json:"duplicate"`
+}
+
+// batchErrorJSON is the result of a batch item that was refused.
+type batchErrorJSON struct {
+	Error errorBody `json:"error"`
+}
+
+// batchJSON is the answer of a batch publish: one result per item, in order.
+type batchJSON struct {
+	Results []any `json:"results"`
+}
+
+// publishEvent accepts one job event. The 202 is written only after the
+// store committed the event and its deliveries, so nothing acknowledged can
+// be lost.
+func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
+	data, err := readJSONBody(w, r, s.maxBody)
+	if err != nil {
+		return err
+	}
+	p, err := s.prepareEvent(r.Context(), data, "", accountCache{})
+	if err != nil {
+		return err
+	}
+	res, err := s.publish(r.Context(), []store.PublishEventParams{p})
+	if errors.Is(err, store.ErrNotFound) {
+		return nanohook.Invalid("account_id", "no such account")
+	}
+	if err != nil {
+		return err
+	}
+	s.respond(w, r, http.StatusAccepted, toPublishResultJSON(res[0]))
+	return nil
+}
+
+// publishBatch accepts up to nanohook.MaxBatchEvents job events.
+//
+// The batch is per-item, like Stripe's bulk APIs: every item gets its own
+// result, in order. The valid items are committed together in one
+// PublishEvents call (one transaction); invalid items are reported with
+// their error and not stored, so the platform retries just those after
+// fixing them. Publishing is idempotent, so retrying a whole batch after a
+// lost answer is also safe. A storage failure fails the whole call: then
+// nothing of the batch was committed.
+func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if _, err := decodeBody(w, r, s.maxBatchBody, &req); err != nil {
+		return err
+	}
+	if n := len(req.Events); n < 1 || n > nanohook.MaxBatchEvents {
+		return nanohook.Invalid("events", "must hold 1 to %d events (got %d)", nanohook.MaxBatchEvents, n)
+	}
+	results := make([]any, len(req.Events))
+	valid := make([]store.PublishEventParams, 0, len(req.Events))
+	validAt := make([]int, 0, len(req.Events)) // item index of each valid event
+	accounts := accountCache{}
+	for i, raw := range req.Events {
+		p, err := s.prepareEvent(r.Context(), raw, fmt.Sprintf("events[%d]", i), accounts)
+		if e, ok := errors.AsType[*nanohook.Error](err); ok {
+			results[i] = batchErrorJSON{Error: errorBody{Code: e.Code, Message: e.Message, Field: e.Field}}
+			continue
+		}
+		if err != nil {
+			return err // storage trouble: fail the whole batch, nothing stored
+		}
+		valid = append(valid, p)
+		validAt = append(validAt, i)
+	}
+	if len(valid) > 0 {
+		res, err := s.publish(r.Context(), valid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nanohook.Invalid("events", "an account of this batch no longer exists; nothing was stored")
+		}
+		if err != nil {
+			return err
+		}
+		for j, i := range validAt {
+			results[i] = toPublishResultJSON(res[j])
+		}
+	}
+	s.respond(w, r, http.StatusAccepted, batchJSON{Results: results})
+	return nil
+}
+
+// publish commits events and wakes the delivery engine when there is new
+// work for it.
+func (s *server) publish(ctx context.Context, events []store.PublishEventParams) ([]store.PublishResult, error) {
+	res, err := s.store.PublishEvents(ctx, events)
+	if err != nil {
+		return nil, err
+	}
+	if len(res) != len(events) {
+		return nil, fmt.Errorf("api: store returned %d results for %d events", len(res), len(events))
+	}
+	if s.waker != nil {
+		for _, r := range res {
+			if r.Deliveries > 0 && !r.Duplicate {
+				s.waker.Wake()
+				break
+			}
+		}
+	}
+	return res, nil
+}
+
+func toPublishResultJSON(r store.PublishResult) publishResultJSON {
+	return publishResultJSON{EventID: r.EventID, Deliveries: r.Deliveries, Duplicate: r.Duplicate}
+}
+
+// accountCache remembers, within one request, which accounts exist (nil) or
+// not (an error), so a batch of 1000 events for one account asks once.
+type accountCache map[int64]error
+
+// prepareEvent decodes and validates one event and builds its payload, the
+// exact bytes every endpoint will receive. Field names in errors are
+// prefixed with prefix ("events[3]") for batch items. A *nanohook.Error is
+// the item's fault; any other error is storage trouble.
+func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, accounts accountCache) (store.PublishEventParams, error) {
+	var req publishRequest
+	if _, err := decodeObject(raw, &req, prefix); err != nil {
+		return store.PublishEventParams{}, err
+	}
+	f := func(name string) string { return joinField(prefix, name) }
+	fail := func(err error) (store.PublishEventParams, error) { return store.PublishEventParams{}, err }
+
+	if req.AccountID == nil {
+		return fail(nanohook.Invalid(f("account_id"), "is required"))
+	}
+	if *req.AccountID <= 0 {
+		return fail(nanohook.Invalid(f("account_id"), "must be a positive integer"))
+	}
+	if req.Event == "" {
+		return fail(nanohook.Invalid(f("event"), "is required"))
+	}
+	typ, err := nanohook.ParseEventType(f("event"), req.Event)
+	if err != nil {
+		return fail(err)
+	}
+	if err := validateText(f("task_id"), req.TaskID, nanohook.MaxTaskIDLen); err != nil {
+		return fail(err)
+	}
+	if err := validateText(f("task_type"), req.TaskType, nanohook.MaxTaskTypeLen); err != nil {
+		return fail(err)
+	}
+	data, err := canonicalData(f("data"), req.Data)
+	if err != nil {
+		return fail(err)
+	}
+	now := s.now()
+	occurred := now
+	if req.OccurredAt != nil {
+		t, err := time.Parse(time.RFC3339, *req.OccurredAt)
+		if err != nil {
+			return fail(nanohook.Invalid(f("occurred_at"), "must be an RFC 3339 time such as 2024-12-23T10:00:00Z"))
+		}
+		occurred = t
+	}
+	occurred = occurred.UTC().Truncate(time.Second)
+	key := nanohook.DefaultIdempotencyKey(typ, req.TaskID)
+	if req.IdempotencyKey != nil {
+		key = *req.IdempotencyKey
+		if err := validateText(f("idempotency_key"), key, nanohook.MaxIdempotencyKeyLen); err != nil {
+			return fail(err)
+		}
+	}
+	// The account check needs storage, so it runs after the cheap checks.
+	if err := s.checkAccount(ctx, f("account_id"), *req.AccountID, accounts); err != nil {
+		return fail(err)
+	}
+	payload, err := webhook.EncodePayload(webhook.Payload{
+		Event:     string(typ),
+		TaskID:    req.TaskID,
+		TaskType:  req.TaskType,
+		Status:    typ.JobStatus(),
+		Data:      data,
+		Timestamp: occurred.Format(time.RFC3339),
+	})
+	if err != nil {
+		return fail(fmt.Errorf("api: encoding payload: %w", err))
+	}
+	return store.PublishEventParams{
+		ID:             nanohook.NewEventID(),
+		AccountID:      *req.AccountID,
+		Type:           typ,
+		TaskID:         req.TaskID,
+		TaskType:       req.TaskType,
+		IdempotencyKey: key,
+		Payload:        payload,
+		OccurredAt:     occurred,
+		Now:            now,
+	}, nil
+}
+
+// canonicalData checks that data is an object and returns the canonical form
+// endpoints receive. What JavaScript cannot hold exactly (an integer beyond
+// 2^53) is refused with the path of the offending value, never altered.
+func canonicalData(field string, raw json.RawMessage) (json.RawMessage, error) {
+	if raw == nil {
+		return json.RawMessage("{}"), nil
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
+		return nil, nanohook.Invalid(field, "must be an object")
+	}
+	out, err := webhook.Canonicalize(raw)
+	if ce, ok := errors.AsType[*webhook.CanonicalError](err); ok {
+		path := field
+		switch {
+		case ce.Path == "":
+		case strings.HasPrefix(ce.Path, "["):
+			path += ce.Path
+		default:
+			path += "." + ce.Path
+		}
+		return nil, nanohook.Invalid(path, "%s", ce.Reason)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("api: canonicalising data: %w", err)
+	}
+	return out, nil
+}
+
+// checkAccount refuses events for accounts that do not exist, as a
+// validation error of the field, before anything is stored.
+func (s *server) checkAccount(ctx context.Context, field string, id int64, cache accountCache) error {
+	err, seen := cache[id]
+	if !seen {
+		_, err = s.store.GetAccount(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err // not cached: storage trouble is not an answer about the account
+		}
+		cache[id] = err
+	}
+	if err != nil {
+		return nanohook.Invalid(field, "no such account")
+	}
+	return nil
+}
