@@ -1,0 +1,145 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
+)
+
+// maxResponseRead is how much of a response body an attempt reads before it
+// stops; only the first nanohook.MaxStoredResponseBody bytes are kept. Reading
+// a little lets the connection be reused for small answers; reading without a
+// cap would let a receiver stream forever.
+const maxResponseRead = 64 << 10
+
+// outcome is what one attempt produced, before it is turned into a store
+// write.
+type outcome struct {
+	attempt    nanohook.Attempt
+	success    bool
+	gone       bool          // 410: disable the endpoint
+	retryAfter time.Duration // from a 429 or 503
+	aborted    bool          // the engine was stopped mid-attempt: release, do not count
+}
+
+// sender makes one signed HTTP attempt.
+type sender struct {
+	client    *http.Client
+	timeout   time.Duration
+	userAgent string
+	now       func() time.Time
+}
+
+// send posts the delivery's stored payload, signed afresh for this attempt.
+// When base is cancelled (a hard stop) the outcome is marked aborted so the
+// engine releases the delivery instead of counting a failure.
+func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
+	start := s.now()
+	out := outcome{attempt: nanohook.Attempt{
+		DeliveryID: c.DeliveryID,
+		Number:     c.Attempt,
+		StartedAt:  start,
+	}}
+	ctx, cancel := context.WithTimeout(base, s.timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(c.Payload))
+	if err != nil {
+		out.attempt.Error = "invalid request: " + err.Error()
+		return out
+	}
+	ts := start.Unix()
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{s.userAgent}
+	h[webhook.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
+	h[webhook.HeaderSignature] = []string{webhook.Sign(c.Secret, ts, c.Payload)}
+	h[webhook.HeaderEventID] = []string{c.EventID}
+	h[webhook.HeaderEvent] = []string{string(c.EventType)}
+	h[webhook.HeaderDeliveryAttempt] = []string{strconv.Itoa(c.Attempt)}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		out.attempt.Duration = s.now().Sub(start)
+		if base.Err() != nil {
+			out.aborted = true
+		}
+		out.attempt.Error = describeTransportError(err, s.timeout)
+		return out
+	}
+	kept, _, readErr := egress.ReadCapped(resp.Body, nanohook.MaxStoredResponseBody, maxResponseRead)
+	resp.Body.Close()
+	out.attempt.Duration = s.now().Sub(start)
+	out.attempt.ResponseStatus = resp.StatusCode
+	out.attempt.ResponseBody = string(kept)
+
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		out.success = true
+	case code >= 300 && code < 400:
+		out.attempt.Location = resp.Header.Get("Location")
+		out.attempt.Error = fmt.Sprintf("HTTP %d: redirects are not followed (Location: %s)", code, out.attempt.Location)
+	case code == http.StatusGone:
+		out.gone = true
+		out.attempt.Error = "HTTP 410 Gone: endpoint disabled"
+	default:
+		out.attempt.Error = fmt.Sprintf("HTTP %d", code)
+		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+			out.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), start)
+		}
+	}
+	if readErr != nil && out.success {
+		// The status decides; a body cut short does not undo a 2xx.
+		out.attempt.Error = ""
+	}
+	return out
+}
+
+// describeTransportError turns a client error into a message for the
+// customer, without Go's noisy "Post \"url\":" prefix.
+func describeTransportError(err error, timeout time.Duration) string {
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return fmt.Sprintf("timeout: no response within %s", timeout)
+	}
+	var ue interface{ Unwrap() error }
+	msg := err.Error()
+	if errors.As(err, &ue) {
+		if inner := ue.Unwrap(); inner != nil {
+			msg = inner.Error()
+		}
+	}
+	return strings.TrimSpace(msg)
+}
+
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, 7*24*3600)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,346 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// Store is what the engine needs from storage.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error)
+	CompleteDeliveries(ctx context.Context, results []store.CompleteParams) error
+	ReleaseDeliveries(ctx context.Context, leases []store.Lease) error
+	NextDueAt(ctx context.Context) (time.Time, bool, error)
+}
+
+// Config configures an Engine. Zero values take the documented defaults.
+type Config struct {
+	Store  Store
+	Client *http.Client // the egress client; it must not follow redirects
+	Logger *slog.Logger
+
+	Schedule  []time.Duration // waits after each failure; nil: DefaultSchedule
+	NoRetry   bool            // with an empty Schedule: fail after one attempt
+	Timeout   time.Duration   // per attempt; default 15 s
+	Workers   int             // concurrent attempts; default 256
+	ClaimSize int             // most deliveries claimed per query; default 256
+	// LeaseMargin is added to Timeout to make the lease: a claim is held at
+	// most that long before another node may take it. Default 30 s.
+	LeaseMargin time.Duration
+	// PollInterval is the fallback wait when nobody calls Wake (another node
+	// published, or a clock jumped). Default 1 s.
+	PollInterval time.Duration
+	UserAgent    string
+	NodeID       string
+	Now          func() time.Time // default time.Now
+	Rand         func() float64   // jitter source in [0,1); default math/rand/v2
+}
+
+// Engine delivers due deliveries until it is stopped.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	policy RetryPolicy
+	sender sender
+
+	wake      chan struct{} // publish happened; buffered 1
+	slotFreed chan struct{} // a completion freed capacity; buffered 1
+	jobs      chan store.ClaimedDelivery
+	results   chan outcomeWithLease
+	inflight  atomic.Int64 // claimed and not yet written back
+
+	claimCtx    context.Context // cancelled by Stop: no more claims
+	stopClaims  context.CancelFunc
+	attemptCtx  context.Context // cancelled when Stop's deadline passes
+	abortSends  context.CancelFunc
+	claimerDone chan struct{}
+	workersWG   sync.WaitGroup
+	completerWG sync.WaitGroup
+	startOnce   sync.Once
+	stopOnce    sync.Once
+}
+
+type outcomeWithLease struct {
+	claim *store.ClaimedDelivery
+	out   outcome
+}
+
+// New returns an engine; call Start to run it.
+func New(cfg Config) *Engine {
+	if cfg.Schedule == nil && !cfg.NoRetry {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 15 * time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 256
+	}
+	if cfg.ClaimSize <= 0 {
+		cfg.ClaimSize = 256
+	}
+	if cfg.LeaseMargin <= 0 {
+		cfg.LeaseMargin = 30 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "nanohook"
+	}
+	e := &Engine{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		policy:      RetryPolicy{Schedule: cfg.Schedule},
+		sender:      sender{client: cfg.Client, timeout: cfg.Timeout, userAgent: cfg.UserAgent, now: cfg.Now},
+		wake:        make(chan struct{}, 1),
+		slotFreed:   make(chan struct{}, 1),
+		jobs:        make(chan store.ClaimedDelivery, cfg.Workers),
+		results:     make(chan outcomeWithLease, cfg.Workers),
+		claimerDone: make(chan struct{}),
+	}
+	return e
+}
+
+// Wake tells the engine that new work may be due now. It never blocks; the
+// publish path calls it after every commit that created deliveries.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the claimer, the workers and the completer in the background.
+// ctx only carries values; stopping is Stop's job.
+func (e *Engine) Start(ctx context.Context) {
+	e.startOnce.Do(func() {
+		base := context.WithoutCancel(ctx)
+		e.claimCtx, e.stopClaims = context.WithCancel(base)
+		e.attemptCtx, e.abortSends = context.WithCancel(base)
+		for range e.cfg.Workers {
+			e.workersWG.Add(1)
+			go e.worker()
+		}
+		e.completerWG.Add(1)
+		go e.completer(base)
+		go e.claimer()
+	})
+}
+
+// Stop shuts the engine down gracefully: it stops claiming at once, lets the
+// attempts in flight finish until ctx is done, then aborts the rest and
+// gives their deliveries back to the store, so nothing stays claimed beyond
+// this call. It returns ctx's error if the deadline cut attempts short.
+func (e *Engine) Stop(ctx context.Context) error {
+	var err error
+	e.stopOnce.Do(func() {
+		if e.stopClaims == nil { // never started
+			return
+		}
+		e.stopClaims()
+		<-e.claimerDone
+		close(e.jobs) // workers drain what was claimed, then exit
+
+		done := make(chan struct{})
+		go func() { e.workersWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			e.abortSends() // attempts end at once and come back as aborted
+			<-done
+		}
+		close(e.results)
+		e.completerWG.Wait()
+		e.abortSends()
+	})
+	return err
+}
+
+// claimer leases due deliveries while there are free worker slots.
+func (e *Engine) claimer() {
+	defer close(e.claimerDone)
+	ctx := e.claimCtx
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		wait := e.cfg.PollInterval
+		free := int64(e.cfg.Workers) - e.inflight.Load()
+		if free > 0 {
+			n := int(min(free, int64(e.cfg.ClaimSize)))
+			got, err := e.claim(ctx, n)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				e.log.ErrorContext(ctx, "claiming deliveries failed", slog.Any("error", err))
+			} else if got == n {
+				continue // probably more due: claim again while slots are free
+			} else if next, ok, err := e.cfg.Store.NextDueAt(ctx); err == nil && ok {
+				wait = min(wait, max(next.Sub(e.cfg.Now()), time.Millisecond))
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-e.slotFreed:
+		case <-timer.C:
+		}
+		// Since Go 1.23 Reset needs no drained channel: stale ticks are dropped.
+	}
+}
+
+// claim leases up to n deliveries and hands them to the workers. It returns
+// how many it claimed.
+func (e *Engine) claim(ctx context.Context, n int) (int, error) {
+	now := e.cfg.Now()
+	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, store.ClaimParams{
+		Now:        now,
+		LeaseUntil: now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
+		Limit:      n,
+		Owner:      e.cfg.NodeID,
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.inflight.Add(int64(len(claimed)))
+	for i := range claimed {
+		e.jobs <- claimed[i] // never blocks: inflight ≤ Workers = cap(jobs)
+	}
+	return len(claimed), nil
+}
+
+// worker makes attempts until the jobs channel is closed.
+func (e *Engine) worker() {
+	defer e.workersWG.Done()
+	for c := range e.jobs {
+		var out outcome
+		if e.attemptCtx.Err() != nil {
+			out.aborted = true
+		} else {
+			out = e.sender.send(e.attemptCtx, &c)
+		}
+		e.results <- outcomeWithLease{claim: &c, out: out}
+	}
+}
+
+// completer writes outcomes back in batches: it takes whatever results are
+// waiting (at least one) and commits them in one store call, so under load
+// one transaction carries many completions and when idle a single result is
+// written at once.
+func (e *Engine) completer(ctx context.Context) {
+	defer e.completerWG.Done()
+	batch := make([]store.CompleteParams, 0, e.cfg.ClaimSize)
+	var aborted []store.Lease
+	for first := range e.results {
+		batch, aborted = batch[:0], aborted[:0]
+		r := first
+		for {
+			if r.out.aborted {
+				aborted = append(aborted, r.claim.Lease)
+			} else {
+				batch = append(batch, e.complete(r.claim, &r.out))
+			}
+			if len(batch)+len(aborted) >= e.cfg.ClaimSize {
+				break
+			}
+			var ok bool
+			select {
+			case r, ok = <-e.results:
+			default:
+			}
+			if !ok {
+				break
+			}
+		}
+		e.flush(ctx, batch, aborted)
+		e.inflight.Add(-int64(len(batch) + len(aborted)))
+		select {
+		case e.slotFreed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// complete turns one attempt's outcome into the store write.
+func (e *Engine) complete(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
+	now := e.cfg.Now()
+	p := store.CompleteParams{
+		Lease:      c.Lease,
+		Attempt:    out.attempt,
+		EndpointID: c.EndpointID,
+		Now:        now,
+	}
+	switch {
+	case out.success:
+		p.Status = nanohook.DeliverySucceeded
+	case out.gone:
+		p.Status = nanohook.DeliveryFailed
+		p.DisableEndpoint = "endpoint answered 410 Gone"
+	default:
+		if wait, ok := e.policy.Next(c.Attempt, out.retryAfter, e.cfg.Rand()); ok {
+			p.Status = nanohook.DeliveryPending
+			p.NextAttemptAt = now.Add(wait)
+		} else {
+			p.Status = nanohook.DeliveryFailed
+		}
+	}
+	return p
+}
+
+// flush commits completions and releases aborted claims. A failed write is
+// retried briefly; if storage stays down the leases expire and the
+// deliveries are attempted again (at least once, never lost).
+func (e *Engine) flush(ctx context.Context, batch []store.CompleteParams, aborted []store.Lease) {
+	if len(batch) > 0 {
+		e.retryWrite(ctx, "recording attempts", func(ctx context.Context) error {
+			return e.cfg.Store.CompleteDeliveries(ctx, batch)
+		})
+	}
+	if len(aborted) > 0 {
+		e.retryWrite(ctx, "releasing deliveries", func(ctx context.Context) error {
+			return e.cfg.Store.ReleaseDeliveries(ctx, aborted)
+		})
+	}
+}
+
+func (e *Engine) retryWrite(ctx context.Context, what string, write func(context.Context) error) {
+	backoff := 50 * time.Millisecond
+	for try := 1; ; try++ {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := write(wctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if try == 5 || errors.Is(err, context.Canceled) {
+			e.log.ErrorContext(ctx, what+" failed; the leases will expire and the deliveries be retried",
+				slog.Any("error", err), slog.Int("tries", try))
+			return
+		}
+		e.log.WarnContext(ctx, what+" failed; retrying", slog.Any("error", err), slog.Int("try", try))
+		time.Sleep(backoff)
+		backoff *= 2
+	}
+}
