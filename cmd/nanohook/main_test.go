@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+const testAdminToken = "test-admin-token-123"
+
+// startTestServer runs a real nanohook (SQLite file, both listeners on
+// loopback port 0) in this process and stops it when the test ends.
+func startTestServer(t *testing.T, tweak func(*serveConfig)) *server {
+	t.Helper()
+	cfg := serveConfig{
+		DB: filepath.Join(t.TempDir(), "nanohook.db"), Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		AdminToken: testAdminToken, AllowHTTP: true, AllowPrivateTargets: true,
+		RetrySchedule:   []time.Duration{50 * time.Millisecond, 100 * time.Millisecond},
+		DeliveryTimeout: 5 * time.Second, DeliveryWorkers: 32, ShutdownTimeout: 5 * time.Second,
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	srv, err := startServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return srv
+}
+
+// apiCall sends a JSON request with a bearer token and returns the status
+// and the decoded envelope.
+func apiCall(t testing.TB, method, url, token, body string) (int, map[string]any) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var env map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
+		t.Fatalf("%s %s: %d, body is not JSON: %v", method, url, resp.StatusCode, err)
+	}
+	return resp.StatusCode, env
+}
+
+func dataOf(t *testing.T, env map[string]any) map[string]any {
+	t.Helper()
+	d, ok := env["data"].(map[string]any)
+	if !ok {
+		t.Fatalf("envelope has no data object: %v", env)
+	}
+	return d
+}
+
+// nodeReceiver is testdata/receiver.js running in real Node.js.
+type nodeReceiver struct {
+	url   string
+	lines chan map[string]any
+}
+
+func startNodeReceiver(t *testing.T, secret string) *nodeReceiver {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is required for the signature tests (install Node.js 20): ", err)
+	}
+	cmd := exec.Command(node, "testdata/receiver.js", secret)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if stderr.Len() > 0 {
+			t.Logf("node stderr: %s", stderr.String())
+		}
+	})
+	r := &nodeReceiver{lines: make(chan map[string]any, 100)}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	if !sc.Scan() {
+		t.Fatalf("node receiver did not start: %s", stderr.String())
+	}
+	var hello struct{ Port int }
+	if err := json.Unmarshal(sc.Bytes(), &hello); err != nil || hello.Port == 0 {
+		t.Fatalf("node receiver said %q", sc.Text())
+	}
+	r.url = fmt.Sprintf("http://127.0.0.1:%d", hello.Port)
+	go func() {
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				r.lines <- m
+			}
+		}
+		close(r.lines)
+	}()
+	return r
+}
+
+func (r *nodeReceiver) next(t *testing.T) map[string]any {
+	t.Helper()
+	select {
+	case m, ok := <-r.lines:
+		if !ok {
+			t.Fatal("node receiver exited")
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery reached the node receiver within 10s")
+	}
+	return nil
+}
+
+// signatureCases are job data that Go's encoder and JavaScript's disagree
+// on, or that are easy to get wrong; every one must verify in Node.
+var signatureCases = []struct{ name, data string }{
+	{"documented example", `{"url":"https://cdn.example.com/image.png","credits_charged":6}`},
+	{"html characters", `{"caption":"<b>cats</b> & \"dogs\" 'quoted'","url":"https://x.example/?a=1&b=2"}`},
+	{"non-ascii and emoji", `{"prompt":"café naïve Ελληνικά 日本語 😀👍🏽 👩‍👩‍👧","ok":true}`},
+	{"line and paragraph separators", `{"text":"a\u2028b\u2029c","raw":"x` + "\u2028" + `y"}`},
+	{"control characters", `{"c":"\u0000\u0001\b\f\n\r\t\u001f\u007f","nul":"a\u0000b"}`},
+	{"escaped forms", `{"slash":"a\/b","A":"\u0041","pair":"\ud83d\ude00","lone":"\ud800x"}`},
+	{"integer-like keys", `{"b":1,"10":2,"a":3,"2":4,"01":5,"-1":6,"4294967294":7,"4294967295":8,"1.5":9,"0":10}`},
+	{"duplicate keys", `{"a":1,"b":2,"a":3}`},
+	{"nested arrays", `{"m":[[1,[2,[3,[]]]],{"x":[{"y":[null,true,false]}]}],"e":{}}`},
+	{"numbers", `{"a":1.0,"b":1e21,"c":-0,"d":0.1,"e":1E5,"f":1.50e-3,"g":1.5e300,"h":5e-324,"i":1e-7,"j":0.000001,"k":-1.7976931348623157e308,"l":9007199254740992,"m":1e20,"n":-9007199254740992}`},
+	{"empty data", `{}`},
+}
+
+// TestDeliveriesVerifyInNode publishes every case through a running nanohook
+// and checks, in real Node.js, that the original documentation's
+// verifySignature accepts it, that a raw-body check accepts it, and that the
+// body is exactly JSON.stringify(JSON.parse(body)).
+func TestDeliveriesVerifyInNode(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_node-verification-secret"
+	srv := startTestServer(t, nil)
+	node := startNodeReceiver(t, secret)
+
+	status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"node"}`)
+	if status != 201 {
+		t.Fatalf("create account: %d %v", status, env)
+	}
+	acct := dataOf(t, env)
+	key := acct["api_key"].(string)
+	status, env = apiCall(t, "POST", srv.publicURL()+"/api/v1/webhooks", key,
+		fmt.Sprintf(`{"url":%q,"events":["job.completed","job.failed"],"secret_key":%q}`, node.url+"/hook", secret))
+	if status != 201 {
+		t.Fatalf("create webhook: %d %v", status, env)
+	}
+
+	for i, c := range signatureCases {
+		event := "job.completed"
+		if i%2 == 1 {
+			event = "job.failed"
+		}
+		body := fmt.Sprintf(`{"account_id":%v,"event":%q,"task_id":"task_%d","task_type":"image","data":%s,"occurred_at":"2024-12-23T10:00:00Z"}`,
+			acct["id"], event, i, c.data)
+		status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, body)
+		if status != 202 {
+			t.Fatalf("%s: publish answered %d %v", c.name, status, env)
+		}
+		pub := dataOf(t, env)
+		got := node.next(t)
+		raw, _ := base64.StdEncoding.DecodeString(got["body_b64"].(string))
+		if got["event_id"] != pub["event_id"] {
+			t.Fatalf("%s: delivery for %v, want %v", c.name, got["event_id"], pub["event_id"])
+		}
+		if got["doc_verified"] != true || got["raw_verified"] != true || got["round_trip"] != true {
+			t.Errorf("%s: node says doc_verified=%v raw_verified=%v round_trip=%v parse_error=%v\nbody: %s",
+				c.name, got["doc_verified"], got["raw_verified"], got["round_trip"], got["parse_error"], raw)
+		}
+		wantPrefix := fmt.Sprintf(`{"event":%q,"task_id":"task_%d","task_type":"image","status":"%s","data":`,
+			event, i, strings.TrimPrefix(event, "job."))
+		if !strings.HasPrefix(string(raw), wantPrefix) || !strings.HasSuffix(string(raw), `,"timestamp":"2024-12-23T10:00:00Z"}`) {
+			t.Errorf("%s: body shape is off: %s", c.name, raw)
+		}
+	}
+}
+
+// TestDocumentedBodyExactly pins the body of DESIGN §3's example byte for
+// byte.
+func TestDocumentedBodyExactly(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_documented-example"
+	srv := startTestServer(t, nil)
+	node := startNodeReceiver(t, secret)
+	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"doc"}`)
+	acct := dataOf(t, env)
+	apiCall(t, "POST", srv.publicURL()+"/api/v1/webhooks", acct["api_key"].(string),
+		fmt.Sprintf(`{"url":%q,"events":["job.completed"],"secret_key":%q}`, node.url, secret))
+	apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, fmt.Sprintf(
+		`{"account_id":%v,"event":"job.completed","task_id":"task_xxx","task_type":"image","data":{"url":"https://cdn.example.com/image.png","credits_charged":6},"occurred_at":"2024-12-23T10:00:00Z"}`, acct["id"]))
+	got := node.next(t)
+	raw, _ := base64.StdEncoding.DecodeString(got["body_b64"].(string))
+	const want = `{"event":"job.completed","task_id":"task_xxx","task_type":"image","status":"completed","data":{"url":"https://cdn.example.com/image.png","credits_charged":6},"timestamp":"2024-12-23T10:00:00Z"}`
+	if string(raw) != want {
+		t.Fatalf("body\n got %s\nwant %s", raw, want)
+	}
+	if got["doc_verified"] != true {
+		t.Fatal("documentation's verifySignature rejected the documented example")
+	}
+}
+
+// TestUnsafeIntegerRefused: data JavaScript cannot hold is refused at
+// publish, naming the field, and nothing is delivered or stored.
+func TestUnsafeIntegerRefused(t *testing.T) {
+	t.Parallel()
+	srv := startTestServer(t, nil)
+	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"big"}`)
+	acct := dataOf(t, env)
+	status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, fmt.Sprintf(
+		`{"account_id":%v,"event":"job.completed","task_id":"t","task_type":"image","data":{"items":[{"id":9007199254740993}]}}`, acct["id"]))
+	if status != 422 {
+		t.Fatalf("status %d, want 422: %v", status, env)
+	}
+	e := env["error"].(map[string]any)
+	if e["field"] != "data.items[0].id" || !strings.Contains(e["message"].(string), "9007199254740993") {
+		t.Fatalf("error = %v", e)
+	}
+}
+
+func TestDemoRunsTheTour(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := run(ctx, []string{"demo"}, func(string) string { return "" }, &out, &errOut); err != nil {
+		t.Fatalf("demo: %v\n%s\n%s", err, out.String(), errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{"POST /api/v1/webhooks", "GET /api/v1/webhooks", "POST /admin/v1/events",
+		"signature verified, answering 500", "attempt 3", "DELETE /api/v1/webhooks", "tour complete"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "REJECTED") {
+		t.Errorf("a signature was rejected in the demo:\n%s", s)
+	}
+}
+
+func TestAccountsCreateJSON(t *testing.T) {
+	t.Parallel()
+	db := filepath.Join(t.TempDir(), "a.db")
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"accounts", "create", "--db", db, "--name", "Acme <Co>", "--json"},
+		func(string) string { return "" }, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(line, `{"id":1,"name":"Acme <Co>","api_key":"nhk_`) {
+		t.Fatalf("output %s", line)
+	}
+}
+
+func TestFlagsHaveEnvironmentTwins(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"NANOHOOK_DB":               "/tmp/x.db",
+		"NANOHOOK_ADDR":             ":9999",
+		"NANOHOOK_ALLOW_HTTP":       "true",
+		"NANOHOOK_RETRY_SCHEDULE":   "1s,2s",
+		"NANOHOOK_DELIVERY_TIMEOUT": "3s",
+		"NANOHOOK_ADMIN_TOKEN":      "tok",
+	}
+	cfg, err := parseServe([]string{"--addr", ":7777"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DB != "/tmp/x.db" || cfg.Addr != ":7777" || !cfg.AllowHTTP || len(cfg.RetrySchedule) != 2 ||
+		cfg.DeliveryTimeout != 3*time.Second || cfg.AdminToken != "tok" || cfg.AdminAddr != "127.0.0.1:8081" {
+		t.Fatalf("config = %+v", cfg)
+	}
+	if _, err := parseServe(nil, func(k string) string {
+		if k == "NANOHOOK_DELIVERY_TIMEOUT" {
+			return "soon"
+		}
+		return ""
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "NANOHOOK_DELIVERY_TIMEOUT") {
+		t.Fatalf("bad env value error = %v", err)
+	}
+}
+
+// TestServeStopsOnCancel runs the real serve command and cancels it, as
+// SIGTERM does; it must return cleanly.
+func TestServeStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	errOut := newWatchWriter("nanohook serving")
+	go func() {
+		done <- run(ctx, []string{"serve", "--db", filepath.Join(t.TempDir(), "s.db"), "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+			func(string) string { return "" }, io.Discard, errOut)
+	}()
+	select {
+	case <-errOut.seen:
+	case err := <-done:
+		t.Fatalf("serve ended early: %v\n%s", err, errOut.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v\n%s", err, errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+	if !strings.Contains(errOut.String(), "stopped cleanly") {
+		t.Fatalf("log lacks the clean stop:\n%s", errOut.String())
+	}
+}
+
+// watchWriter collects log output and signals once a phrase appears.
+type watchWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	phrase string
+	seen   chan struct{}
+}
+
+func newWatchWriter(phrase string) *watchWriter {
+	return &watchWriter{phrase: phrase, seen: make(chan struct{})}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.buf.String(), w.phrase)
+	w.buf.Write(p)
+	if !had && strings.Contains(w.buf.String(), w.phrase) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
