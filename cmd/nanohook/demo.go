@@ -35,7 +35,12 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer os.RemoveAll(dir)
 
-	say := func(format string, a ...any) { fmt.Fprintf(stdout, format+"\n", a...) }
+	var sayMu sync.Mutex // the receiver prints from its own goroutines
+	say := func(format string, a ...any) {
+		sayMu.Lock()
+		defer sayMu.Unlock()
+		fmt.Fprintf(stdout, format+"\n", a...)
+	}
 	logw := io.Discard
 	if *verbose {
 		logw = stderr
@@ -101,12 +106,13 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		EventID    string `json:"event_id"`
 		Deliveries int    `json:"deliveries"`
 	}
+	say("▶ publishing job.completed for task_demo_1 through the admin API…")
 	start := time.Now()
 	rcv.publishedAt(start)
 	if err := c.do("POST", srv.adminURL()+"/admin/v1/events", adminToken, event, &pub); err != nil {
 		return err
 	}
-	say("▶ POST /admin/v1/events: job.completed for task_demo_1 → %s, %d deliveries committed", pub.EventID, pub.Deliveries)
+	say("▶ POST /admin/v1/events answered 202: %s, %d deliveries committed", pub.EventID, pub.Deliveries)
 	if err := c.do("POST", srv.adminURL()+"/admin/v1/events", adminToken, event, &pub); err != nil {
 		return err
 	}
