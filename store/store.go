@@ -91,6 +91,38 @@ type Store interface {
 	// GetEvent returns an event (with its payload) of an account
 	// (ErrNotFound for another account's event).
 	GetEvent(ctx context.Context, accountID int64, id string) (nanohook.Event, error)
+
+	// AcquireLeadership takes or renews the named leadership for Holder until
+	// Until, and reports whether Holder holds it now. Leadership passes to
+	// another holder only after the current one's term expired (Now beyond
+	// its Until) or it resigned. Background maintenance runs only on the
+	// node that holds it, so it runs once across nodes and moves when the
+	// holder dies.
+	AcquireLeadership(ctx context.Context, p LeadershipParams) (bool, error)
+	// ResignLeadership gives the leadership up at once if Holder has it.
+	ResignLeadership(ctx context.Context, name, holder string) error
+
+	// PruneHistory deletes up to Limit finished deliveries (succeeded,
+	// failed, cancelled) last updated before Before, with their attempts,
+	// and then the events left without deliveries that were created before
+	// Before. It returns how many deliveries it deleted; callers repeat until
+	// it returns fewer than Limit, so that no transaction holds the writer
+	// for long.
+	PruneHistory(ctx context.Context, p PruneParams) (int, error)
+}
+
+// LeadershipParams asks for one named leadership term.
+type LeadershipParams struct {
+	Name   string // e.g. "maintenance"
+	Holder string // node id, unique per process
+	Now    time.Time
+	Until  time.Time // the term ends then unless renewed
+}
+
+// PruneParams bounds one pruning step.
+type PruneParams struct {
+	Before time.Time
+	Limit  int
 }
 
 // CreateAccountParams creates an account with its first API key.

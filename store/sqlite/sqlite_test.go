@@ -360,3 +360,34 @@ func TestClaimUsesTheDueIndex(t *testing.T) {
 func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
+
+// TestPruneUsesTheFinishedIndex pins PruneHistory's scan to the partial
+// index of finished deliveries, in order: a table scan or a sort would make
+// every pruning step cost the whole history.
+func TestPruneUsesTheFinishedIndex(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	rows, err := s.reader.QueryContext(t.Context(), `EXPLAIN QUERY PLAN SELECT id FROM deliveries
+		WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1
+		ORDER BY updated_at, id LIMIT ?2`, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(plan, "; ")
+	if !strings.Contains(got, "USING INDEX deliveries_finished (updated_at<?)") || strings.Contains(got, "TEMP B-TREE") {
+		t.Errorf("plan:\n%s\nwant a range scan of deliveries_finished without sorting", got)
+	}
+}

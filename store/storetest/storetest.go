@@ -36,6 +36,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("NextDueAt", func(t *testing.T) { t.Parallel(); testNextDueAt(t, open) })
 	t.Run("GetDelivery", func(t *testing.T) { t.Parallel(); testGetDelivery(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, open) })
+	t.Run("Leadership", func(t *testing.T) { t.Parallel(); testLeadership(t, open) })
+	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and
