@@ -1,0 +1,165 @@
+// Package maintenance runs nanohook's background housekeeping — today the
+// pruning of old delivery history — on exactly one node at a time.
+//
+// Every node runs a Service; the services compete for a named leadership
+// term in the shared store (a row with a holder and an expiry). The holder
+// renews its term well before it ends and runs the tasks; when it dies its
+// term runs out and another node takes over within one term. Lease rescue
+// needs no leader: a claim whose lease expired is simply claimable again.
+package maintenance
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nanohook/nanohook/store"
+)
+
+// Store is what maintenance needs from storage.
+type Store interface {
+	AcquireLeadership(ctx context.Context, p store.LeadershipParams) (bool, error)
+	ResignLeadership(ctx context.Context, name, holder string) error
+	PruneHistory(ctx context.Context, p store.PruneParams) (int, error)
+}
+
+// LeadershipName names the term the maintenance services compete for.
+const LeadershipName = "maintenance"
+
+// Config configures a Service; zero values take the defaults.
+type Config struct {
+	Store  Store
+	Logger *slog.Logger
+	NodeID string // unique per process
+	// Term is how long a leadership lasts without renewal: the longest a
+	// dead leader's tasks stay unrun. Renewal happens every Term/3.
+	Term time.Duration // default 30 s
+	// Retention is how long finished deliveries and their attempts are
+	// kept. Default 30 days.
+	Retention time.Duration
+	// PruneEvery is how often the leader prunes. Default 10 minutes.
+	PruneEvery time.Duration
+	PruneBatch int              // deliveries deleted per transaction; default 1000
+	Now        func() time.Time // default time.Now
+}
+
+// Service competes for leadership and, while it leads, runs the tasks.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	leader    atomic.Bool
+	lastPrune time.Time
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// New returns a Service; call Start to run it.
+func New(cfg Config) *Service {
+	if cfg.Term <= 0 {
+		cfg.Term = 30 * time.Second
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 30 * 24 * time.Hour
+	}
+	if cfg.PruneEvery <= 0 {
+		cfg.PruneEvery = 10 * time.Minute
+	}
+	if cfg.PruneBatch <= 0 {
+		cfg.PruneBatch = 1000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, log: cfg.Logger}
+}
+
+// IsLeader reports whether this node held the leadership at its last check.
+func (s *Service) IsLeader() bool { return s.leader.Load() }
+
+// Start runs the service in the background until Stop.
+func (s *Service) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(s.cfg.Term / 3)
+		defer tick.Stop()
+		for {
+			if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "maintenance round failed", slog.Any("error", err))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// Stop ends the loop and, if this node leads, resigns so that another node
+// takes over at once instead of after the term.
+func (s *Service) Stop(ctx context.Context) error {
+	var err error
+	s.once.Do(func() {
+		if s.cancel == nil {
+			return
+		}
+		s.cancel()
+		<-s.done
+		if s.leader.Swap(false) {
+			err = s.cfg.Store.ResignLeadership(ctx, LeadershipName, s.cfg.NodeID)
+		}
+	})
+	return err
+}
+
+// RunOnce takes or renews the leadership and, when it leads, runs the tasks
+// that are due. Tests call it directly.
+func (s *Service) RunOnce(ctx context.Context) error {
+	now := s.cfg.Now()
+	leads, err := s.cfg.Store.AcquireLeadership(ctx, store.LeadershipParams{
+		Name: LeadershipName, Holder: s.cfg.NodeID, Now: now, Until: now.Add(s.cfg.Term),
+	})
+	if err != nil {
+		s.leader.Store(false)
+		return err
+	}
+	if was := s.leader.Swap(leads); was != leads {
+		s.log.InfoContext(ctx, "maintenance leadership changed", slog.Bool("leader", leads), slog.String("node", s.cfg.NodeID))
+	}
+	if !leads || now.Sub(s.lastPrune) < s.cfg.PruneEvery {
+		return nil
+	}
+	s.lastPrune = now
+	_, err = s.Prune(ctx)
+	return err
+}
+
+// Prune deletes finished history older than the retention, one bounded
+// transaction at a time so deliveries are never held up behind it.
+func (s *Service) Prune(ctx context.Context) (int, error) {
+	before := s.cfg.Now().Add(-s.cfg.Retention)
+	total := 0
+	for {
+		n, err := s.cfg.Store.PruneHistory(ctx, store.PruneParams{Before: before, Limit: s.cfg.PruneBatch})
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < s.cfg.PruneBatch {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.InfoContext(ctx, "pruned delivery history", slog.Int("deliveries", total), slog.Time("before", before))
+	}
+	return total, nil
+}
