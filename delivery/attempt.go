@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -110,6 +111,16 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
 func describeTransportError(err error, timeout time.Duration) string {
 	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 		return fmt.Sprintf("timeout: no response within %s", timeout)
+	}
+	// DNS errors name our resolver's address; the customer needs only the
+	// host and what went wrong.
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		reason := "lookup failed"
+		if dnsErr.IsNotFound {
+			reason = "no such host"
+		}
+		return fmt.Sprintf("DNS lookup of %s failed: %s", dnsErr.Name, reason)
 	}
 	var ue interface{ Unwrap() error }
 	msg := err.Error()

@@ -2,7 +2,7 @@ package delivery
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -25,7 +26,7 @@ type Store interface {
 // Config configures an Engine. Zero values take the documented defaults.
 type Config struct {
 	Store  Store
-	Client *http.Client // the egress client; it must not follow redirects
+	Client *http.Client // the egress client (it must not follow redirects); nil: a guarded egress client
 	Logger *slog.Logger
 
 	Schedule  []time.Duration // waits after each failure; nil: DefaultSchedule
@@ -62,6 +63,8 @@ type Engine struct {
 	stopClaims  context.CancelFunc
 	attemptCtx  context.Context // cancelled when Stop's deadline passes
 	abortSends  context.CancelFunc
+	writeCtx    context.Context // cancelled when Stop's deadline passes and writes still hang
+	abortWrites context.CancelFunc
 	claimerDone chan struct{}
 	workersWG   sync.WaitGroup
 	completerWG sync.WaitGroup
@@ -77,7 +80,7 @@ type outcomeWithLease struct {
 // New returns an engine; call Start to run it.
 func New(cfg Config) *Engine {
 	if cfg.Schedule == nil && !cfg.NoRetry {
-		cfg.Schedule = DefaultSchedule
+		cfg.Schedule = DefaultSchedule()
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Second
@@ -105,6 +108,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "nanohook"
+	}
+	if cfg.Client == nil {
+		cfg.Client = egress.NewClient(egress.Options{Timeout: cfg.Timeout, UserAgent: cfg.UserAgent})
 	}
 	e := &Engine{
 		cfg:         cfg,
@@ -136,12 +142,13 @@ func (e *Engine) Start(ctx context.Context) {
 		base := context.WithoutCancel(ctx)
 		e.claimCtx, e.stopClaims = context.WithCancel(base)
 		e.attemptCtx, e.abortSends = context.WithCancel(base)
+		e.writeCtx, e.abortWrites = context.WithCancel(base)
 		for range e.cfg.Workers {
 			e.workersWG.Add(1)
 			go e.worker()
 		}
 		e.completerWG.Add(1)
-		go e.completer(base)
+		go e.completer(e.writeCtx)
 		go e.claimer()
 	})
 }
@@ -150,28 +157,47 @@ func (e *Engine) Start(ctx context.Context) {
 // attempts in flight finish until ctx is done, then aborts the rest and
 // gives their deliveries back to the store, so nothing stays claimed beyond
 // this call. It returns ctx's error if the deadline cut attempts short.
+//
+// If storage hangs so that the outcomes cannot be written by the deadline,
+// Stop gives up on them and returns an error: those deliveries stay leased
+// until their leases expire and are then attempted again (at least once).
 func (e *Engine) Stop(ctx context.Context) error {
+	if e.stopClaims == nil { // never started: nothing to stop, Start still works
+		return nil
+	}
 	var err error
 	e.stopOnce.Do(func() {
-		if e.stopClaims == nil { // never started
-			return
-		}
 		e.stopClaims()
 		<-e.claimerDone
 		close(e.jobs) // workers drain what was claimed, then exit
 
-		done := make(chan struct{})
-		go func() { e.workersWG.Wait(); close(done) }()
+		workersDone := make(chan struct{})
+		go func() { e.workersWG.Wait(); close(workersDone) }()
 		select {
-		case <-done:
+		case <-workersDone:
 		case <-ctx.Done():
-			err = ctx.Err()
+			err = fmt.Errorf("attempts cut short and released: %w", ctx.Err())
 			e.abortSends() // attempts end at once and come back as aborted
-			<-done
+			<-workersDone
 		}
 		close(e.results)
-		e.completerWG.Wait()
+
+		completerDone := make(chan struct{})
+		go func() { e.completerWG.Wait(); close(completerDone) }()
+		select {
+		case <-completerDone:
+		case <-ctx.Done():
+			// Give the writes in progress a moment, then abandon them.
+			select {
+			case <-completerDone:
+			case <-time.After(time.Second):
+				e.abortWrites()
+				<-completerDone
+				err = fmt.Errorf("outcomes not recorded, their leases will expire: %w", ctx.Err())
+			}
+		}
 		e.abortSends()
+		e.abortWrites()
 	})
 	return err
 }
@@ -334,13 +360,16 @@ func (e *Engine) retryWrite(ctx context.Context, what string, write func(context
 		if err == nil {
 			return
 		}
-		if try == 5 || errors.Is(err, context.Canceled) {
+		if try == 5 || ctx.Err() != nil {
 			e.log.ErrorContext(ctx, what+" failed; the leases will expire and the deliveries be retried",
 				slog.Any("error", err), slog.Int("tries", try))
 			return
 		}
 		e.log.WarnContext(ctx, what+" failed; retrying", slog.Any("error", err), slog.Int("try", try))
-		time.Sleep(backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
 		backoff *= 2
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -321,7 +322,7 @@ func TestTimeoutIsAFailure(t *testing.T) {
 	})
 	b.publish(t, "task_slow")
 	_, atts := b.waitDelivery(t, 1, statusIs(nanohook.DeliveryFailed))
-	if len(atts) != 1 || atts[0].ResponseStatus != 0 || atts[0].Error == "" {
+	if len(atts) != 1 || atts[0].ResponseStatus != 0 || !strings.HasPrefix(atts[0].Error, "timeout") {
 		t.Fatalf("attempts = %+v", atts)
 	}
 }
@@ -435,5 +436,102 @@ func TestManyDeliveriesAllArriveOnce(t *testing.T) {
 		if c != 1 {
 			t.Fatalf("event %s arrived %d times", id, c)
 		}
+	}
+	// Every delivery is recorded as one successful attempt, and nothing
+	// arrived again meanwhile.
+	for id := int64(1); id <= n; id++ {
+		d, atts := b.waitDelivery(t, id, statusIs(nanohook.DeliverySucceeded))
+		if d.Attempts != 1 || len(atts) != 1 {
+			t.Fatalf("delivery %d: %d attempts recorded", id, len(atts))
+		}
+	}
+	if extra := len(b.rcv.arrived); extra != 0 {
+		t.Fatalf("%d requests arrived after all %d deliveries", extra, n)
+	}
+}
+
+// hangingStore is a real store whose result writes hang until their context
+// ends, as a storage outage does.
+type hangingStore struct {
+	*sqlite.Store
+	hung chan struct{}
+}
+
+func (h *hangingStore) CompleteDeliveries(ctx context.Context, _ []store.CompleteParams) error {
+	select {
+	case h.hung <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestStopHonoursItsDeadlineWhenStorageHangs(t *testing.T) {
+	t.Parallel()
+	var hs *hangingStore
+	b := setup(t, nil, func(c *delivery.Config) {
+		hs = &hangingStore{Store: c.Store.(*sqlite.Store), hung: make(chan struct{}, 1)}
+		c.Store = hs
+	})
+	b.publish(t, "task_hang")
+	b.rcv.wait(t)
+	<-hs.hung // the outcome is being written, and the write hangs
+
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- b.engine.Stop(ctx) }()
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Fatal("Stop reported success although the outcome was never recorded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop ignored its deadline while storage hung")
+	}
+}
+
+func TestGracefulStopRecordsAttemptsInFlight(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	b := setup(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}, nil)
+	b.publish(t, "task_graceful")
+	b.rcv.wait(t) // in flight now
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopped <- b.engine.Stop(ctx)
+	}()
+	close(release) // the receiver answers while the engine is stopping
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	d, atts, err := b.store.GetDelivery(context.Background(), b.account.ID, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != nanohook.DeliverySucceeded || len(atts) != 1 {
+		t.Fatalf("after a graceful stop: %s with %d attempts", d.Status, len(atts))
+	}
+}
+
+func TestStopBeforeStartIsHarmless(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	e := delivery.New(delivery.Config{Store: st})
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Start(context.Background())
+	if err := e.Stop(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

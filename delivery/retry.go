@@ -6,12 +6,15 @@ import (
 	"time"
 )
 
-// DefaultSchedule is the documented wait after each failed attempt: after
-// the first failure 5 s, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; after the
-// eighth failed attempt the delivery is failed.
-var DefaultSchedule = []time.Duration{
-	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
-	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+// DefaultSchedule returns the documented wait after each failed attempt:
+// after the first failure 5 s, then 5 min, 30 min, 2 h, 5 h, 10 h, 10 h;
+// after the eighth failed attempt the delivery is failed. It is a function
+// so that no caller can change another engine's schedule.
+func DefaultSchedule() []time.Duration {
+	return []time.Duration{
+		5 * time.Second, 5 * time.Minute, 30 * time.Minute,
+		2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,
+	}
 }
 
 // Jitter is the relative spread applied to each scheduled wait (±10 %), so
@@ -42,7 +45,9 @@ func (p RetryPolicy) Next(attempt int, retryAfter time.Duration, rnd float64) (t
 		if attempt < len(p.Schedule) {
 			ceiling = max(step, p.Schedule[attempt])
 		}
-		delay = min(retryAfter, ceiling)
+		// Never sooner than the schedule: a capped Retry-After below the
+		// jittered step leaves the step in place.
+		delay = max(delay, min(retryAfter, ceiling))
 	}
 	return max(delay, 0), true
 }

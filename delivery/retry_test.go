@@ -7,7 +7,7 @@ import (
 
 func TestRetryPolicyNext(t *testing.T) {
 	t.Parallel()
-	p := RetryPolicy{Schedule: DefaultSchedule}
+	p := RetryPolicy{Schedule: DefaultSchedule()}
 	cases := []struct {
 		name       string
 		attempt    int
@@ -27,6 +27,10 @@ func TestRetryPolicyNext(t *testing.T) {
 		{"Retry-After shorter than the step does not shorten it", 2, time.Second, 0.5, 5 * time.Minute, true},
 		{"Retry-After on the last step is capped at that step", 7, 48 * time.Hour, 0.5, 10 * time.Hour, true},
 		{"attempt 0 is not a failure", 0, 0, 0.5, 0, false},
+		// With high jitter the step (10h54m) exceeds the capped Retry-After
+		// (10h): the step stands, the header never shortens the wait.
+		{"capped Retry-After below the jittered step keeps the step", 6, 11 * time.Hour, 0.95, 10*time.Hour + 54*time.Minute, true},
+		{"Retry-After between jittered step and ceiling wins", 1, 6 * time.Second, 1, 6 * time.Second, true},
 	}
 	for _, c := range cases {
 		got, ok := p.Next(c.attempt, c.retryAfter, c.rnd)
@@ -49,12 +53,13 @@ func TestParseSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(DefaultSchedule) {
+	def := DefaultSchedule()
+	if len(got) != len(def) {
 		t.Fatalf("got %v", got)
 	}
 	for i := range got {
-		if got[i] != DefaultSchedule[i] {
-			t.Fatalf("step %d = %s, want %s", i, got[i], DefaultSchedule[i])
+		if got[i] != def[i] {
+			t.Fatalf("step %d = %s, want %s", i, got[i], def[i])
 		}
 	}
 	for _, bad := range []string{"5s,,5m", "5x", "-1s", "0s"} {
