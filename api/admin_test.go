@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -299,8 +300,9 @@ func TestBadEvents(t *testing.T) {
 	}
 }
 
-// TestBatch: valid items are committed, invalid ones are reported per item
-// and not stored, results keep the items' order.
+// TestBatch: a batch with any invalid item is refused whole (422 naming the
+// first field, every refused item listed, nothing stored); a valid batch is
+// committed and answers per item, in order.
 func TestBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -322,28 +324,54 @@ func TestBatch(t *testing.T) {
 		item("t8", ""),                                                                  // 8 valid
 	}, ",") + `]}`
 	r := b.adm(t, "POST", "/admin/v1/events/batch", body)
-	d := r.wantData(t, http.StatusAccepted)
-	results, ok := d["results"].([]any)
-	if !ok || len(results) != 9 {
-		t.Fatalf("results: %s", r.raw)
+	r.wantError(t, 422, "validation_error", "events[1].task_id")
+	var env struct {
+		Error struct {
+			Message string
+			Items   []struct {
+				Index                int
+				Code, Field, Message string
+			}
+		}
 	}
-	wantErr := map[int][2]string{
-		1: {"validation_error", "events[1].task_id"},
-		2: {"validation_error", "events[2].data.n"},
-		3: {"validation_error", "events[3]"},
-		4: {"unknown_field", "events[4].colour"},
-		6: {"validation_error", "events[6].account_id"},
+	if err := json.Unmarshal([]byte(r.raw), &env); err != nil {
+		t.Fatal(err)
+	}
+	wantErr := [][3]any{
+		{1, "validation_error", "events[1].task_id"},
+		{2, "validation_error", "events[2].data.n"},
+		{3, "validation_error", "events[3]"},
+		{4, "unknown_field", "events[4].colour"},
+		{6, "validation_error", "events[6].account_id"},
+	}
+	if len(env.Error.Items) != len(wantErr) || !strings.Contains(env.Error.Message, "nothing was stored") {
+		t.Fatalf("refusal: %s", r.raw)
+	}
+	for i, w := range wantErr {
+		got := env.Error.Items[i]
+		if got.Index != w[0] || got.Code != w[1] || got.Field != w[2] || !strings.HasPrefix(got.Message, w[2].(string)+": ") {
+			t.Errorf("refused item %d: %+v, want %v", i, got, w)
+		}
+	}
+	if got := len(claimAll(t, b.store)); got != 0 {
+		t.Fatalf("a refused batch stored %d deliveries", got)
+	}
+	if n := b.waker.n.Load(); n != 0 {
+		t.Fatalf("a refused batch woke the engine %d times", n)
+	}
+
+	// The valid items alone: committed, one result per item in order.
+	body = `{"events":[` + strings.Join([]string{
+		item("t0", `,"data":{"ok":true}`), item("t0", ""), item("t7", `,"event":"job.failed"`), item("t8", ""),
+	}, ",") + `]}`
+	r = b.adm(t, "POST", "/admin/v1/events/batch", body)
+	results, ok := r.wantData(t, http.StatusAccepted)["results"].([]any)
+	if !ok || len(results) != 4 {
+		t.Fatalf("results: %s", r.raw)
 	}
 	var first string
 	for i, res := range results {
 		m := res.(map[string]any)
-		if w, bad := wantErr[i]; bad {
-			e, _ := m["error"].(map[string]any)
-			if len(m) != 1 || e == nil || e["code"] != w[0] || e["field"] != w[1] || !strings.HasPrefix(e["message"].(string), w[1]+": ") {
-				t.Errorf("result %d: %v, want error %v", i, m, w)
-			}
-			continue
-		}
 		if got := keysOf(m); !slices.Equal(got, []string{"deliveries", "duplicate", "event_id"}) {
 			t.Errorf("result %d: %v", i, m)
 			continue
@@ -354,9 +382,9 @@ func TestBatch(t *testing.T) {
 			if m["duplicate"] != false || m["deliveries"] != float64(1) {
 				t.Errorf("result 0: %v", m)
 			}
-		case 5:
+		case 1:
 			if m["event_id"] != first || m["duplicate"] != true {
-				t.Errorf("result 5 (same job event as 0): %v", m)
+				t.Errorf("result 1 (same job event as 0): %v", m)
 			}
 		default:
 			if m["duplicate"] != false {
@@ -365,24 +393,14 @@ func TestBatch(t *testing.T) {
 		}
 	}
 	if got := len(claimAll(t, b.store)); got != 3 {
-		t.Fatalf("%d deliveries, want 3 (items 0, 7, 8)", got)
+		t.Fatalf("%d deliveries, want 3 (t0, t7, t8)", got)
 	}
 	if n := b.waker.n.Load(); n != 1 {
 		t.Fatalf("waker called %d times, want once per batch", n)
 	}
-	// The refused items were not stored: fixed, they are new events.
-	r = b.adm(t, "POST", "/admin/v1/events/batch", `{"events":[`+item("t2", "")+`,`+item("t4", "")+`]}`)
-	for i, res := range r.wantData(t, 202)["results"].([]any) {
-		if res.(map[string]any)["duplicate"] != false {
-			t.Fatalf("fixed item %d is a duplicate: %s", i, r.raw)
-		}
-	}
 
-	// An all-invalid batch stores nothing and still answers per item.
-	r = b.adm(t, "POST", "/admin/v1/events/batch", `{"events":[{"account_id":999}]}`)
-	if res := r.wantData(t, 202)["results"].([]any); len(res) != 1 || res[0].(map[string]any)["error"] == nil {
-		t.Fatalf("all-invalid batch: %s", r.raw)
-	}
+	// An all-invalid batch stores nothing either.
+	b.adm(t, "POST", "/admin/v1/events/batch", `{"events":[{"account_id":999}]}`).wantError(t, 422, "validation_error", "events[0].event")
 }
 
 // TestBatchLimits: 0 and 1001 items are refused whole, 1000 are accepted.

@@ -34,14 +34,9 @@ type publishResultJSON struct {
 	Duplicate  bool   `json:"duplicate"`
 }
 
-// batchErrorJSON is the result of a batch item that was refused.
-type batchErrorJSON struct {
-	Error errorBody `json:"error"`
-}
-
 // batchJSON is the answer of a batch publish: one result per item, in order.
 type batchJSON struct {
-	Results []any `json:"results"`
+	Results []publishResultJSON `json:"results"`
 }
 
 // publishEvent accepts one job event. The 202 is written only after the
@@ -69,13 +64,13 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 
 // publishBatch accepts up to nanohook.MaxBatchEvents job events.
 //
-// The batch is per-item, like Stripe's bulk APIs: every item gets its own
-// result, in order. The valid items are committed together in one
-// PublishEvents call (one transaction); invalid items are reported with
-// their error and not stored, so the platform retries just those after
-// fixing them. Publishing is idempotent, so retrying a whole batch after a
-// lost answer is also safe. A storage failure fails the whole call: then
-// nothing of the batch was committed.
+// A batch is all or nothing, so that a 2xx always means every event of the
+// request is committed: if any item is invalid, the answer is 422 naming the
+// first offending field, with every refused item listed in error.items, and
+// nothing is stored. Otherwise all events are committed in one
+// PublishEvents call (one transaction) and each gets its result, in order;
+// an event published before (same idempotency key) is reported as a
+// duplicate, so retrying a whole batch after a lost answer is safe.
 func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Events []json.RawMessage `json:"events"`
@@ -86,36 +81,62 @@ func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	if n := len(req.Events); n < 1 || n > nanohook.MaxBatchEvents {
 		return nanohook.Invalid("events", "must hold 1 to %d events (got %d)", nanohook.MaxBatchEvents, n)
 	}
-	results := make([]any, len(req.Events))
-	valid := make([]store.PublishEventParams, 0, len(req.Events))
-	validAt := make([]int, 0, len(req.Events)) // item index of each valid event
+	events := make([]store.PublishEventParams, 0, len(req.Events))
+	var refusal *batchRefusal
 	accounts := accountCache{}
 	for i, raw := range req.Events {
 		p, err := s.prepareEvent(r.Context(), raw, fmt.Sprintf("events[%d]", i), accounts)
 		if e, ok := errors.AsType[*nanohook.Error](err); ok {
-			results[i] = batchErrorJSON{Error: errorBody{Code: e.Code, Message: e.Message, Field: e.Field}}
+			if refusal == nil {
+				refusal = &batchRefusal{first: e}
+			}
+			refusal.items = append(refusal.items, itemError{Index: i, errorBody: errorBody{Code: e.Code, Message: e.Message, Field: e.Field}})
 			continue
 		}
 		if err != nil {
 			return err // storage trouble: fail the whole batch, nothing stored
 		}
-		valid = append(valid, p)
-		validAt = append(validAt, i)
+		events = append(events, p)
 	}
-	if len(valid) > 0 {
-		res, err := s.publish(r.Context(), valid)
-		if errors.Is(err, store.ErrNotFound) {
-			return nanohook.Invalid("events", "an account of this batch no longer exists; nothing was stored")
-		}
-		if err != nil {
-			return err
-		}
-		for j, i := range validAt {
-			results[i] = toPublishResultJSON(res[j])
-		}
+	if refusal != nil {
+		return refusal
+	}
+	res, err := s.publish(r.Context(), events)
+	if errors.Is(err, store.ErrNotFound) {
+		return nanohook.Invalid("events", "an account of this batch no longer exists; nothing was stored")
+	}
+	if err != nil {
+		return err
+	}
+	results := make([]publishResultJSON, len(res))
+	for i := range res {
+		results[i] = toPublishResultJSON(res[i])
 	}
 	s.respond(w, r, http.StatusAccepted, batchJSON{Results: results})
 	return nil
+}
+
+// batchRefusal is a batch refused because of invalid items. It answers as
+// its first item's error (status, code, field) and lists every refused item.
+type batchRefusal struct {
+	first *nanohook.Error
+	items []itemError
+}
+
+func (b *batchRefusal) Error() string {
+	if len(b.items) == 1 {
+		return b.first.Message + " (nothing was stored)"
+	}
+	return fmt.Sprintf("%s (and %d more refused items; nothing was stored)", b.first.Message, len(b.items)-1)
+}
+
+// Unwrap lets the error mapping treat the refusal as its first item's error.
+func (b *batchRefusal) Unwrap() error { return b.first }
+
+// itemError is one refused item of a batch, in error.items.
+type itemError struct {
+	Index int `json:"index"`
+	errorBody
 }
 
 // publish commits events and wakes the delivery engine when there is new

@@ -31,9 +31,10 @@ type pageEnvelope struct {
 
 // errorBody is the error half of the envelope.
 type errorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Code    string      `json:"code"`
+	Message string      `json:"message"`
+	Field   string      `json:"field,omitempty"`
+	Items   []itemError `json:"items,omitempty"` // a refused batch: every refused item
 }
 
 // internalMessage is all a caller learns about an unexpected failure; the
@@ -80,6 +81,9 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &e):
 		status = statusOf(e.Code)
 		body = errorBody{Code: e.Code, Message: e.Message, Field: e.Field}
+		if br, ok := errors.AsType[*batchRefusal](err); ok {
+			body.Message, body.Items = br.Error(), br.items
+		}
 		if status == http.StatusInternalServerError {
 			s.logError(r, "api: internal error", err)
 			body = errorBody{Code: nanohook.CodeInternal, Message: internalMessage}

@@ -281,7 +281,9 @@ func TestBadWebhookInput(t *testing.T) {
 		{"missing events", "application/json", `{"url":"https://example.com/hook"}`, 422, "validation_error", "events"},
 		{"short secret", "application/json", `{` + ok + `,"secret_key":"short"}`, 422, "validation_error", "secret_key"},
 		{"long secret", "application/json", `{` + ok + `,"secret_key":"` + strings.Repeat("s", 257) + `"}`, 422, "validation_error", "secret_key"},
-		{"secret with space", "application/json", `{` + ok + `,"secret_key":"has a space"}`, 422, "validation_error", "secret_key"},
+		{"secret with a control character", "application/json", `{` + ok + `,"secret_key":"has a\ttab!"}`, 422, "validation_error", "secret_key"},
+		{"secret with CRLF", "application/json", `{` + ok + `,"secret_key":"abcdefgh\r\nX-Evil: 1"}`, 422, "validation_error", "secret_key"},
+		{"secret of 8 bytes but 2 characters", "application/json", `{` + ok + `,"secret_key":"😀😀"}`, 422, "validation_error", "secret_key"},
 		{"null secret", "application/json", `{` + ok + `,"secret_key":null}`, 422, "validation_error", "secret_key"},
 		{"description too long", "application/json", `{` + ok + `,"description":"` + strings.Repeat("d", 513) + `"}`, 422, "validation_error", "description"},
 	}
