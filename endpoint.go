@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -111,20 +112,24 @@ func NormalizeEvents(field string, in []string) ([]EventType, error) {
 	return out, nil
 }
 
-// ValidateSecret checks a caller-chosen signing secret: MinSecretLen to
-// MaxSecretLen printable ASCII characters (no spaces at either end, no control
-// characters), so it survives copy-paste into any configuration system.
+// ValidateSecret checks a caller-chosen signing secret: 8 to 256 printable
+// characters (letters, marks, numbers, punctuation, symbols and the ASCII
+// space, as unicode.IsPrint has it), counted as characters, not bytes. The
+// HMAC key is the secret's UTF-8 bytes, which is also what Node's createHmac
+// uses for a string key, so any printable secret verifies the same on both
+// sides. Control characters are refused: they do not survive configuration
+// files and could never be typed back.
 func ValidateSecret(field, s string) error {
 	if !utf8.ValidString(s) {
 		return Invalid(field, "must be valid UTF-8")
 	}
-	n := len(s)
+	n := utf8.RuneCountInString(s)
 	if n < MinSecretLen || n > MaxSecretLen {
-		return Invalid(field, "must be %d to %d characters", MinSecretLen, MaxSecretLen)
+		return Invalid(field, "must be %d to %d characters (got %d)", MinSecretLen, MaxSecretLen, n)
 	}
 	for _, r := range s {
-		if r < 0x21 || r > 0x7e {
-			return Invalid(field, "must contain only printable ASCII characters without spaces")
+		if !unicode.IsPrint(r) {
+			return Invalid(field, "must contain only printable characters")
 		}
 	}
 	return nil
