@@ -64,7 +64,15 @@ func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 	defer cancel()
 	addrs, err := r.LookupNetIP(ctx, "ip", host)
 	if err != nil {
-		return fmt.Errorf("egress: host %q does not resolve: %w", host, err)
+		// The resolver's own error names our DNS server; callers show this
+		// message to customers, so it says only what they can act on.
+		reason := "lookup failed"
+		if dnsErr, ok := errors.AsType[*net.DNSError](err); ok && dnsErr.IsNotFound {
+			reason = "no such host"
+		} else if ctx.Err() != nil {
+			reason = "lookup timed out"
+		}
+		return fmt.Errorf("egress: host %q does not resolve: %s", host, reason)
 	}
 	if len(addrs) == 0 {
 		return fmt.Errorf("egress: host %q does not resolve: no addresses", host)
