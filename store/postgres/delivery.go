@@ -1,0 +1,451 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// claimSQL leases due deliveries and returns what a worker needs, in one
+// statement (so one round trip, atomic without BEGIN/COMMIT):
+//
+//   - due is one range scan of the partial index deliveries_due in due
+//     order. FOR NO KEY UPDATE SKIP LOCKED passes over rows another node is
+//     claiming this instant instead of waiting for them, and re-checks the
+//     lease of rows that changed since the statement began, so two nodes
+//     never lease one row. NO KEY UPDATE, the lock an UPDATE of non-key
+//     columns takes anyway, still lets attempts referencing the row be
+//     inserted meanwhile.
+//   - token draws one lease token per claim from the shared sequence (a
+//     CTE with a volatile function is evaluated once).
+//   - the final join reads the endpoint and event of every claimed row.
+//
+// $1 now, $2 limit, $3 leased until, $4 owner.
+const claimSQL = `WITH due AS (
+		SELECT id FROM deliveries
+		WHERE status = 'pending' AND next_attempt_at <= $1
+		  AND (leased_until IS NULL OR leased_until <= $1)
+		ORDER BY next_attempt_at, id
+		LIMIT $2
+		FOR NO KEY UPDATE SKIP LOCKED
+	), token AS (
+		SELECT nextval('lease_tokens') AS t
+	), claimed AS (
+		UPDATE deliveries d SET leased_until = $3, lease_token = token.t, lease_owner = $4
+		FROM due, token
+		WHERE d.id = due.id
+		RETURNING d.id, d.lease_token, d.account_id, d.endpoint_id, d.event_pk, d.event_type,
+			d.attempts, d.next_attempt_at, d.created_at
+	)
+	SELECT c.id, c.lease_token, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
+		ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
+		ev.id, ev.payload
+	FROM claimed c
+	JOIN endpoints ep ON ep.id = c.endpoint_id
+	JOIN events ev ON ev.pk = c.event_pk
+	ORDER BY c.next_attempt_at, c.id`
+
+// ClaimDeliveries leases up to p.Limit due deliveries in one statement. All
+// claims of one call share one fresh token; deliveries are told apart by id.
+func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error) {
+	if p.Limit <= 0 {
+		return []store.ClaimedDelivery{}, nil
+	}
+	c, err := s.acquire(ctx, "claim deliveries")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	rows, err := c.Query(ctx, claimSQL, us(p.Now), p.Limit, us(p.LeaseUntil), p.Owner)
+	if err != nil {
+		return nil, wrap("claim deliveries", err)
+	}
+	out := make([]store.ClaimedDelivery, 0, min(p.Limit, 1024))
+	var stale []staleClaim
+	for rows.Next() {
+		var cd store.ClaimedDelivery
+		var eventType, epStatus, reason string
+		var deleted bool
+		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt, &cd.CreatedAt,
+			&cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.EventID, &cd.Payload); err != nil {
+			rows.Close()
+			return nil, wrap("claim deliveries", err)
+		}
+		if deleted || epStatus != string(nanohook.EndpointActive) {
+			// DeleteEndpoint and disabling finish pending deliveries, and the
+			// fan-out's FOR SHARE keeps new ones from slipping past them, so
+			// this should not happen; if it does, finish the delivery the
+			// same way instead of sending it.
+			stale = append(stale, staleClaim{lease: cd.Lease, deleted: deleted, reason: reason})
+			continue
+		}
+		cd.EventType = nanohook.EventType(eventType)
+		cd.Attempt++
+		out = append(out, cd)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, wrap("claim deliveries", err)
+	}
+	if len(stale) > 0 {
+		// The rows are leased to this call, so nobody else changes them
+		// meanwhile; the lease token in the WHERE makes sure of it.
+		b := &pgx.Batch{}
+		for _, st := range stale {
+			status, msg := nanohook.DeliveryFailed, disabledError(st.reason)
+			if st.deleted {
+				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
+			}
+			b.Queue(`UPDATE deliveries
+				SET status = $1, last_error = $2, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $3
+				WHERE id = $4 AND lease_token = $5`, string(status), msg, us(p.Now), st.lease.DeliveryID, st.lease.Token)
+		}
+		if err := c.SendBatch(ctx, b).Close(); err != nil {
+			return nil, wrap("claim deliveries: finish stale", err)
+		}
+	}
+	return out, nil
+}
+
+// staleClaim is a claimed delivery whose endpoint turned out to be deleted
+// or disabled.
+type staleClaim struct {
+	lease   store.Lease
+	deleted bool
+	reason  string
+}
+
+// insertAttemptsSQL records a batch of attempts, one row per element of the
+// arrays, in input order (ids follow it). The attempt is recorded whatever
+// the lease says (it happened), but only for a delivery that still exists,
+// so that one pruned delivery cannot fail the whole batch on the foreign
+// key.
+const insertAttemptsSQL = `INSERT INTO attempts
+		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error)
+	SELECT v.delivery_id, v.number, v.started_at, v.duration_us, v.response_status, v.response_body, v.location, v.error
+	FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::integer[], $6::bytea[], $7::text[], $8::text[])
+		WITH ORDINALITY AS v(delivery_id, number, started_at, duration_us, response_status, response_body, location, error, ord)
+	WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)
+	ORDER BY v.ord`
+
+// completeDeliveriesSQL moves a batch of deliveries on. Only the holder of
+// the current lease does: the token must match. A NULL next attempt time
+// keeps the old one (final states need none).
+const completeDeliveriesSQL = `UPDATE deliveries d
+	SET status = v.status, attempts = v.attempts,
+	    next_attempt_at = coalesce(v.next_attempt_at, d.next_attempt_at), last_error = v.last_error,
+	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = v.updated_at
+	FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::integer[], $5::timestamptz[], $6::text[], $7::timestamptz[])
+		AS v(id, lease_token, status, attempts, next_attempt_at, last_error, updated_at)
+	WHERE d.id = v.id AND d.lease_token = v.lease_token`
+
+// lockEndpointsOfSQL locks the endpoints of the given deliveries before a
+// completion touches the deliveries: deleting or disabling an endpoint locks
+// the endpoint and then its deliveries, and taking them in the same order
+// here keeps a 410 answered during a delete from deadlocking with it.
+const lockEndpointsOfSQL = `SELECT e.id FROM endpoints e
+	WHERE e.id IN (SELECT d.endpoint_id FROM deliveries d WHERE d.id = ANY ($1))
+	ORDER BY e.id
+	FOR NO KEY UPDATE`
+
+// disableEndpointOfSQL disables the endpoint of delivery $1 (it answered
+// 410 Gone) with reason $2 at $3. The endpoint is taken from the delivery
+// row, which cannot disagree with it. One already disabled keeps its reason,
+// and one deleted stays deleted.
+const disableEndpointOfSQL = `UPDATE endpoints SET status = 'disabled', disabled_reason = $2, updated_at = $3
+	WHERE id = (SELECT endpoint_id FROM deliveries WHERE id = $1) AND deleted_at IS NULL AND status = 'active'`
+
+// failPendingOfDisabledSQL is failPendingOfEndpointSQL for the endpoint of
+// delivery $3, run after disableEndpointOfSQL in the same batch: if the
+// endpoint is now disabled (and live), nothing will send its pending
+// deliveries.
+const failPendingOfDisabledSQL = `UPDATE deliveries
+	SET status = 'failed', last_error = $1,
+	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
+	WHERE endpoint_id = (SELECT e.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+			WHERE d.id = $3 AND e.status = 'disabled' AND e.deleted_at IS NULL)
+	  AND status = 'pending'`
+
+// CompleteDeliveries records a batch of attempts and moves their deliveries
+// on, in one transaction and one round trip: the statements travel in one
+// pgx.Batch, which PostgreSQL runs as one implicit transaction, and each
+// writes all rows of the batch from arrays. Each attempt is recorded even
+// when its lease is stale; the delivery only changes when the lease token
+// still matches.
+func (s *Store) CompleteDeliveries(ctx context.Context, results []store.CompleteParams) error {
+	if len(results) == 0 {
+		return nil
+	}
+	n := len(results)
+	var (
+		aDelivery = make([]int64, n)
+		aNumber   = make([]int32, n)
+		aStarted  = make([]time.Time, n)
+		aDuration = make([]int64, n)
+		aStatus   = make([]int32, n)
+		aBody     = make([][]byte, n)
+		aLocation = make([]string, n)
+		aError    = make([]string, n)
+		gone      []int64
+	)
+	for i := range results {
+		r := &results[i]
+		a := &r.Attempt
+		aDelivery[i] = r.DeliveryID
+		aNumber[i] = int32(a.Number)
+		aStarted[i] = us(a.StartedAt)
+		aDuration[i] = a.Duration.Microseconds()
+		aStatus[i] = int32(a.ResponseStatus)
+		aBody[i] = []byte(a.ResponseBody)
+		aLocation[i] = pgText(a.Location)
+		aError[i] = pgText(a.Error)
+		if r.DisableEndpoint != "" {
+			gone = append(gone, r.DeliveryID)
+		}
+	}
+
+	// A lease completes once: should a batch carry the same lease twice,
+	// the first result wins, as it would one statement at a time.
+	updates := results
+	if hasRepeatedLease(results) {
+		updates = firstPerLease(results)
+	}
+	m := len(updates)
+	var (
+		uID      = make([]int64, m)
+		uToken   = make([]int64, m)
+		uStatus  = make([]string, m)
+		uNumber  = make([]int32, m)
+		uNext    = make([]pgtype.Timestamptz, m)
+		uLastErr = make([]string, m)
+		uNow     = make([]time.Time, m)
+	)
+	for i := range updates {
+		r := &updates[i]
+		uID[i] = r.DeliveryID
+		uToken[i] = r.Token
+		uStatus[i] = string(r.Status)
+		uNumber[i] = int32(r.Attempt.Number)
+		uNext[i] = nullTime(r.NextAttemptAt)
+		uLastErr[i] = pgText(lastError(*r))
+		uNow[i] = us(r.Now)
+	}
+
+	b := &pgx.Batch{}
+	if len(gone) > 0 {
+		b.Queue(lockEndpointsOfSQL, gone)
+	}
+	b.Queue(insertAttemptsSQL, aDelivery, aNumber, aStarted, aDuration, aStatus, aBody, aLocation, aError)
+	b.Queue(completeDeliveriesSQL, uID, uToken, uStatus, uNumber, uNext, uLastErr, uNow)
+	for _, r := range results {
+		if r.DisableEndpoint != "" {
+			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), us(r.Now))
+			b.Queue(failPendingOfDisabledSQL, pgText(disabledError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
+		}
+	}
+
+	c, err := s.acquire(ctx, "complete deliveries")
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	// Closing reads every result; the first error (which rolled the whole
+	// batch back) is the one returned.
+	if err := c.SendBatch(ctx, b).Close(); err != nil {
+		return wrap("complete deliveries", err)
+	}
+	return nil
+}
+
+func hasRepeatedLease(results []store.CompleteParams) bool {
+	seen := make(map[store.Lease]struct{}, len(results))
+	for _, r := range results {
+		if _, ok := seen[r.Lease]; ok {
+			return true
+		}
+		seen[r.Lease] = struct{}{}
+	}
+	return false
+}
+
+func firstPerLease(results []store.CompleteParams) []store.CompleteParams {
+	seen := make(map[store.Lease]struct{}, len(results))
+	out := make([]store.CompleteParams, 0, len(results))
+	for _, r := range results {
+		if _, ok := seen[r.Lease]; !ok {
+			seen[r.Lease] = struct{}{}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// lastError is what a delivery shows as the reason of its latest failure:
+// the attempt's error, or else its HTTP status; a success clears it.
+func lastError(r store.CompleteParams) string {
+	switch {
+	case r.Status == nanohook.DeliverySucceeded:
+		return ""
+	case r.Attempt.Error != "":
+		return r.Attempt.Error
+	case r.Attempt.ResponseStatus != 0:
+		return "HTTP " + strconv.Itoa(r.Attempt.ResponseStatus)
+	}
+	return ""
+}
+
+// pgText makes s storable in a text column. Attempt errors and Location
+// headers come from remote servers and may carry bytes PostgreSQL text
+// refuses (NUL, invalid UTF-8), which would fail the whole batch; they
+// become U+FFFD, as encoding/json would render them anyway. Valid text is
+// returned unchanged, without copying.
+func pgText(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsRune(s, 0) {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
+}
+
+// releaseSQL drops leases without counting an attempt, only where the token
+// is still current, and wakes the other nodes if it released anything: the
+// work is due now, not when the lease would have expired.
+const releaseSQL = `WITH released AS (
+		UPDATE deliveries d SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
+		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, lease_token)
+		WHERE d.id = v.id AND d.lease_token = v.lease_token
+		RETURNING 1
+	)
+	SELECT pg_notify('` + dueChannel + `', current_schema()) WHERE EXISTS (SELECT 1 FROM released)`
+
+// ReleaseDeliveries drops leases without counting an attempt, so that a
+// stopping node hands its unstarted work straight back instead of letting it
+// wait for the lease to expire. Leases that are no longer current are
+// ignored.
+func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) error {
+	if len(leases) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(leases))
+	tokens := make([]int64, len(leases))
+	for i, l := range leases {
+		ids[i], tokens[i] = l.DeliveryID, l.Token
+	}
+	c, err := s.acquire(ctx, "release deliveries")
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if _, err := c.Exec(ctx, releaseSQL, ids, tokens); err != nil {
+		return wrap("release deliveries", err)
+	}
+	return nil
+}
+
+// NextDueAt is the earliest moment any pending delivery becomes claimable,
+// the later of its next_attempt_at and its lease expiry, so that an idle
+// engine can sleep exactly until then.
+//
+// Rather than computing that over every pending row, it walks the due index
+// from the front: the first row whose lease does not outlast its due time
+// bounds the answer (every later row is due no earlier), and only the leased
+// rows in front of it (the ones in flight) can beat it with their lease
+// expiry. The cost is the in-flight prefix, not the backlog.
+func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
+	c, err := s.acquire(ctx, "next due at")
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	defer c.Release()
+	var t pgtype.Timestamptz
+	err = c.QueryRow(ctx, `
+		WITH head AS (
+			SELECT next_attempt_at AS t FROM deliveries
+			WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= next_attempt_at)
+			ORDER BY next_attempt_at LIMIT 1)
+		SELECT min(t) FROM (
+			SELECT t FROM head
+			UNION ALL
+			SELECT leased_until FROM deliveries
+			WHERE status = 'pending' AND leased_until > next_attempt_at
+			  AND next_attempt_at < coalesce((SELECT t FROM head), 'infinity')) AS candidates`).Scan(&t)
+	if err != nil {
+		return time.Time{}, false, wrap("next due at", err)
+	}
+	if !t.Valid {
+		return time.Time{}, false, nil
+	}
+	return t.Time, true, nil
+}
+
+// GetDelivery returns a delivery of the account with all its attempts in
+// order, in one statement so that the two agree (one snapshot) at the cost
+// of repeating the delivery's columns on every attempt row.
+func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
+	c, err := s.acquire(ctx, "get delivery")
+	if err != nil {
+		return nanohook.Delivery{}, nil, err
+	}
+	defer c.Release()
+	rows, err := c.Query(ctx, `SELECT d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
+			d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
+			a.id, a.number, a.started_at, a.duration_us, a.response_status, a.response_body, a.location, a.error
+		FROM deliveries d
+		JOIN events ev ON ev.pk = d.event_pk
+		LEFT JOIN attempts a ON a.delivery_id = d.id
+		WHERE d.id = $1 AND d.account_id = $2
+		ORDER BY a.number, a.id`, id, accountID)
+	if err != nil {
+		return nanohook.Delivery{}, nil, wrap("get delivery", err)
+	}
+	defer rows.Close()
+	var d nanohook.Delivery
+	found := false
+	attempts := []nanohook.Attempt{}
+	for rows.Next() {
+		var eventType, status string
+		var (
+			aID, aDuration     *int64
+			aNumber, aResponse *int32
+			aStarted           pgtype.Timestamptz
+			aBody              []byte
+			aLocation, aError  *string
+		)
+		if err := rows.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
+			&d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt,
+			&aID, &aNumber, &aStarted, &aDuration, &aResponse, &aBody, &aLocation, &aError); err != nil {
+			return nanohook.Delivery{}, nil, wrap("get delivery", err)
+		}
+		found = true
+		d.EventType = nanohook.EventType(eventType)
+		d.Status = nanohook.DeliveryStatus(status)
+		if aID == nil {
+			continue // no attempts yet: the one row is the delivery alone
+		}
+		attempts = append(attempts, nanohook.Attempt{
+			ID:             *aID,
+			DeliveryID:     id,
+			Number:         int(*aNumber),
+			StartedAt:      aStarted.Time,
+			Duration:       time.Duration(*aDuration) * time.Microsecond,
+			ResponseStatus: int(*aResponse),
+			ResponseBody:   string(aBody),
+			Location:       *aLocation,
+			Error:          *aError,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return nanohook.Delivery{}, nil, wrap("get delivery", err)
+	}
+	if !found {
+		return nanohook.Delivery{}, nil, notFound("delivery", id)
+	}
+	return d, attempts, nil
+}

@@ -1,0 +1,221 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// maxListLimit bounds one page of ListEndpoints.
+const maxListLimit = 1000
+
+// endpointColumns is the column list scanEndpoint reads, in its order.
+const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at`
+
+// failPendingOfEndpointSQL fails the pending deliveries of a disabled
+// endpoint: nothing will send them. Their leases are dropped so that a late
+// completion of an in-flight attempt records the attempt without reviving
+// them. $1 last_error, $2 updated_at, $3 endpoint.
+//
+// It must run as its own statement after the one that disabled the
+// endpoint: under READ COMMITTED each statement sees what committed before it
+// started, which then includes the deliveries of any publish that held the
+// endpoint (FOR SHARE in the fan-out) while the disabling waited for it.
+const failPendingOfEndpointSQL = `UPDATE deliveries
+	SET status = 'failed', last_error = $1,
+	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
+	WHERE endpoint_id = $3 AND status = 'pending'`
+
+// CreateEndpoint stores a new, active endpoint. A missing account surfaces as
+// the foreign key failing and is reported as store.ErrNotFound.
+func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
+	c, err := s.acquire(ctx, "create endpoint")
+	if err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	defer c.Release()
+	e, err := scanEndpoint(c.QueryRow(ctx, `INSERT INTO endpoints
+		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
+		VALUES ($1, $2, $3, 'active', $4, '', $5, $6, $6) RETURNING `+endpointColumns,
+		p.AccountID, p.URL, eventStrings(p.Events), p.Description, p.Secret, us(p.Now)))
+	if isForeignKey(err) {
+		return nanohook.Endpoint{}, notFound("account", p.AccountID)
+	}
+	if err != nil {
+		return nanohook.Endpoint{}, wrap("create endpoint", err)
+	}
+	return e, nil
+}
+
+// GetEndpoint returns a live endpoint of the account. Another account's
+// endpoint and a deleted one are both store.ErrNotFound.
+func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error) {
+	c, err := s.acquire(ctx, "get endpoint")
+	if err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	defer c.Release()
+	e, err := scanEndpoint(c.QueryRow(ctx, `SELECT `+endpointColumns+`
+		FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nanohook.Endpoint{}, notFound("endpoint", id)
+	}
+	if err != nil {
+		return nanohook.Endpoint{}, wrap("get endpoint", err)
+	}
+	return e, nil
+}
+
+// ListEndpoints pages through the live endpoints of an account by ascending
+// id (keyset pagination: stable while endpoints are added or deleted).
+// Limit is clamped to 1..1000; the API picks its own default.
+func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
+	limit := min(max(p.Limit, 1), maxListLimit)
+	c, err := s.acquire(ctx, "list endpoints")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	rows, err := c.Query(ctx, `SELECT `+endpointColumns+`
+		FROM endpoints WHERE account_id = $1 AND deleted_at IS NULL AND id > $2
+		ORDER BY id LIMIT $3`, p.AccountID, p.AfterID, limit)
+	if err != nil {
+		return nil, wrap("list endpoints", err)
+	}
+	defer rows.Close()
+	out := []nanohook.Endpoint{}
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, wrap("list endpoints", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list endpoints", err)
+	}
+	return out, nil
+}
+
+// UpdateEndpoint changes the non-nil fields of a live endpoint in one
+// transaction. Disabling it fails its pending deliveries (nothing will send
+// them); activating it clears the disabled reason unless one is given.
+//
+// The row is read FOR NO KEY UPDATE, so concurrent updates of one endpoint
+// apply one after the other (each sees the previous one's result, as with
+// SQLite's single writer), and a publish fanning out to the endpoint finishes
+// before the pending deliveries are failed.
+func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
+	var e nanohook.Endpoint
+	err := s.inTx(ctx, "update endpoint", func(tx pgx.Tx) error {
+		var err error
+		e, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
+			FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
+			FOR NO KEY UPDATE`, p.ID, p.AccountID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("endpoint", p.ID)
+		}
+		if err != nil {
+			return wrap("update endpoint", err)
+		}
+		if p.URL != nil {
+			e.URL = *p.URL
+		}
+		if p.Events != nil {
+			e.Events = p.Events
+		}
+		if p.Description != nil {
+			e.Description = *p.Description
+		}
+		if p.Status != nil {
+			e.Status = *p.Status
+			if e.Status == nanohook.EndpointActive {
+				e.DisabledReason = ""
+			}
+		}
+		if p.DisabledReason != nil {
+			e.DisabledReason = *p.DisabledReason
+		}
+		e.UpdatedAt = us(p.Now)
+		if _, err := tx.Exec(ctx, `UPDATE endpoints
+			SET url = $1, events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6
+			WHERE id = $7`,
+			e.URL, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID); err != nil {
+			return wrap("update endpoint", err)
+		}
+		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
+			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, disabledError(e.DisabledReason), e.UpdatedAt, e.ID); err != nil {
+				return wrap("update endpoint: fail pending deliveries", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	return e, nil
+}
+
+// DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their
+// history) and cancels its pending deliveries, in one transaction of two
+// statements; the second sees the deliveries of any publish that was fanning
+// out to the endpoint while the first waited for its lock.
+func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
+	now = us(now)
+	return s.inTx(ctx, "delete endpoint", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE endpoints SET deleted_at = $1, updated_at = $1
+			WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL`, now, id, accountID)
+		if err != nil {
+			return wrap("delete endpoint", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return notFound("endpoint", id)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries
+			SET status = 'cancelled', last_error = 'endpoint deleted',
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
+			WHERE endpoint_id = $2 AND status = 'pending'`, now, id); err != nil {
+			return wrap("delete endpoint: cancel pending deliveries", err)
+		}
+		return nil
+	})
+}
+
+// disabledError is the last_error of deliveries failed because their
+// endpoint was disabled.
+func disabledError(reason string) string {
+	if reason == "" {
+		reason = "by its owner"
+	}
+	return "endpoint disabled: " + reason
+}
+
+// eventStrings is ts as the text[] the events column holds.
+func eventStrings(ts []nanohook.EventType) []string {
+	out := make([]string, len(ts))
+	for i, t := range ts {
+		out[i] = string(t)
+	}
+	return out
+}
+
+func scanEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
+	var e nanohook.Endpoint
+	var events []string
+	var status string
+	if err := r.Scan(&e.ID, &e.AccountID, &e.URL, &events, &status, &e.Description, &e.DisabledReason,
+		&e.Secret, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	e.Events = make([]nanohook.EventType, len(events))
+	for i, t := range events {
+		e.Events[i] = nanohook.EventType(t)
+	}
+	e.Status = nanohook.EndpointStatus(status)
+	return e, nil
+}

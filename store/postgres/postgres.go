@@ -1,0 +1,207 @@
+// Package postgres is nanohook's shared storage: a store.Store on one
+// PostgreSQL database, so that any number of `nanohook serve` processes can
+// publish, claim and deliver the same work.
+//
+// It keeps the semantics of store/sqlite exactly (store/storetest checks
+// both) while replacing what SQLite gets from having a single writer:
+//
+//   - Claims lock the rows they lease with FOR NO KEY UPDATE SKIP LOCKED, so
+//     nodes claiming at once never wait for each other nor share a row.
+//   - Idempotency is decided by the UNIQUE (account_id, idempotency_key)
+//     constraint through INSERT … ON CONFLICT DO NOTHING, never by a read
+//     before the insert, so concurrent publishers of one key create one event.
+//   - Lease tokens come from a sequence shared by all nodes.
+//   - Fanning an event out takes a share lock on the endpoints it reads, and
+//     deleting or disabling an endpoint cancels its pending deliveries in a
+//     statement after the one that changed the endpoint; so a delivery can
+//     never be created for an endpoint that a concurrent transaction has just
+//     deleted or disabled.
+//   - Publishing (and releasing leases) notifies the channel nanohook_due at
+//     commit, and ListenDue turns that into a wake-up of the other nodes'
+//     engines.
+//
+// Every batch call is one transaction and as few round trips as possible:
+// statements of one call travel in one pgx.Batch, and rows of a batch travel
+// as arrays unnested by the server. At thousands of deliveries per second the
+// round trips, not the SQL, are what a network-attached database costs.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/nanohook/nanohook/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// acquireTimeout bounds the wait for a pooled connection. When the server is
+// unreachable or every connection is stuck, callers get store.ErrUnavailable
+// (a 503 the client may retry) after this long, instead of hanging until
+// their own deadline, which for background loops may be never.
+const acquireTimeout = 5 * time.Second
+
+// Store is the PostgreSQL implementation of store.Store. It is safe for
+// concurrent use, and several Stores (in one process or many) may share one
+// database; Close it to release its connections.
+type Store struct {
+	pool *pgxpool.Pool
+
+	// listenConfig is the configuration ListenDue connects with: the pool's
+	// own, so the listener reaches the same database and schema.
+	listenConfig *pgx.ConnConfig
+
+	// now stamps rows whose time no caller passes in (applied migrations,
+	// revoked keys). It never decides what is due; callers do that with Now
+	// fields.
+	now func() time.Time
+
+	// Close stops running ListenDue loops before closing the pool, so that
+	// after Close no connection of this Store is left open.
+	mu        sync.Mutex
+	closed    bool
+	stop      context.CancelFunc // cancels closing
+	closing   context.Context
+	listeners sync.WaitGroup
+}
+
+// Open connects to the database at url (a postgres:// URL or a key=value
+// connection string) and applies the schema migrations, so that a Store
+// returned without error is ready to use.
+//
+// Parameters pgx does not know itself are sent to the server as run-time
+// settings; search_path in particular selects the schema nanohook's tables
+// live in (tests give each test its own schema this way). pgxpool's own
+// parameters (pool_max_conns, pool_max_conn_lifetime, …) size the pool.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		// pgx's parse errors redact passwords; the URL is not repeated here.
+		return nil, fmt.Errorf("postgres: open: %w", err)
+	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
+		// Name the connections in pg_stat_activity for operators, unless the
+		// URL does.
+		cfg.ConnConfig.RuntimeParams["application_name"] = "nanohook"
+	}
+	listenConfig := cfg.ConnConfig.Copy()
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		// pgx returns timestamptz values in the process's local zone; the
+		// rest of nanohook (and the SQLite driver) hands out UTC.
+		c.TypeMap().RegisterType(&pgtype.Type{
+			Name:  "timestamptz",
+			OID:   pgtype.TimestamptzOID,
+			Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
+		})
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, wrap("open", err)
+	}
+	closing, stop := context.WithCancel(context.Background())
+	s := &Store{pool: pool, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
+	// pgxpool connects lazily: the migrations are the first use, so an
+	// unreachable server or a wrong password fails here, with the cause.
+	if err := s.Migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping reports whether the database is reachable, for /readyz.
+func (s *Store) Ping(ctx context.Context) error {
+	c, err := s.acquire(ctx, "ping")
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := c.Ping(ctx); err != nil {
+		return wrap("ping", err)
+	}
+	return nil
+}
+
+// Close stops the Store's ListenDue loops and closes every connection,
+// waiting for calls in flight to return theirs. The Store is not used
+// afterwards.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.stop()
+	s.listeners.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// acquire takes a connection from the pool, waiting at most acquireTimeout.
+// The caller's own cancellation passes through as the context error; any
+// other failure to get a connection means the database cannot be reached
+// and is store.ErrUnavailable.
+func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
+	defer cancel()
+	c, err := s.pool.Acquire(actx)
+	if err == nil {
+		return c, nil
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", op, ctx.Err())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("postgres: %s: %w: no connection within %v: %w", op, store.ErrUnavailable, acquireTimeout, err)
+	}
+	if isUnavailable(err) {
+		return nil, fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
+	}
+	return nil, fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// inTx runs fn in a transaction on one connection and commits it if fn
+// returns nil. fn's error is returned as it is; BEGIN and COMMIT failures are
+// wrapped with op.
+func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	c, err := s.acquire(ctx, op)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return wrap(op, err)
+	}
+	if err := fn(tx); err != nil {
+		// A connection left inside a transaction is destroyed by the pool on
+		// release, so a failed rollback leaks nothing.
+		_ = tx.Rollback(ctx)
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return wrap(op+": commit", err)
+	}
+	return nil
+}
+
+// us is t as stored: truncated to the microsecond, in UTC. Binding times
+// through it makes the stored instant independent of the protocol (pgx's
+// binary format truncates, the text format would round), and matches what
+// the SQLite driver keeps.
+func us(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+
+// nullTime binds the zero time as NULL: "no time given", which the SQL
+// turns into "keep the stored one".
+func nullTime(t time.Time) pgtype.Timestamptz {
+	if t.IsZero() {
+		return pgtype.Timestamptz{}
+	}
+	return pgtype.Timestamptz{Time: us(t), Valid: true}
+}
