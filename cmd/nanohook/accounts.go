@@ -19,7 +19,7 @@ func runAccounts(ctx context.Context, args []string, getenv func(string) string,
 		return errUsageShown
 	}
 	fs := newFlagSet("accounts create", stderr)
-	db := fs.String("db", defaultDB, "SQLite file path (or postgres:// URL)")
+	db := fs.String("db", defaultDB, "SQLite file path or postgres:// URL")
 	name := fs.String("name", "", "the account's name (required)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := parseFlags(fs, args[1:], getenv); err != nil {

@@ -226,7 +226,7 @@ func TestDeliveriesVerifyInNode(t *testing.T) {
 // byte.
 func TestDocumentedBodyExactly(t *testing.T) {
 	t.Parallel()
-	const secret = "whsec_documented-example"
+	const secret = "a spaced secret ✓ café" // printable non-ASCII: the HMAC key is its UTF-8 bytes on both sides
 	srv := startTestServer(t, nil)
 	node := startNodeReceiver(t, secret)
 	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"doc"}`)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/nanohook/nanohook/api"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/maintenance"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -31,6 +33,7 @@ type serveConfig struct {
 	DeliveryTimeout     time.Duration
 	DeliveryWorkers     int
 	ShutdownTimeout     time.Duration
+	Retention           time.Duration
 	LogFormat           string
 	LogLevel            slog.Level
 }
@@ -39,7 +42,7 @@ type serveConfig struct {
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
 	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&c.DB, "db", defaultDB, "SQLite file path (or postgres:// URL)")
+	fs.StringVar(&c.DB, "db", defaultDB, "SQLite file path or postgres:// URL")
 	fs.StringVar(&c.Addr, "addr", ":8080", "public API listen address")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
 	fs.BoolVar(&c.AllowHTTP, "allow-http", false, "accept plain http:// webhook URLs")
@@ -47,6 +50,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated (empty: never retry)")
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "concurrent delivery attempts")
+	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop lets attempts in flight finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -60,6 +64,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	c.NoRetry = len(c.RetrySchedule) == 0
 	if c.DeliveryTimeout <= 0 {
 		return c, fmt.Errorf("--delivery-timeout must be positive")
+	}
+	if c.Retention <= 0 {
+		return c, fmt.Errorf("--retention must be positive")
 	}
 	if c.DeliveryWorkers <= 0 {
 		return c, fmt.Errorf("--delivery-workers must be positive")
@@ -96,7 +103,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	<-ctx.Done()
-	log.Info("shutting down", slog.Duration("deadline", cfg.ShutdownTimeout))
+	log.InfoContext(ctx, "shutting down", slog.Duration("deadline", cfg.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
 	return srv.shutdown(sctx)
@@ -107,6 +114,9 @@ type server struct {
 	log      *slog.Logger
 	store    store.Store
 	engine   *delivery.Engine
+	maint    *maintenance.Service
+	stopBG   context.CancelFunc // ends background loops such as the due listener
+	bgDone   chan struct{}
 	public   *http.Server
 	admin    *http.Server
 	publicLn net.Listener
@@ -126,7 +136,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Timeout:      cfg.DeliveryTimeout,
 		UserAgent:    "nanohook/" + version,
 	})
-	host, _ := os.Hostname()
+	nodeID := newNodeID()
 	engine := delivery.New(delivery.Config{
 		Store:     st,
 		Client:    client,
@@ -136,14 +146,20 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Timeout:   cfg.DeliveryTimeout,
 		Workers:   cfg.DeliveryWorkers,
 		UserAgent: "nanohook/" + version,
-		NodeID:    fmt.Sprintf("%s/%d", host, os.Getpid()),
+		NodeID:    nodeID,
+	})
+	maint := maintenance.New(maintenance.Config{
+		Store:     st,
+		Logger:    log.With(slog.String("component", "maintenance")),
+		NodeID:    nodeID,
+		Retention: cfg.Retention,
 	})
 	var checkURL func(context.Context, string) error
 	if !cfg.AllowPrivateTargets {
 		checkURL = func(ctx context.Context, u string) error { return egress.CheckURL(ctx, nil, u) }
 	}
 	if cfg.AdminToken == "" {
-		log.Warn("NANOHOOK_ADMIN_TOKEN is not set: the admin API refuses every request")
+		log.WarnContext(ctx, "NANOHOOK_ADMIN_TOKEN is not set: the admin API refuses every request")
 	}
 	acfg := api.Config{
 		Store:      st,
@@ -153,7 +169,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		CheckURL:   checkURL,
 		Waker:      engine,
 	}
-	s := &server{log: log, store: st, engine: engine, served: make(chan error, 2)}
+	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
 	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("--addr %s: %w", cfg.Addr, err)
@@ -166,18 +182,43 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	s.public = newHTTPServer(api.NewPublic(acfg), log)
 	s.admin = newHTTPServer(api.NewAdmin(acfg), log)
 	engine.Start(ctx)
+	maint.Start(ctx)
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBG = stopBG
+	go func() {
+		defer close(s.bgDone)
+		if l, ok := st.(dueListener); ok {
+			// Other nodes' publishes wake this engine too; polling stays the fallback.
+			if err := l.ListenDue(bg, engine.Wake); err != nil {
+				log.ErrorContext(bg, "listening for due work stopped", slog.Any("error", err))
+			}
+		}
+	}()
 	go func() { s.served <- serveHTTP(s.public, s.publicLn) }()
 	go func() { s.served <- serveHTTP(s.admin, s.adminLn) }()
-	log.Info("nanohook serving",
+	log.InfoContext(ctx, "nanohook serving",
 		slog.String("version", version),
 		slog.String("public", s.publicLn.Addr().String()),
 		slog.String("admin", s.adminLn.Addr().String()),
 		slog.String("db", redactURL(cfg.DB)),
+		slog.String("node", nodeID),
 		slog.Bool("allow_http", cfg.AllowHTTP),
 		slog.Bool("allow_private_targets", cfg.AllowPrivateTargets))
 	return s, nil
 }
 
+// newNodeID names this process among the nodes sharing a database: host,
+// pid and a random suffix, so a restarted process with a reused pid is a
+// new node.
+func newNodeID() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
+}
+
+// newHTTPServer configures a listener's server with timeouts that bound
+// slow clients.
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -226,8 +267,13 @@ func (s *server) shutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
 	}
 	if err := s.engine.Stop(ctx); err != nil {
-		s.log.Warn("delivery attempts cut short by the shutdown deadline; their deliveries were released", slog.Any("error", err))
+		s.log.WarnContext(ctx, "delivery engine stopped at the shutdown deadline", slog.Any("error", err))
 	}
+	if err := s.maint.Stop(ctx); err != nil {
+		s.log.WarnContext(ctx, "resigning maintenance leadership failed; another node takes over when the term ends", slog.Any("error", err))
+	}
+	s.stopBG()
+	<-s.bgDone
 	if err := s.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close storage: %w", err))
 	}
@@ -237,7 +283,7 @@ func (s *server) shutdown(ctx context.Context) error {
 		}
 	}
 	if len(errs) == 0 {
-		s.log.Info("stopped cleanly")
+		s.log.InfoContext(ctx, "stopped cleanly")
 	}
 	return errors.Join(errs...)
 }

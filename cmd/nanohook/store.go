@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/postgres"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
 
@@ -15,8 +16,12 @@ const defaultDB = "nanohook.db"
 // openStore is the one place that picks a storage driver, from the --db
 // value: a postgres:// URL or a SQLite file path. Opening applies migrations.
 func openStore(ctx context.Context, db string) (store.Store, error) {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return nil, fmt.Errorf("--db %s: PostgreSQL is not supported by this build yet; use a SQLite file path", redactURL(db))
+	if isPostgresURL(db) {
+		s, err := postgres.Open(ctx, db)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database %s: %w", redactURL(db), err)
+		}
+		return s, nil
 	}
 	path := strings.TrimPrefix(db, "sqlite://")
 	s, err := sqlite.Open(ctx, path)
@@ -24,6 +29,16 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+func isPostgresURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}
+
+// dueListener is implemented by stores that can tell this node when another
+// node published work (PostgreSQL's LISTEN/NOTIFY).
+type dueListener interface {
+	ListenDue(ctx context.Context, wake func()) error
 }
 
 // redactURL hides a password in a database URL before it is printed.
