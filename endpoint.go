@@ -38,8 +38,12 @@ type Endpoint struct {
 	Description    string
 	DisabledReason string
 	Secret         string // the signing secret; never listed, shown once at creation
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// PreviousSecretExpiresAt is when the secret replaced by the last
+	// rotation stops being used (X-Nano-Signature-Previous); zero when no
+	// previous secret is valid.
+	PreviousSecretExpiresAt time.Time
+	CreatedAt               time.Time
+	UpdatedAt               time.Time
 }
 
 // Subscribes reports whether e wants events of type t.
@@ -51,6 +55,13 @@ const (
 	MinSecretLen      = 8
 	MaxSecretLen      = 256
 	MaxDescriptionLen = 512
+)
+
+// MaxSecretOverlap is the longest a rotated-out secret stays valid, and
+// DefaultSecretOverlap how long it stays when the caller does not say.
+const (
+	DefaultSecretOverlap = 24 * time.Hour
+	MaxSecretOverlap     = 7 * 24 * time.Hour
 )
 
 // ValidateURL checks a webhook URL: absolute, https (or http when allowHTTP),

@@ -19,6 +19,7 @@ func NewPublic(cfg Config) http.Handler {
 		{"GET /api/v1/webhooks/{id}", s.requirePublic(s.getWebhook)},
 		{"PATCH /api/v1/webhooks/{id}", s.requirePublic(s.updateWebhook)},
 		{"DELETE /api/v1/webhooks/{id}", s.requirePublic(s.deleteWebhook)},
+		{"POST /api/v1/webhooks/{id}/rotate-secret", s.requirePublic(s.rotateSecret)},
 	} {
 		mux.Handle(rt.pattern, s.handle(rt.h))
 	}

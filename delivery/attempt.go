@@ -65,6 +65,11 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
 	h["User-Agent"] = []string{s.userAgent}
 	h[webhook.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
 	h[webhook.HeaderSignature] = []string{webhook.Sign(c.Secret, ts, c.Payload)}
+	if c.PreviousSecret != "" {
+		// During a rotation's overlap, receivers still configured with the
+		// old secret verify this one.
+		h[webhook.HeaderSignaturePrevious] = []string{webhook.Sign(c.PreviousSecret, ts, c.Payload)}
+	}
 	h[webhook.HeaderEventID] = []string{c.EventID}
 	h[webhook.HeaderEvent] = []string{string(c.EventType)}
 	h[webhook.HeaderDeliveryAttempt] = []string{strconv.Itoa(c.Attempt)}

@@ -59,6 +59,11 @@ type Store interface {
 	// transaction; setting it to active clears DisabledReason unless one is
 	// given.
 	UpdateEndpoint(ctx context.Context, p UpdateEndpointParams) (nanohook.Endpoint, error)
+	// RotateSecret replaces an endpoint's signing secret. The old secret
+	// stays valid until PreviousValidUntil (deliveries carry a second
+	// signature made with it); a PreviousValidUntil not after Now drops it
+	// at once.
+	RotateSecret(ctx context.Context, p RotateSecretParams) (nanohook.Endpoint, error)
 	// DeleteEndpoint removes an endpoint and cancels its pending deliveries in
 	// the same transaction.
 	DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error
@@ -149,6 +154,15 @@ type CreateEndpointParams struct {
 	Now         time.Time
 }
 
+// RotateSecretParams replaces an endpoint's secret.
+type RotateSecretParams struct {
+	AccountID          int64
+	ID                 int64
+	Secret             string // the new secret, already validated
+	PreviousValidUntil time.Time
+	Now                time.Time
+}
+
 // ListEndpointsParams pages through an account's endpoints by ascending id.
 type ListEndpointsParams struct {
 	AccountID int64
@@ -210,11 +224,14 @@ type ClaimedDelivery struct {
 	EndpointID int64
 	URL        string
 	Secret     string
-	EventID    string
-	EventType  nanohook.EventType
-	Payload    []byte
-	Attempt    int // the number this attempt will have (1 for the first)
-	CreatedAt  time.Time
+	// PreviousSecret is the rotated-out secret while it is still valid at
+	// the claim's Now, else "".
+	PreviousSecret string
+	EventID        string
+	EventType      nanohook.EventType
+	Payload        []byte
+	Attempt        int // the number this attempt will have (1 for the first)
+	CreatedAt      time.Time
 }
 
 // CompleteParams is the outcome of one attempt.

@@ -47,6 +47,7 @@ const claimSQL = `WITH due AS (
 	)
 	SELECT c.id, c.lease_token, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
 		ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
+		CASE WHEN ep.previous_secret_until > $1 THEN ep.previous_secret ELSE '' END,
 		ev.id, ev.payload
 	FROM claimed c
 	JOIN endpoints ep ON ep.id = c.endpoint_id
@@ -75,7 +76,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		var eventType, epStatus, reason string
 		var deleted bool
 		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt, &cd.CreatedAt,
-			&cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.EventID, &cd.Payload); err != nil {
+			&cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &cd.EventID, &cd.Payload); err != nil {
 			rows.Close()
 			return nil, wrap("claim deliveries", err)
 		}

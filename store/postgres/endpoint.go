@@ -15,7 +15,7 @@ import (
 const maxListLimit = 1000
 
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at`
+const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
 
 // failPendingOfEndpointSQL fails the pending deliveries of a disabled
 // endpoint: nothing will send them. Their leases are dropped so that a late
@@ -208,9 +208,13 @@ func scanEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint
 	var events []string
 	var status string
+	var previousUntil *time.Time
 	if err := r.Scan(&e.ID, &e.AccountID, &e.URL, &events, &status, &e.Description, &e.DisabledReason,
-		&e.Secret, &e.CreatedAt, &e.UpdatedAt); err != nil {
+		&e.Secret, &e.CreatedAt, &e.UpdatedAt, &previousUntil); err != nil {
 		return nanohook.Endpoint{}, err
+	}
+	if previousUntil != nil {
+		e.PreviousSecretExpiresAt = *previousUntil
 	}
 	e.Events = make([]nanohook.EventType, len(events))
 	for i, t := range events {

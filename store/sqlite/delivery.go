@@ -63,11 +63,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		for rows.Next() {
 			var c store.ClaimedDelivery
 			var eventType, epStatus, reason string
-			var created int64
+			var created, previousUntil int64
 			var deleted bool
 			if err := rows.Scan(&c.DeliveryID, &c.AccountID, &c.EndpointID, &eventType, &c.Attempt, &created,
-				&c.URL, &c.Secret, &epStatus, &deleted, &reason, &c.EventID, &c.Payload); err != nil {
+				&c.URL, &c.Secret, &epStatus, &deleted, &reason, &c.PreviousSecret, &previousUntil,
+				&c.EventID, &c.Payload); err != nil {
 				return wrap("claim deliveries: fetch", err)
+			}
+			if previousUntil <= micros(p.Now) {
+				c.PreviousSecret = "" // expired (or never rotated)
 			}
 			if deleted || epStatus != string(nanohook.EndpointActive) {
 				// DeleteEndpoint and disabling finalise pending deliveries in

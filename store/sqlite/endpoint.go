@@ -15,7 +15,7 @@ import (
 const maxListLimit = 1000
 
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at`
+const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
 
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound.
@@ -192,10 +192,13 @@ type scanner interface{ Scan(dest ...any) error }
 func scanEndpoint(r scanner) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint
 	var events, status string
-	var created, updated int64
+	var created, updated, previousUntil int64
 	if err := r.Scan(&e.ID, &e.AccountID, &e.URL, &events, &status, &e.Description, &e.DisabledReason,
-		&e.Secret, &created, &updated); err != nil {
+		&e.Secret, &created, &updated, &previousUntil); err != nil {
 		return nanohook.Endpoint{}, err
+	}
+	if previousUntil > 0 {
+		e.PreviousSecretExpiresAt = fromMicros(previousUntil)
 	}
 	e.Events = splitEvents(events)
 	e.Status = nanohook.EndpointStatus(status)

@@ -101,6 +101,7 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		// What a worker needs for the claimed ids (a JSON array), one join.
 		{&w.claimed, `SELECT d.id, d.account_id, d.endpoint_id, d.event_type, d.attempts, d.created_at,
 				ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
+				ep.previous_secret, ep.previous_secret_until,
 				ev.id, ev.payload
 			FROM deliveries d
 			JOIN endpoints ep ON ep.id = d.endpoint_id

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, open) })
 	t.Run("Leadership", func(t *testing.T) { t.Parallel(); testLeadership(t, open) })
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, open) })
+	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and
