@@ -19,6 +19,12 @@ func NewPublic(cfg Config) http.Handler {
 		{"GET /api/v1/webhooks/{id}", s.requirePublic(s.getWebhook)},
 		{"PATCH /api/v1/webhooks/{id}", s.requirePublic(s.updateWebhook)},
 		{"DELETE /api/v1/webhooks/{id}", s.requirePublic(s.deleteWebhook)},
+
+		// Delivery history, retry and recovery (api/deliveries.go).
+		{"GET /api/v1/webhooks/{id}/deliveries", s.requirePublic(s.listDeliveries)},
+		{"POST /api/v1/webhooks/{id}/recover", s.requirePublic(s.recoverWebhook)},
+		{"GET /api/v1/deliveries/{id}", s.requirePublic(s.getDelivery)},
+		{"POST /api/v1/deliveries/{id}/retry", s.requirePublic(s.retryDelivery)},
 		{"POST /api/v1/webhooks/{id}/rotate-secret", s.requirePublic(s.rotateSecret)},
 	} {
 		mux.Handle(rt.pattern, s.handle(rt.h))

@@ -114,6 +114,36 @@ type Store interface {
 	// it returns fewer than Limit, so that no transaction holds the writer
 	// for long.
 	PruneHistory(ctx context.Context, p PruneParams) (int, error)
+
+	// ListDeliveries returns one page of an endpoint's delivery history,
+	// newest first (id descending), with the filters of p applied. The
+	// endpoint must be a live endpoint of the account: another account's
+	// endpoint and a deleted one are ErrNotFound, like GetEndpoint. Limit is
+	// clamped to 1..1000.
+	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]nanohook.Delivery, error)
+	// RetryDelivery makes one delivery of the account due again at now, on
+	// its customer's request, and returns it as it then is:
+	//
+	//   - failed or succeeded: pending again, due at now, unleased. Its
+	//     attempt count is kept, so attempt numbers continue.
+	//   - pending and not leased: due now (next_attempt_at becomes now unless
+	//     it is already earlier).
+	//   - pending and leased (an attempt is in flight): unchanged, no error.
+	//
+	// A delivery whose endpoint was deleted (or that was cancelled) and one
+	// whose endpoint is disabled are refused with a *nanohook.Error of code
+	// nanohook.CodeConflict. ErrNotFound for another account's delivery.
+	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error)
+	// RecoverDeliveries re-queues up to Limit failed deliveries of a live,
+	// active endpoint of the account that were created in [Since, Until) and
+	// that failed (were last updated) no later than Now: pending, due at Now,
+	// attempt counts kept. It returns how many it re-queued; callers repeat
+	// until it returns fewer than Limit, so that no transaction holds the
+	// writer for long. The Now bound keeps a delivery that is retried and
+	// fails again while the caller loops from being re-queued twice in one
+	// recovery. ErrNotFound as in GetEndpoint; a disabled endpoint is a
+	// *nanohook.Error of code nanohook.CodeConflict.
+	RecoverDeliveries(ctx context.Context, p RecoverParams) (int, error)
 }
 
 // LeadershipParams asks for one named leadership term.
@@ -248,3 +278,34 @@ type CompleteParams struct {
 	EndpointID      int64
 	Now             time.Time
 }
+
+// ListDeliveriesParams selects one page of an endpoint's delivery history.
+// Zero values of the filters select everything.
+type ListDeliveriesParams struct {
+	AccountID  int64
+	EndpointID int64
+	Status     nanohook.DeliveryStatus // "": any
+	Event      nanohook.EventType      // "": any
+	Since      time.Time               // created at or after; zero: open
+	Until      time.Time               // created before; zero: open
+	BeforeID   int64                   // cursor: only ids below this; 0: none
+	Limit      int
+}
+
+// RecoverParams bounds one step of re-queueing an endpoint's failed
+// deliveries.
+type RecoverParams struct {
+	AccountID  int64
+	EndpointID int64
+	Since      time.Time // created at or after
+	Until      time.Time // created before; zero: open
+	Now        time.Time // when they become due; only deliveries updated by then
+	Limit      int
+}
+
+// Messages of the conflicts RetryDelivery and RecoverDeliveries refuse
+// with, the same from every driver.
+const (
+	ConflictEndpointDeleted  = "the endpoint was deleted"
+	ConflictEndpointDisabled = "the endpoint is disabled; re-enable it with PATCH first"
+)

@@ -1,0 +1,296 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// The customers' delivery-history calls: an endpoint's deliveries, one
+// delivery with its attempts, a manual retry, and recovering an endpoint's
+// failed deliveries.
+
+// defaultDeliveryPageLimit is the page size of a delivery listing without
+// limit; history pages are heavier than endpoint pages, so it is smaller.
+const defaultDeliveryPageLimit = 50
+
+// recoverStep is how many deliveries one RecoverDeliveries transaction
+// re-queues; the handler repeats steps until one comes back short.
+const recoverStep = 1000
+
+// deliveryJSON is the public form of a delivery.
+type deliveryJSON struct {
+	ID            int64                   `json:"id"`
+	WebhookID     int64                   `json:"webhook_id"`
+	EventID       string                  `json:"event_id"`
+	Event         nanohook.EventType      `json:"event"`
+	Status        nanohook.DeliveryStatus `json:"status"`
+	AttemptCount  int                     `json:"attempt_count"`   // attempts made so far
+	NextAttemptAt *string                 `json:"next_attempt_at"` // null unless pending
+	LastError     *string                 `json:"last_error"`
+	CreatedAt     string                  `json:"created_at"`
+	UpdatedAt     string                  `json:"updated_at"`
+}
+
+func toDeliveryJSON(d nanohook.Delivery) deliveryJSON {
+	out := deliveryJSON{
+		ID:           d.ID,
+		WebhookID:    d.EndpointID,
+		EventID:      d.EventID,
+		Event:        d.EventType,
+		Status:       d.Status,
+		AttemptCount: d.Attempts,
+		CreatedAt:    formatTime(d.CreatedAt),
+		UpdatedAt:    formatTime(d.UpdatedAt),
+	}
+	if d.Status == nanohook.DeliveryPending {
+		next := formatTime(d.NextAttemptAt)
+		out.NextAttemptAt = &next
+	}
+	if d.LastError != "" {
+		out.LastError = &d.LastError
+	}
+	return out
+}
+
+// deliveryDetailJSON is one delivery with every attempt made for it. The
+// list may hold more entries than attempt_count: an attempt recorded after
+// its lease had expired (and the delivery was claimed again) is history too.
+type deliveryDetailJSON struct {
+	deliveryJSON
+	Attempts []attemptJSON `json:"attempts"`
+}
+
+// attemptJSON is one HTTP request made for a delivery and what came back.
+// Members are added here as attempts record more (request headers, remote
+// address); existing ones keep their meaning.
+type attemptJSON struct {
+	Number         int     `json:"number"`
+	StartedAt      string  `json:"started_at"`
+	DurationMS     int64   `json:"duration_ms"`
+	ResponseStatus *int    `json:"response_status"` // null: no response arrived
+	ResponseBody   string  `json:"response_body"`   // the first 4 KiB
+	Location       *string `json:"location"`        // of a 3xx, so the URL can be fixed
+	Error          *string `json:"error"`
+}
+
+func toAttemptJSON(a nanohook.Attempt) attemptJSON {
+	out := attemptJSON{
+		Number:       a.Number,
+		StartedAt:    formatTime(a.StartedAt),
+		DurationMS:   a.Duration.Milliseconds(),
+		ResponseBody: a.ResponseBody,
+	}
+	if a.ResponseStatus != 0 {
+		out.ResponseStatus = &a.ResponseStatus
+	}
+	if a.Location != "" {
+		out.Location = &a.Location
+	}
+	if a.Error != "" {
+		out.Error = &a.Error
+	}
+	return out
+}
+
+// badParam is the 400 of a malformed query parameter, naming it.
+func badParam(name, format string, args ...any) error {
+	return nanohook.Errorf(nanohook.CodeInvalidRequest, name, name+": "+format, args...)
+}
+
+// parseDeliveryFilters reads status, event, since and until of a delivery
+// listing into p.
+func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
+	if q.Has("status") {
+		switch st := nanohook.DeliveryStatus(q.Get("status")); st {
+		case nanohook.DeliveryPending, nanohook.DeliverySucceeded, nanohook.DeliveryFailed, nanohook.DeliveryCancelled:
+			p.Status = st
+		default:
+			return badParam("status", "unknown status %q (want pending, succeeded, failed or cancelled)", q.Get("status"))
+		}
+	}
+	if q.Has("event") {
+		switch ev := nanohook.EventType(q.Get("event")); ev {
+		case nanohook.EventJobCompleted, nanohook.EventJobFailed, nanohook.EventPing:
+			p.Event = ev
+		default:
+			return badParam("event", "unknown event %q (want job.completed, job.failed or ping)", q.Get("event"))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{{"since", &p.Since}, {"until", &p.Until}} {
+		if !q.Has(f.name) {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339, q.Get(f.name))
+		if err != nil {
+			return badParam(f.name, "must be an RFC 3339 time such as 2024-12-23T10:00:00Z")
+		}
+		*f.dst = t
+	}
+	return nil
+}
+
+// listDeliveries answers one page of an endpoint's deliveries, newest
+// first. The cursor is the last delivery id of the previous page.
+func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	pg, err := parsePage(q)
+	if err != nil {
+		return err
+	}
+	if !q.Has("limit") {
+		pg.limit = defaultDeliveryPageLimit
+	}
+	p := store.ListDeliveriesParams{
+		AccountID:  accountID(r.Context()),
+		EndpointID: id,
+		BeforeID:   pg.afterID,
+		Limit:      pg.limit + 1, // one more tells whether another page follows
+	}
+	if err := parseDeliveryFilters(q, &p); err != nil {
+		return err
+	}
+	ds, err := s.store.ListDeliveries(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	var next *string
+	if len(ds) > pg.limit {
+		ds = ds[:pg.limit]
+		c := encodeCursor(ds[len(ds)-1].ID)
+		next = &c
+	}
+	out := make([]deliveryJSON, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, toDeliveryJSON(d))
+	}
+	s.respondPage(w, r, out, next)
+	return nil
+}
+
+// getDelivery answers one delivery of the account with all its attempts.
+func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	d, attempts, err := s.store.GetDelivery(r.Context(), accountID(r.Context()), id)
+	if err != nil {
+		return err
+	}
+	out := deliveryDetailJSON{deliveryJSON: toDeliveryJSON(d), Attempts: make([]attemptJSON, 0, len(attempts))}
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, toAttemptJSON(a))
+	}
+	s.respond(w, r, http.StatusOK, out)
+	return nil
+}
+
+// retryDelivery makes one delivery due now and wakes the engine. The answer
+// is 202: the attempt itself happens afterwards.
+func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	d, err := s.store.RetryDelivery(r.Context(), accountID(r.Context()), id, s.now())
+	if err != nil {
+		return err
+	}
+	s.wakeAfterRequeue()
+	s.respond(w, r, http.StatusAccepted, toDeliveryJSON(d))
+	return nil
+}
+
+// recoverRequest is the body of POST /api/v1/webhooks/{id}/recover.
+type recoverRequest struct {
+	Since *string `json:"since"`
+	Until *string `json:"until"`
+}
+
+// recoverJSON is the answer of a recovery.
+type recoverJSON struct {
+	Queued int `json:"queued"`
+}
+
+// recoverWebhook re-queues the endpoint's failed deliveries created in
+// [since, until). It runs synchronously, in bounded steps of recoverStep
+// deliveries (one short transaction each), and answers once all are queued:
+// history is pruned after 30 days, so even a busy endpoint's failures are a
+// few hundred thousand rows at most, seconds of work. The step's Now bound
+// (see store.RecoverParams) keeps the loop finite even while the engine
+// fails the re-queued deliveries again.
+func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var req recoverRequest
+	if _, err := decodeBody(w, r, s.maxBody, &req); err != nil {
+		return err
+	}
+	now := s.now()
+	if req.Since == nil {
+		return nanohook.Invalid("since", "is required")
+	}
+	since, err := time.Parse(time.RFC3339, *req.Since)
+	if err != nil {
+		return nanohook.Invalid("since", "must be an RFC 3339 time such as 2024-12-23T10:00:00Z")
+	}
+	if since.After(now) {
+		return nanohook.Invalid("since", "is in the future")
+	}
+	var until time.Time
+	if req.Until != nil {
+		if until, err = time.Parse(time.RFC3339, *req.Until); err != nil {
+			return nanohook.Invalid("until", "must be an RFC 3339 time such as 2024-12-23T10:00:00Z")
+		}
+		if !until.After(since) {
+			return nanohook.Invalid("until", "must be after since")
+		}
+	}
+	p := store.RecoverParams{
+		AccountID:  accountID(r.Context()),
+		EndpointID: id,
+		Since:      since,
+		Until:      until,
+		Now:        now,
+		Limit:      recoverStep,
+	}
+	total := 0
+	for {
+		n, err := s.store.RecoverDeliveries(r.Context(), p)
+		if err != nil {
+			if total > 0 {
+				s.wakeAfterRequeue() // what was queued stays queued
+			}
+			return err
+		}
+		total += n
+		if n < recoverStep {
+			break
+		}
+	}
+	if total > 0 {
+		s.wakeAfterRequeue()
+	}
+	s.respond(w, r, http.StatusAccepted, recoverJSON{Queued: total})
+	return nil
+}
+
+// wakeAfterRequeue tells the delivery engine that work is due now, if one is wired.
+func (s *server) wakeAfterRequeue() {
+	if s.waker != nil {
+		s.waker.Wake()
+	}
+}

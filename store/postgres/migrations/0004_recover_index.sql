@@ -1,0 +1,12 @@
+-- 0004 (the twin of store/sqlite/migrations/0004_recover_index.sql):
+-- recovering an endpoint's failed deliveries.
+--
+-- RecoverDeliveries walks an endpoint's failed deliveries in id order, a
+-- step of at most Limit rows at a time. Through deliveries_endpoint alone
+-- every step would read past all of the endpoint's other history (and the
+-- rows earlier steps re-queued) to find the next failed ones; this partial
+-- index holds only failed rows, so a step reads what it re-queues. A row
+-- enters it when it fails and leaves when it is retried, recovered or
+-- pruned. status = 'failed' is written exactly as the query writes it so the
+-- planner matches the predicate.
+CREATE INDEX deliveries_endpoint_failed ON deliveries (endpoint_id, id) WHERE status = 'failed';

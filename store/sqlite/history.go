@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// The customers' delivery-history tools: listing an endpoint's deliveries,
+// retrying one, and recovering an endpoint's failed ones.
+
+// deliveryColumns is the column list scanDelivery reads, in its order, over
+// deliveries d joined with events ev.
+const deliveryColumns = `d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
+	d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+
+func scanDelivery(r scanner) (nanohook.Delivery, error) {
+	var d nanohook.Delivery
+	var eventType, status string
+	var next, created, updated int64
+	if err := r.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
+		&d.Attempts, &next, &d.LastError, &created, &updated); err != nil {
+		return nanohook.Delivery{}, err
+	}
+	d.EventType = nanohook.EventType(eventType)
+	d.Status = nanohook.DeliveryStatus(status)
+	d.NextAttemptAt = fromMicros(next)
+	d.CreatedAt = fromMicros(created)
+	d.UpdatedAt = fromMicros(updated)
+	return d, nil
+}
+
+// ListDeliveries reads one page of an endpoint's history, newest first, in
+// one read transaction so that the endpoint check and the page agree. The
+// page walks deliveries_endpoint backwards from the cursor; only the filters
+// given are part of the statement, so an absent filter costs nothing.
+// Filters are checked row by row on that walk: a rare status or event type
+// reads past the rows it skips, bounded by the endpoint's retained history.
+func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) ([]nanohook.Delivery, error) {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`,
+		p.EndpointID, p.AccountID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("endpoint", p.EndpointID)
+	}
+	if err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+
+	var q strings.Builder
+	q.WriteString(`SELECT ` + deliveryColumns + `
+		FROM deliveries d JOIN events ev ON ev.pk = d.event_pk
+		WHERE d.endpoint_id = ? AND d.account_id = ?`)
+	args := []any{p.EndpointID, p.AccountID}
+	if p.BeforeID > 0 {
+		q.WriteString(` AND d.id < ?`)
+		args = append(args, p.BeforeID)
+	}
+	if p.Status != "" {
+		q.WriteString(` AND d.status = ?`)
+		args = append(args, string(p.Status))
+	}
+	if p.Event != "" {
+		q.WriteString(` AND d.event_type = ?`)
+		args = append(args, string(p.Event))
+	}
+	if !p.Since.IsZero() {
+		q.WriteString(` AND d.created_at >= ?`)
+		args = append(args, micros(p.Since))
+	}
+	if !p.Until.IsZero() {
+		q.WriteString(` AND d.created_at < ?`)
+		args = append(args, micros(p.Until))
+	}
+	q.WriteString(` ORDER BY d.id DESC LIMIT ?`)
+	args = append(args, min(max(p.Limit, 1), maxListLimit))
+
+	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	if err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	defer rows.Close()
+	out := []nanohook.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, wrap("list deliveries", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	return out, nil
+}
+
+// conflict is the refusal of a retry or recovery that the endpoint's state
+// does not allow.
+func conflict(msg string) error {
+	return &nanohook.Error{Code: nanohook.CodeConflict, Message: msg}
+}
+
+// RetryDelivery makes one delivery due again in one write transaction (see
+// store.Store for the rules). The retry restarts nothing else: the attempt
+// count is kept, so if the retried attempt fails the engine schedules the
+// next one (or gives up) by its attempt number, as for any other attempt. A
+// delivery that had used up its schedule thus gets exactly one more
+// attempt, which is what a manual retry asks for.
+func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error) {
+	var d nanohook.Delivery
+	err := s.inTx(ctx, "retry delivery", func(tx *sql.Tx) error {
+		var status, epStatus string
+		var leasedUntil sql.NullInt64
+		var deleted bool
+		err := tx.QueryRowContext(ctx, `SELECT d.status, d.leased_until, ep.status, ep.deleted_at IS NOT NULL
+			FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
+			WHERE d.id = ? AND d.account_id = ?`, id, accountID).Scan(&status, &leasedUntil, &epStatus, &deleted)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("delivery", id)
+		}
+		if err != nil {
+			return wrap("retry delivery", err)
+		}
+		switch {
+		case deleted || status == string(nanohook.DeliveryCancelled):
+			return conflict(store.ConflictEndpointDeleted)
+		case epStatus != string(nanohook.EndpointActive):
+			return conflict(store.ConflictEndpointDisabled)
+		}
+		switch nanohook.DeliveryStatus(status) {
+		case nanohook.DeliveryFailed, nanohook.DeliverySucceeded:
+			_, err = tx.ExecContext(ctx, `UPDATE deliveries
+				SET status = 'pending', next_attempt_at = ?1,
+				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
+				WHERE id = ?2`, micros(now), id)
+		case nanohook.DeliveryPending:
+			// In flight: the attempt under way is the retry. An expired lease
+			// is left as it is; the claim takes it over anyway.
+			if !leasedUntil.Valid || leasedUntil.Int64 <= micros(now) {
+				_, err = tx.ExecContext(ctx, `UPDATE deliveries
+					SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
+					WHERE id = ?2`, micros(now), id)
+			}
+		}
+		if err != nil {
+			return wrap("retry delivery", err)
+		}
+		d, err = scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
+			FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = ?`, id))
+		if err != nil {
+			return wrap("retry delivery: read back", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nanohook.Delivery{}, err
+	}
+	return d, nil
+}
+
+// RecoverDeliveries re-queues one bounded step of an endpoint's failed
+// deliveries in one write transaction, oldest first, found through the
+// partial index deliveries_endpoint_failed.
+func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (int, error) {
+	var n int64
+	err := s.inTx(ctx, "recover deliveries", func(tx *sql.Tx) error {
+		n = 0
+		var status string
+		err := tx.QueryRowContext(ctx, `SELECT status FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`,
+			p.EndpointID, p.AccountID).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("endpoint", p.EndpointID)
+		}
+		if err != nil {
+			return wrap("recover deliveries", err)
+		}
+		if status != string(nanohook.EndpointActive) {
+			return conflict(store.ConflictEndpointDisabled)
+		}
+		if p.Limit <= 0 {
+			return nil
+		}
+		until := int64(math.MaxInt64)
+		if !p.Until.IsZero() {
+			until = micros(p.Until)
+		}
+		// status = 'failed' is written literally, as in the index.
+		res, err := tx.ExecContext(ctx, `UPDATE deliveries
+			SET status = 'pending', next_attempt_at = ?1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
+			WHERE id IN (
+				SELECT id FROM deliveries
+				WHERE endpoint_id = ?2 AND status = 'failed'
+				  AND created_at >= ?3 AND created_at < ?4 AND updated_at <= ?1
+				ORDER BY id
+				LIMIT ?5)`, micros(p.Now), p.EndpointID, micros(p.Since), until, p.Limit)
+		if err != nil {
+			return wrap("recover deliveries", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return wrap("recover deliveries", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
