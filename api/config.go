@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -15,6 +16,13 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	MaxBatchBodyBytes   = 16 << 20
 )
+
+// Tester attempts a delivery the caller already holds, now, and records the
+// outcome; the test call uses it so the customer sees the attempt in the
+// answer.
+type Tester interface {
+	AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error)
+}
 
 // Config is everything the handlers need, injected by cmd so that tests can
 // run them against a temporary database, a fixed clock and a fake URL check.
@@ -37,6 +45,9 @@ type Config struct {
 	// Waker is woken after every publish that created deliveries, so the
 	// delivery engine sends them now instead of at its next poll. May be nil.
 	Waker interface{ Wake() }
+	// Tester makes the attempt of a test delivery at once and records it
+	// (the delivery engine). nil: the test call answers 503.
+	Tester Tester
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
@@ -53,6 +64,7 @@ type server struct {
 	allowHTTP    bool
 	checkURL     func(ctx context.Context, rawURL string) error
 	waker        interface{ Wake() }
+	tester       Tester
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
@@ -73,6 +85,7 @@ func newServer(cfg Config) *server {
 		allowHTTP:  cfg.AllowHTTP,
 		checkURL:   cfg.CheckURL,
 		waker:      cfg.Waker,
+		tester:     cfg.Tester,
 		now:        cfg.Now,
 		maxBody:    cfg.MaxBodyBytes,
 	}

@@ -26,6 +26,7 @@ func NewPublic(cfg Config) http.Handler {
 		{"GET /api/v1/deliveries/{id}", s.requirePublic(s.getDelivery)},
 		{"POST /api/v1/deliveries/{id}/retry", s.requirePublic(s.retryDelivery)},
 		{"POST /api/v1/webhooks/{id}/rotate-secret", s.requirePublic(s.rotateSecret)},
+		{"POST /api/v1/webhooks/{id}/test", s.requirePublic(s.testWebhook)},
 	} {
 		mux.Handle(rt.pattern, s.handle(rt.h))
 	}

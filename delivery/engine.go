@@ -373,3 +373,28 @@ func (e *Engine) retryWrite(ctx context.Context, what string, write func(context
 		backoff *= 2
 	}
 }
+
+// AttemptNow makes one attempt of a delivery the caller already holds (the
+// test call's ping), records it, and returns it. The outcome is final: a
+// test is not retried. A 410 disables the endpoint as on any delivery.
+func (e *Engine) AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error) {
+	out := e.sender.send(ctx, &c)
+	p := store.CompleteParams{
+		Lease:      c.Lease,
+		Attempt:    out.attempt,
+		EndpointID: c.EndpointID,
+		Now:        e.cfg.Now(),
+		Status:     nanohook.DeliveryFailed,
+	}
+	switch {
+	case out.success:
+		p.Status = nanohook.DeliverySucceeded
+	case out.gone:
+		p.DisableEndpoint = "endpoint answered 410 Gone"
+	}
+	// Recorded even when the caller went away meanwhile: the attempt happened.
+	if err := e.cfg.Store.CompleteDeliveries(context.WithoutCancel(ctx), []store.CompleteParams{p}); err != nil {
+		return out.attempt, fmt.Errorf("record test attempt: %w", err)
+	}
+	return out.attempt, nil
+}

@@ -144,6 +144,27 @@ type Store interface {
 	// recovery. ErrNotFound as in GetEndpoint; a disabled endpoint is a
 	// *nanohook.Error of code nanohook.CodeConflict.
 	RecoverDeliveries(ctx context.Context, p RecoverParams) (int, error)
+
+	// CreateTestDelivery writes a ping event (type nanohook.EventPing, the
+	// given payload, no idempotency key, TaskID/TaskType as given) and one
+	// delivery of it to one endpoint of the account, already leased to the
+	// caller until LeaseUntil with a fresh token, and returns it as a claim:
+	// the caller attempts it at once and records the outcome with
+	// CompleteDeliveries (or hands it back with ReleaseDeliveries).
+	//
+	// The claim is filled as ClaimDeliveries fills one (URL, Secret,
+	// PreviousSecret while still valid at Now, Attempt 1). Because the
+	// delivery is leased, ClaimDeliveries does not return it before
+	// LeaseUntil passes; no other node is woken for it. The endpoint's event
+	// subscriptions are not consulted: a ping goes to the endpoint asked for.
+	// Pings are never deduplicated: every call writes a new event.
+	//
+	// Works for active and disabled endpoints (customers test before
+	// re-enabling); a deleted endpoint or another account's → ErrNotFound.
+	// A delivery to a disabled endpoint that is not completed before its
+	// lease expires is failed, not sent, by a later ClaimDeliveries, as any
+	// pending delivery of a disabled endpoint is.
+	CreateTestDelivery(ctx context.Context, p TestDeliveryParams) (ClaimedDelivery, error)
 }
 
 // LeadershipParams asks for one named leadership term.
@@ -309,3 +330,16 @@ const (
 	ConflictEndpointDeleted  = "the endpoint was deleted"
 	ConflictEndpointDisabled = "the endpoint is disabled; re-enable it with PATCH first"
 )
+
+// TestDeliveryParams asks for one test (ping) delivery to one endpoint.
+type TestDeliveryParams struct {
+	AccountID  int64
+	EndpointID int64
+	EventID    string // new public event id
+	TaskID     string
+	TaskType   string
+	Payload    []byte    // the final body, sent as it is
+	Now        time.Time // the event's occurred_at and created_at, the delivery's created_at
+	LeaseUntil time.Time // the lease expires then, like a claim's
+	Owner      string    // who holds the lease (node id), for diagnostics
+}

@@ -168,6 +168,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		AllowHTTP:  cfg.AllowHTTP,
 		CheckURL:   checkURL,
 		Waker:      engine,
+		Tester:     engine,
 	}
 	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
 	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("RetryDelivery", func(t *testing.T) { t.Parallel(); testRetryDelivery(t, open) })
 	t.Run("RecoverDeliveries", func(t *testing.T) { t.Parallel(); testRecoverDeliveries(t, open) })
 	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
+	t.Run("TestDelivery", func(t *testing.T) { t.Parallel(); testTestDelivery(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and

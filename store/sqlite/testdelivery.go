@@ -1,0 +1,81 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
+)
+
+// CreateTestDelivery writes a ping event and one delivery of it to one live
+// endpoint of the account, active or disabled, already leased to the caller,
+// in one write transaction, and returns the delivery as a claim.
+//
+// The event has no idempotency key (stored as NULL), so pings never
+// deduplicate. The endpoint's subscriptions are not consulted. The delivery
+// is pending and due at p.Now but leased until p.LeaseUntil with a fresh
+// token, so ClaimDeliveries passes over it until the lease expires. SQLite's
+// single writer orders this against DeleteEndpoint and UpdateEndpoint: a
+// delete or disable that commits after it finishes the delivery as it does
+// any pending one.
+func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error) {
+	payload := p.Payload
+	if payload == nil {
+		payload = []byte{} // NOT NULL column; nil would bind as NULL
+	}
+	now := micros(p.Now)
+	token := s.leaseSeq.Add(1)
+	c := store.ClaimedDelivery{
+		Lease:      store.Lease{Token: token},
+		AccountID:  p.AccountID,
+		EndpointID: p.EndpointID,
+		EventID:    p.EventID,
+		EventType:  nanohook.EventPing,
+		Payload:    payload,
+		Attempt:    1,
+		CreatedAt:  fromMicros(now),
+	}
+	err := s.inTx(ctx, "create test delivery", func(tx *sql.Tx) error {
+		var previousUntil int64
+		err := tx.QueryRowContext(ctx, `SELECT url, secret, previous_secret, previous_secret_until
+			FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, p.EndpointID, p.AccountID).
+			Scan(&c.URL, &c.Secret, &c.PreviousSecret, &previousUntil)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("endpoint", p.EndpointID)
+		}
+		if err != nil {
+			return wrap("create test delivery: endpoint", err)
+		}
+		if previousUntil <= now {
+			c.PreviousSecret = "" // expired (or never rotated)
+		}
+
+		var pk int64
+		err = tx.QueryRowContext(ctx, `INSERT INTO events
+			(id, account_id, type, task_id, task_type, idempotency_key, payload, occurred_at, created_at)
+			VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)
+			RETURNING pk`,
+			p.EventID, p.AccountID, string(nanohook.EventPing), p.TaskID, p.TaskType, payload, now).Scan(&pk)
+		if err != nil {
+			return wrap("create test delivery: insert event", err)
+		}
+
+		err = tx.QueryRowContext(ctx, `INSERT INTO deliveries
+			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at,
+			 leased_until, lease_token, lease_owner, last_error, created_at, updated_at)
+			VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, '', ?5, ?5)
+			RETURNING id`,
+			p.AccountID, p.EndpointID, pk, string(nanohook.EventPing), now, micros(p.LeaseUntil), token, p.Owner).
+			Scan(&c.DeliveryID)
+		if err != nil {
+			return wrap("create test delivery: insert delivery", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.ClaimedDelivery{}, err
+	}
+	return c, nil
+}
