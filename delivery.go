@@ -40,6 +40,21 @@ type Attempt struct {
 	ResponseBody   string // first MaxStoredResponseBody bytes
 	Location       string // Location header of a 3xx, so the customer can fix the URL
 	Error          string // transport error or why the response counts as failure
+
+	// RequestHeaders are the headers nanohook set on the request, in the
+	// order it set them. The X-Nano-Signature* values are included: they
+	// are HMACs of the payload, not secrets. The request body is not
+	// repeated here; it is the event's payload.
+	RequestHeaders []Header
+	// RemoteAddr is the "ip:port" nanohook connected to, "" when no
+	// connection was made.
+	RemoteAddr string
+}
+
+// Header is one HTTP header field as sent.
+type Header struct {
+	Name  string
+	Value string
 }
 
 // MaxStoredResponseBody is how much of a response body an attempt keeps.

@@ -65,16 +65,25 @@ type deliveryDetailJSON struct {
 }
 
 // attemptJSON is one HTTP request made for a delivery and what came back.
-// Members are added here as attempts record more (request headers, remote
-// address); existing ones keep their meaning.
+// Members are added here as attempts record more; existing ones keep their
+// meaning.
 type attemptJSON struct {
-	Number         int     `json:"number"`
-	StartedAt      string  `json:"started_at"`
-	DurationMS     int64   `json:"duration_ms"`
-	ResponseStatus *int    `json:"response_status"` // null: no response arrived
-	ResponseBody   string  `json:"response_body"`   // the first 4 KiB
-	Location       *string `json:"location"`        // of a 3xx, so the URL can be fixed
-	Error          *string `json:"error"`
+	Number         int          `json:"number"`
+	StartedAt      string       `json:"started_at"`
+	DurationMS     int64        `json:"duration_ms"`
+	RequestHeaders []headerJSON `json:"request_headers"` // as sent, in order; the body is the event's payload
+	RemoteAddress  *string      `json:"remote_address"`  // "ip:port" connected to; null: no connection
+	ResponseStatus *int         `json:"response_status"` // null: no response arrived
+	ResponseBody   string       `json:"response_body"`   // the first 4 KiB
+	Location       *string      `json:"location"`        // of a 3xx, so the URL can be fixed
+	Error          *string      `json:"error"`
+}
+
+// headerJSON is one request header an attempt sent. Signature headers are
+// shown: they are HMACs of the payload, not the secret.
+type headerJSON struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 func toAttemptJSON(a nanohook.Attempt) attemptJSON {
@@ -83,6 +92,15 @@ func toAttemptJSON(a nanohook.Attempt) attemptJSON {
 		StartedAt:    formatTime(a.StartedAt),
 		DurationMS:   a.Duration.Milliseconds(),
 		ResponseBody: a.ResponseBody,
+		// Always an array: attempts recorded before headers were kept show
+		// none.
+		RequestHeaders: make([]headerJSON, len(a.RequestHeaders)),
+	}
+	for i, h := range a.RequestHeaders {
+		out.RequestHeaders[i] = headerJSON{Name: h.Name, Value: h.Value}
+	}
+	if a.RemoteAddr != "" {
+		out.RemoteAddress = &a.RemoteAddr
 	}
 	if a.ResponseStatus != 0 {
 		out.ResponseStatus = &a.ResponseStatus

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -257,6 +258,12 @@ func TestDeliveryDetail(t *testing.T) {
 	ev := b.publishAt(t, acct, nanohook.EventJobCompleted, testNow.Add(-time.Hour))
 	c := b.attempt(t, testNow.Add(-time.Hour), nanohook.DeliveryPending, nanohook.Attempt{
 		ResponseStatus: 302, Location: "https://elsewhere.example.com/", Duration: 120 * time.Millisecond,
+		RequestHeaders: []nanohook.Header{
+			{Name: "Content-Type", Value: "application/json"},
+			{Name: "X-Nano-Signature", Value: "v1=abc"},
+			{Name: "X-Nano-Delivery-Attempt", Value: "1"},
+		},
+		RemoteAddr: "203.0.113.7:443",
 	}, testNow.Add(-59*time.Minute))
 	b.attempt(t, testNow.Add(-59*time.Minute), nanohook.DeliveryFailed, nanohook.Attempt{
 		Error: "dial tcp: connection refused", Duration: 2500 * time.Millisecond,
@@ -272,7 +279,7 @@ func TestDeliveryDetail(t *testing.T) {
 		t.Fatalf("attempts: %s", r.raw)
 	}
 	first, second := attempts[0].(map[string]any), attempts[1].(map[string]any)
-	wantKeys := []string{"duration_ms", "error", "location", "number", "response_body", "response_status", "started_at"}
+	wantKeys := []string{"duration_ms", "error", "location", "number", "remote_address", "request_headers", "response_body", "response_status", "started_at"}
 	if got := keysOf(first); !slices.Equal(got, wantKeys) {
 		t.Fatalf("attempt keys %v, want %v", got, wantKeys)
 	}
@@ -286,11 +293,26 @@ func TestDeliveryDetail(t *testing.T) {
 	}
 	for k, v := range map[string]any{
 		"number": float64(2), "duration_ms": float64(2500), "response_status": nil, "location": nil,
-		"error": "dial tcp: connection refused",
+		"error": "dial tcp: connection refused", "remote_address": nil,
 	} {
 		if second[k] != v {
 			t.Errorf("second attempt %s = %v, want %v", k, second[k], v)
 		}
+	}
+	if first["remote_address"] != "203.0.113.7:443" {
+		t.Errorf("first attempt remote_address = %v", first["remote_address"])
+	}
+	wantHeaders := []any{
+		map[string]any{"name": "Content-Type", "value": "application/json"},
+		map[string]any{"name": "X-Nano-Signature", "value": "v1=abc"},
+		map[string]any{"name": "X-Nano-Delivery-Attempt", "value": "1"},
+	}
+	if got := first["request_headers"]; !reflect.DeepEqual(got, wantHeaders) {
+		t.Errorf("first attempt request_headers = %v, want %v", got, wantHeaders)
+	}
+	// No headers recorded is an empty list, never null.
+	if got, ok := second["request_headers"].([]any); !ok || len(got) != 0 {
+		t.Errorf("second attempt request_headers = %#v, want []", second["request_headers"])
 	}
 }
 

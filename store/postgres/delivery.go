@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -130,10 +131,14 @@ type staleClaim struct {
 // so that one pruned delivery cannot fail the whole batch on the foreign
 // key.
 const insertAttemptsSQL = `INSERT INTO attempts
-		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error)
-	SELECT v.delivery_id, v.number, v.started_at, v.duration_us, v.response_status, v.response_body, v.location, v.error
-	FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::integer[], $6::bytea[], $7::text[], $8::text[])
-		WITH ORDINALITY AS v(delivery_id, number, started_at, duration_us, response_status, response_body, location, error, ord)
+		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error,
+		 request_headers, remote_addr)
+	SELECT v.delivery_id, v.number, v.started_at, v.duration_us, v.response_status, v.response_body, v.location, v.error,
+		v.request_headers, v.remote_addr
+	FROM unnest($1::bigint[], $2::integer[], $3::timestamptz[], $4::bigint[], $5::integer[], $6::bytea[], $7::text[], $8::text[],
+			$9::text[], $10::text[])
+		WITH ORDINALITY AS v(delivery_id, number, started_at, duration_us, response_status, response_body, location, error,
+			request_headers, remote_addr, ord)
 	WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.delivery_id)
 	ORDER BY v.ord`
 
@@ -195,6 +200,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		aBody     = make([][]byte, n)
 		aLocation = make([]string, n)
 		aError    = make([]string, n)
+		aHeaders  = make([]string, n)
+		aRemote   = make([]string, n)
 		gone      []int64
 	)
 	for i := range results {
@@ -208,6 +215,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		aBody[i] = []byte(a.ResponseBody)
 		aLocation[i] = pgText(a.Location)
 		aError[i] = pgText(a.Error)
+		aHeaders[i] = store.EncodeHeaders(a.RequestHeaders) // valid UTF-8, NUL escaped
+		aRemote[i] = pgText(a.RemoteAddr)
 		if r.DisableEndpoint != "" {
 			gone = append(gone, r.DeliveryID)
 		}
@@ -244,7 +253,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	if len(gone) > 0 {
 		b.Queue(lockEndpointsOfSQL, gone)
 	}
-	b.Queue(insertAttemptsSQL, aDelivery, aNumber, aStarted, aDuration, aStatus, aBody, aLocation, aError)
+	b.Queue(insertAttemptsSQL, aDelivery, aNumber, aStarted, aDuration, aStatus, aBody, aLocation, aError, aHeaders, aRemote)
 	b.Queue(completeDeliveriesSQL, uID, uToken, uStatus, uNumber, uNext, uLastErr, uNow)
 	for _, r := range results {
 		if r.DisableEndpoint != "" {
@@ -397,7 +406,8 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	defer c.Release()
 	rows, err := c.Query(ctx, `SELECT d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
 			d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
-			a.id, a.number, a.started_at, a.duration_us, a.response_status, a.response_body, a.location, a.error
+			a.id, a.number, a.started_at, a.duration_us, a.response_status, a.response_body, a.location, a.error,
+			a.request_headers, a.remote_addr
 		FROM deliveries d
 		JOIN events ev ON ev.pk = d.event_pk
 		LEFT JOIN attempts a ON a.delivery_id = d.id
@@ -418,10 +428,12 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 			aStarted           pgtype.Timestamptz
 			aBody              []byte
 			aLocation, aError  *string
+			aHeaders, aRemote  *string
 		)
 		if err := rows.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
 			&d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt,
-			&aID, &aNumber, &aStarted, &aDuration, &aResponse, &aBody, &aLocation, &aError); err != nil {
+			&aID, &aNumber, &aStarted, &aDuration, &aResponse, &aBody, &aLocation, &aError,
+			&aHeaders, &aRemote); err != nil {
 			return nanohook.Delivery{}, nil, wrap("get delivery", err)
 		}
 		found = true
@@ -429,6 +441,10 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 		d.Status = nanohook.DeliveryStatus(status)
 		if aID == nil {
 			continue // no attempts yet: the one row is the delivery alone
+		}
+		headers, err := store.DecodeHeaders(*aHeaders)
+		if err != nil {
+			return nanohook.Delivery{}, nil, fmt.Errorf("postgres: get delivery: attempt %d: %w", *aID, err)
 		}
 		attempts = append(attempts, nanohook.Attempt{
 			ID:             *aID,
@@ -440,6 +456,8 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 			ResponseBody:   string(aBody),
 			Location:       *aLocation,
 			Error:          *aError,
+			RequestHeaders: headers,
+			RemoteAddr:     *aRemote,
 		})
 	}
 	if err := rows.Err(); err != nil {

@@ -134,7 +134,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 			r := &results[i]
 			a := &r.Attempt
 			return append(args, r.DeliveryID, int64(a.Number), micros(a.StartedAt), a.Duration.Microseconds(),
-				int64(a.ResponseStatus), a.ResponseBody, a.Location, a.Error)
+				int64(a.ResponseStatus), a.ResponseBody, a.Location, a.Error,
+				store.EncodeHeaders(a.RequestHeaders), a.RemoteAddr)
 		})
 		if err != nil {
 			return wrap("complete deliveries: record attempts", err)
@@ -320,7 +321,7 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	d.UpdatedAt = fromMicros(updated)
 
 	rows, err := tx.QueryContext(ctx, `SELECT id, number, started_at, duration_us, response_status,
-			response_body, location, error
+			response_body, location, error, request_headers, remote_addr
 		FROM attempts WHERE delivery_id = ? ORDER BY number, id`, id)
 	if err != nil {
 		return nanohook.Delivery{}, nil, wrap("get delivery: attempts", err)
@@ -330,9 +331,13 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	for rows.Next() {
 		a := nanohook.Attempt{DeliveryID: id}
 		var started, dur int64
+		var headers string
 		if err := rows.Scan(&a.ID, &a.Number, &started, &dur, &a.ResponseStatus,
-			&a.ResponseBody, &a.Location, &a.Error); err != nil {
+			&a.ResponseBody, &a.Location, &a.Error, &headers, &a.RemoteAddr); err != nil {
 			return nanohook.Delivery{}, nil, wrap("get delivery: attempts", err)
+		}
+		if a.RequestHeaders, err = store.DecodeHeaders(headers); err != nil {
+			return nanohook.Delivery{}, nil, fmt.Errorf("sqlite: get delivery: attempt %d: %w", a.ID, err)
 		}
 		a.StartedAt = fromMicros(started)
 		a.Duration = time.Duration(dur) * time.Microsecond

@@ -31,11 +31,16 @@ type writerStmts struct {
 // for a delivery that still exists, so that one pruned delivery cannot fail
 // the whole batch on the foreign key. VALUES columns are, in order:
 // delivery_id, number, started_at, duration_us, response_status,
-// response_body, location, error.
+// response_body, location, error, request_headers, remote_addr.
+// insertAttemptsCols is the number of VALUES columns per row of
+// insertAttemptsSQL.
+const insertAttemptsCols = 10
+
 func insertAttemptsSQL(values string) string {
 	return `INSERT INTO attempts
-		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error)
-		SELECT column1, column2, column3, column4, column5, column6, column7, column8
+		(delivery_id, number, started_at, duration_us, response_status, response_body, location, error,
+		 request_headers, remote_addr)
+		SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10
 		FROM (VALUES ` + values + `) AS v
 		WHERE EXISTS (SELECT 1 FROM deliveries d WHERE d.id = v.column1)`
 }
@@ -54,7 +59,7 @@ func completeDeliveriesSQL(values string) string {
 
 func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 	var err error
-	if w.insertAttempts, err = prepareChunks(ctx, db, 8, insertAttemptsSQL); err != nil {
+	if w.insertAttempts, err = prepareChunks(ctx, db, insertAttemptsCols, insertAttemptsSQL); err != nil {
 		return fmt.Errorf("insert attempts: %w", err)
 	}
 	if w.completeDeliveries, err = prepareChunks(ctx, db, 7, completeDeliveriesSQL); err != nil {

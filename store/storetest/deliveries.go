@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -188,6 +190,15 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 
 		r := result(c, b.now.Add(time.Second), nanohook.DeliverySucceeded, 204, "", time.Time{})
 		r.Attempt.ResponseBody = "ok \u2028 \U0001F600"
+		// Everything JSON must escape, and text PostgreSQL refuses raw (NUL):
+		// the headers come back exactly, in order, duplicates and all.
+		r.Attempt.RequestHeaders = []nanohook.Header{
+			{Name: "Content-Type", Value: "application/json"},
+			{Name: "X-Nano-Signature", Value: "v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd"},
+			{Name: "X-Odd", Value: "q\"uote \\ back\tslash\x00nul\x1f \u2028 \U0001F600 <&>"},
+			{Name: "X-Odd", Value: ""},
+		}
+		r.Attempt.RemoteAddr = "[2001:db8::1]:8443"
 		requireNoError(t, b.s.CompleteDeliveries(b.ctx, []store.CompleteParams{r}))
 
 		d, attempts := b.delivery(t, a.ID, c.DeliveryID)
@@ -214,6 +225,8 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "attempt status", at.ResponseStatus, 204)
 		equal(t, "attempt body", at.ResponseBody, r.Attempt.ResponseBody)
 		equal(t, "attempt error", at.Error, "")
+		sameHeaders(t, "attempt request headers", at.RequestHeaders, r.Attempt.RequestHeaders)
+		equal(t, "attempt remote address", at.RemoteAddr, r.Attempt.RemoteAddr)
 
 		equal(t, "claimable after success", len(b.claim(t, b.now.Add(24*time.Hour), 10)), 0)
 	})
@@ -229,6 +242,8 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 		retryAt := b.now.Add(5 * time.Second)
 		r1 := result(c1, b.now, nanohook.DeliveryPending, 302, "", retryAt)
 		r1.Attempt.Location = "https://elsewhere.example.com/"
+		r1.Attempt.RequestHeaders = []nanohook.Header{{Name: "X-Nano-Delivery-Attempt", Value: "1"}}
+		r1.Attempt.RemoteAddr = "203.0.113.7:443"
 		requireNoError(t, b.s.CompleteDeliveries(b.ctx, []store.CompleteParams{r1}))
 
 		d, _ := b.delivery(t, a.ID, c1.DeliveryID)
@@ -255,6 +270,11 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "second attempt number", attempts[1].Number, 2)
 		equal(t, "second attempt error", attempts[1].Error, "dial tcp: connection refused")
 		equal(t, "second attempt status", attempts[1].ResponseStatus, 0)
+		sameHeaders(t, "first attempt request headers", attempts[0].RequestHeaders, r1.Attempt.RequestHeaders)
+		equal(t, "first attempt remote address", attempts[0].RemoteAddr, "203.0.113.7:443")
+		// No connection, nothing recorded: no headers, no address.
+		sameHeaders(t, "second attempt request headers", attempts[1].RequestHeaders, nil)
+		equal(t, "second attempt remote address", attempts[1].RemoteAddr, "")
 		equal(t, "claimable after failing", len(b.claim(t, b.now.Add(24*time.Hour), 10)), 0)
 	})
 
@@ -360,8 +380,17 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 				status, next = nanohook.DeliveryPending, b.now.Add(time.Hour)
 			}
 			results[i] = result(c, b.now, status, 200+300*(i%2), "", next)
+			results[i].Attempt.RequestHeaders = []nanohook.Header{{Name: "X-Row", Value: strconv.Itoa(i)}}
+			results[i].Attempt.RemoteAddr = fmt.Sprintf("10.0.%d.%d:443", i/256, i%256)
 		}
 		requireNoError(t, b.s.CompleteDeliveries(b.ctx, results))
+		// Rows keep their own values across the multi-row chunks.
+		for _, i := range []int{0, 1, 63, 64, 65, 511, 999} {
+			_, attempts := b.delivery(t, a.ID, claimed[i].DeliveryID)
+			equal(t, "attempts recorded", len(attempts), 1)
+			sameHeaders(t, "request headers", attempts[0].RequestHeaders, results[i].Attempt.RequestHeaders)
+			equal(t, "remote address", attempts[0].RemoteAddr, results[i].Attempt.RemoteAddr)
+		}
 		equal(t, "claimable before the retries", len(b.claim(t, b.now.Add(time.Minute), 1000)), 0)
 		retried := b.claim(t, b.now.Add(time.Hour), 1000)
 		equal(t, "retries claimable", len(retried), 500)
