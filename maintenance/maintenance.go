@@ -1,5 +1,6 @@
-// Package maintenance runs nanohook's background housekeeping — today the
-// pruning of old delivery history — on exactly one node at a time.
+// Package maintenance runs nanohook's background housekeeping — the pruning
+// of old delivery history and the disabling of endpoints that have been
+// failing for too long — on exactly one node at a time.
 //
 // Every node runs a Service; the services compete for a named leadership
 // term in the shared store (a row with a holder and an expiry). The holder
@@ -10,6 +11,8 @@ package maintenance
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,7 @@ type Store interface {
 	AcquireLeadership(ctx context.Context, p store.LeadershipParams) (bool, error)
 	ResignLeadership(ctx context.Context, name, holder string) error
 	PruneHistory(ctx context.Context, p store.PruneParams) (int, error)
+	DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error)
 }
 
 // LeadershipName names the term the maintenance services compete for.
@@ -41,8 +45,12 @@ type Config struct {
 	Retention time.Duration
 	// PruneEvery is how often the leader prunes. Default 10 minutes.
 	PruneEvery time.Duration
-	PruneBatch int              // deliveries deleted per transaction; default 1000
-	Now        func() time.Time // default time.Now
+	PruneBatch int // deliveries deleted per transaction; default 1000
+	// DisableAfter is how long an endpoint may keep failing (no success
+	// since its first failed attempt) before the leader disables it. The
+	// check runs every round. Default 5 days.
+	DisableAfter time.Duration
+	Now          func() time.Time // default time.Now
 }
 
 // Service competes for leadership and, while it leads, runs the tasks.
@@ -67,6 +75,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.PruneEvery <= 0 {
 		cfg.PruneEvery = 10 * time.Minute
+	}
+	if cfg.DisableAfter <= 0 {
+		cfg.DisableAfter = 5 * 24 * time.Hour
 	}
 	if cfg.PruneBatch <= 0 {
 		cfg.PruneBatch = 1000
@@ -135,12 +146,49 @@ func (s *Service) RunOnce(ctx context.Context) error {
 	if was := s.leader.Swap(leads); was != leads {
 		s.log.InfoContext(ctx, "maintenance leadership changed", slog.Bool("leader", leads), slog.String("node", s.cfg.NodeID))
 	}
-	if !leads || now.Sub(s.lastPrune) < s.cfg.PruneEvery {
+	if !leads {
 		return nil
+	}
+	_, disableErr := s.DisableFailing(ctx)
+	if now.Sub(s.lastPrune) < s.cfg.PruneEvery {
+		return disableErr
 	}
 	s.lastPrune = now
 	_, err = s.Prune(ctx)
-	return err
+	return errors.Join(disableErr, err)
+}
+
+// DisableFailing disables the endpoints that have been failing for longer
+// than DisableAfter (their pending deliveries fail with the reason) and
+// returns their ids. A small index range: cheap enough for every round.
+func (s *Service) DisableFailing(ctx context.Context) ([]int64, error) {
+	now := s.cfg.Now()
+	ids, err := s.cfg.Store.DisableFailingEndpoints(ctx, store.DisableFailingParams{
+		FailingSince: now.Add(-s.cfg.DisableAfter),
+		Now:          now,
+		Reason:       "failing for " + humanDuration(s.cfg.DisableAfter),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) > 0 {
+		s.log.WarnContext(ctx, "disabled failing endpoints", slog.Any("endpoints", ids),
+			slog.Duration("failing_for", s.cfg.DisableAfter))
+	}
+	return ids, nil
+}
+
+// humanDuration is d in whole days when it is some ("5 days"), else as
+// time.Duration prints it.
+func humanDuration(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d == day:
+		return "1 day"
+	case d%day == 0:
+		return fmt.Sprintf("%d days", d/day)
+	}
+	return d.String()
 }
 
 // Prune deletes finished history older than the retention, one bounded

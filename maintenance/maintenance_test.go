@@ -166,3 +166,68 @@ func TestLeaderPrunesOldHistoryOnly(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaderDisablesEndpointsFailingTooLong(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	clk := &clock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	start := clk.Now()
+
+	_, hash := nanohook.NewAPIKey()
+	acct, _, err := st.CreateAccount(ctx, store.CreateAccountParams{Name: "a", KeyHash: hash, Now: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := st.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: acct.ID, URL: "https://example.com/h",
+		Events: []nanohook.EventType{nanohook.EventJobCompleted}, Secret: "whsec_xxxxxxxx", Now: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One failed attempt at start, with a retry due in ten days.
+	if _, err := st.PublishEvents(ctx, []store.PublishEventParams{{ID: nanohook.NewEventID(), AccountID: acct.ID,
+		Type: nanohook.EventJobCompleted, TaskID: "t", TaskType: "image", IdempotencyKey: "t",
+		Payload: []byte(`{}`), OccurredAt: start, Now: start}}); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := st.ClaimDeliveries(ctx, store.ClaimParams{Now: start, LeaseUntil: start.Add(time.Minute), Limit: 1})
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("claim: %d %v", len(claimed), err)
+	}
+	if err := st.CompleteDeliveries(ctx, []store.CompleteParams{{Lease: claimed[0].Lease, Status: nanohook.DeliveryPending,
+		NextAttemptAt: start.Add(10 * 24 * time.Hour),
+		Attempt:       nanohook.Attempt{DeliveryID: claimed[0].DeliveryID, Number: 1, StartedAt: start, ResponseStatus: 500},
+		Now:           start}}); err != nil {
+		t.Fatal(err)
+	}
+
+	svc := maintenance.New(maintenance.Config{Store: st, NodeID: "n", Now: clk.Now, DisableAfter: 2 * 24 * time.Hour})
+	// Failing for one day: left alone.
+	clk.Add(24 * time.Hour)
+	if err := svc.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.GetEndpoint(ctx, acct.ID, ep.ID); got.Status != nanohook.EndpointActive {
+		t.Fatalf("endpoint disabled after one day: %+v", got)
+	}
+	// Failing for more than two days: the next round disables it.
+	clk.Add(24*time.Hour + time.Second)
+	if err := svc.RunOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetEndpoint(ctx, acct.ID, ep.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantReason := "failing for 2 days since 2026-03-01T00:00:00Z"
+	if got.Status != nanohook.EndpointDisabled || got.DisabledReason != wantReason {
+		t.Fatalf("endpoint = %s %q, want disabled %q", got.Status, got.DisabledReason, wantReason)
+	}
+	d, _, err := st.GetDelivery(ctx, acct.ID, claimed[0].DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Status != nanohook.DeliveryFailed || d.LastError != "endpoint disabled: "+wantReason {
+		t.Fatalf("pending delivery = %s %q, want failed with the reason", d.Status, d.LastError)
+	}
+}

@@ -70,6 +70,10 @@ type Store interface {
 
 	// PublishEvents writes each new event and one pending delivery per active
 	// endpoint of its account subscribed to its type, all in one transaction.
+	// A disabled (not deleted) endpoint subscribed to the type gets a
+	// delivery too, already failed (no attempt, attempts 0, last error
+	// "endpoint disabled: <reason>"), so that nothing is dropped silently and
+	// RecoverDeliveries after re-enabling replays it.
 	// An event whose (account, idempotency key) already exists is not written
 	// again: its result carries the existing event id and Duplicate = true.
 	// A missing account makes the whole call fail with ErrNotFound.
@@ -165,6 +169,17 @@ type Store interface {
 	// lease expires is failed, not sent, by a later ClaimDeliveries, as any
 	// pending delivery of a disabled endpoint is.
 	CreateTestDelivery(ctx context.Context, p TestDeliveryParams) (ClaimedDelivery, error)
+
+	// DisableFailingEndpoints disables every live, active endpoint that has
+	// been failing since before p.FailingSince (CompleteDeliveries marks an
+	// endpoint failing at the start of its first failed attempt after a
+	// success, and a success clears the mark), in one transaction. Each gets
+	// the disabled reason p.Reason followed by " since <time it began
+	// failing, RFC 3339>", and its pending deliveries are failed as
+	// UpdateEndpoint's disabling fails them. It returns the ids disabled,
+	// ascending. Re-enabling an endpoint (UpdateEndpoint to active) clears
+	// its mark, so it starts afresh.
+	DisableFailingEndpoints(ctx context.Context, p DisableFailingParams) ([]int64, error)
 }
 
 // LeadershipParams asks for one named leadership term.
@@ -248,8 +263,13 @@ type PublishEventParams struct {
 
 // PublishResult says what PublishEvents did with one event.
 type PublishResult struct {
-	EventID    string
-	Deliveries int  // deliveries created (or, for a duplicate, created originally)
+	EventID string
+	// Deliveries counts the pending deliveries created; the failed ones
+	// recorded for disabled endpoints are not counted. For a duplicate it is
+	// the count of the original publish, as far as the rows still tell: its
+	// deliveries less those recorded failed for a disabled endpoint and
+	// untouched since.
+	Deliveries int
 	Duplicate  bool // the idempotency key was already used
 }
 
@@ -342,4 +362,22 @@ type TestDeliveryParams struct {
 	Now        time.Time // the event's occurred_at and created_at, the delivery's created_at
 	LeaseUntil time.Time // the lease expires then, like a claim's
 	Owner      string    // who holds the lease (node id), for diagnostics
+}
+
+// DisableFailingParams selects the endpoints DisableFailingEndpoints
+// disables.
+type DisableFailingParams struct {
+	// FailingSince: endpoints failing since before this are disabled.
+	FailingSince time.Time
+	Now          time.Time // updated_at of the endpoints and failed deliveries
+	// Reason prefixes each endpoint's disabled_reason, e.g. "failing for
+	// 120h0m0s"; the driver appends " since <RFC 3339 time>".
+	Reason string
+}
+
+// FailingReason is the disabled_reason DisableFailingEndpoints gives an
+// endpoint failing since since: prefix, then " since " and the time in
+// RFC 3339 (UTC), the same from every driver.
+func FailingReason(prefix string, since time.Time) string {
+	return prefix + " since " + since.UTC().Format(time.RFC3339)
 }

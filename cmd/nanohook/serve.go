@@ -34,6 +34,7 @@ type serveConfig struct {
 	DeliveryWorkers     int
 	ShutdownTimeout     time.Duration
 	Retention           time.Duration
+	DisableAfter        time.Duration
 	LogFormat           string
 	LogLevel            slog.Level
 }
@@ -51,6 +52,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "concurrent delivery attempts")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
+	fs.DurationVar(&c.DisableAfter, "disable-after", 120*time.Hour, "disable an endpoint whose attempts have all failed for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop lets attempts in flight finish")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -67,6 +69,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.Retention <= 0 {
 		return c, fmt.Errorf("--retention must be positive")
+	}
+	if c.DisableAfter <= 0 {
+		return c, fmt.Errorf("--disable-after must be positive")
 	}
 	if c.DeliveryWorkers <= 0 {
 		return c, fmt.Errorf("--delivery-workers must be positive")
@@ -149,10 +154,11 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		NodeID:    nodeID,
 	})
 	maint := maintenance.New(maintenance.Config{
-		Store:     st,
-		Logger:    log.With(slog.String("component", "maintenance")),
-		NodeID:    nodeID,
-		Retention: cfg.Retention,
+		Store:        st,
+		Logger:       log.With(slog.String("component", "maintenance")),
+		NodeID:       nodeID,
+		Retention:    cfg.Retention,
+		DisableAfter: cfg.DisableAfter,
 	})
 	var checkURL func(context.Context, string) error
 	if !cfg.AllowPrivateTargets {

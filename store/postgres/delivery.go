@@ -162,6 +162,39 @@ const lockEndpointsOfSQL = `SELECT e.id FROM endpoints e
 	ORDER BY e.id
 	FOR NO KEY UPDATE`
 
+// markFailingSQL keeps endpoints' failing_since up to date from a batch of
+// attempts ($1 delivery ids, $2 whether each succeeded, $3 their start
+// times); the endpoint is the delivery row's. Per endpoint, the latest
+// success of the batch clears the mark and the earliest failure after it
+// (or, with no success, the earliest failure) sets it; a mark already set
+// is kept unless a success clears it (the earlier of the two is kept).
+// Only endpoints whose mark changes are locked and written, in id order,
+// and before the batch touches any delivery: disabling and deleting lock
+// the endpoint before its deliveries too, so neither can deadlock with it.
+const markFailingSQL = `WITH v AS (
+		SELECT d.endpoint_id AS eid, x.ok, x.t
+		FROM unnest($1::bigint[], $2::boolean[], $3::timestamptz[]) AS x(id, ok, t)
+		JOIN deliveries d ON d.id = x.id
+	), o AS (
+		SELECT eid, max(t) FILTER (WHERE ok) AS last_ok FROM v GROUP BY eid
+	), a AS (
+		SELECT o.eid, o.last_ok,
+			(SELECT min(v.t) FROM v WHERE v.eid = o.eid AND NOT v.ok
+				AND (o.last_ok IS NULL OR v.t > o.last_ok)) AS first_fail
+		FROM o
+	), n AS (
+		SELECT e.id, CASE
+			WHEN a.last_ok IS NOT NULL THEN a.first_fail
+			ELSE least(e.failing_since, a.first_fail) END AS fs
+		FROM a JOIN endpoints e ON e.id = a.eid
+		WHERE e.failing_since IS DISTINCT FROM (CASE
+			WHEN a.last_ok IS NOT NULL THEN a.first_fail
+			ELSE least(e.failing_since, a.first_fail) END)
+		ORDER BY e.id
+		FOR NO KEY UPDATE OF e
+	)
+	UPDATE endpoints SET failing_since = n.fs FROM n WHERE endpoints.id = n.id`
+
 // disableEndpointOfSQL disables the endpoint of delivery $1 (it answered
 // 410 Gone) with reason $2 at $3. The endpoint is taken from the delivery
 // row, which cannot disagree with it. One already disabled keeps its reason,
@@ -249,9 +282,29 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		uNow[i] = us(r.Now)
 	}
 
+	// Every attempt, stale lease or not, tells whether its endpoint is
+	// failing.
+	var (
+		mDelivery = make([]int64, 0, n)
+		mOK       = make([]bool, 0, n)
+		mStarted  = make([]time.Time, 0, n)
+	)
+	for i := range results {
+		r := &results[i]
+		switch r.Status {
+		case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
+			mDelivery = append(mDelivery, r.DeliveryID)
+			mOK = append(mOK, r.Status == nanohook.DeliverySucceeded)
+			mStarted = append(mStarted, aStarted[i])
+		}
+	}
+
 	b := &pgx.Batch{}
 	if len(gone) > 0 {
 		b.Queue(lockEndpointsOfSQL, gone)
+	}
+	if len(mDelivery) > 0 {
+		b.Queue(markFailingSQL, mDelivery, mOK, mStarted)
 	}
 	b.Queue(insertAttemptsSQL, aDelivery, aNumber, aStarted, aDuration, aStatus, aBody, aLocation, aError, aHeaders, aRemote)
 	b.Queue(completeDeliveriesSQL, uID, uToken, uStatus, uNumber, uNext, uLastErr, uNow)

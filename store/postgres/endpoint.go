@@ -132,6 +132,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if p.Description != nil {
 			e.Description = *p.Description
 		}
+		// Re-enabling starts the endpoint's failure clock afresh.
+		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
 		if p.Status != nil {
 			e.Status = *p.Status
 			if e.Status == nanohook.EndpointActive {
@@ -143,9 +145,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		}
 		e.UpdatedAt = us(p.Now)
 		if _, err := tx.Exec(ctx, `UPDATE endpoints
-			SET url = $1, events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6
+			SET url = $1, events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
+			    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
 			WHERE id = $7`,
-			e.URL, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID); err != nil {
+			e.URL, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
+			reenabled); err != nil {
 			return wrap("update endpoint", err)
 		}
 		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
@@ -184,6 +188,59 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 		}
 		return nil
 	})
+}
+
+// DisableFailingEndpoints disables the live, active endpoints failing since
+// before p.FailingSince (a range of the partial index endpoints_failing)
+// and fails their pending deliveries, in one transaction. The endpoints are
+// locked in id order, as a completion locks them, and each is disabled
+// before its deliveries are touched, as UpdateEndpoint does.
+func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error) {
+	ids := []int64{}
+	now := us(p.Now)
+	err := s.inTx(ctx, "disable failing endpoints", func(tx pgx.Tx) error {
+		ids = ids[:0]
+		rows, err := tx.Query(ctx, `SELECT id, failing_since FROM endpoints
+			WHERE failing_since < $1 AND status = 'active' AND deleted_at IS NULL
+			ORDER BY id
+			FOR NO KEY UPDATE`, us(p.FailingSince))
+		if err != nil {
+			return wrap("disable failing endpoints", err)
+		}
+		var since []time.Time
+		for rows.Next() {
+			var id int64
+			var fs time.Time
+			if err := rows.Scan(&id, &fs); err != nil {
+				rows.Close()
+				return wrap("disable failing endpoints", err)
+			}
+			ids = append(ids, id)
+			since = append(since, fs)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return wrap("disable failing endpoints", err)
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		b := &pgx.Batch{}
+		for i, id := range ids {
+			reason := pgText(store.FailingReason(p.Reason, since[i]))
+			b.Queue(`UPDATE endpoints SET status = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3`,
+				reason, now, id)
+			b.Queue(failPendingOfEndpointSQL, disabledError(reason), now, id)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return wrap("disable failing endpoints", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // disabledError is the last_error of deliveries failed because their

@@ -40,8 +40,12 @@ const dueChannel = "nanohook_due"
 //     deliveries; or this publish waits for it and, re-reading the
 //     endpoint, skips it. No pending delivery is left behind for an endpoint
 //     that is gone.
+//     An active endpoint gets a pending delivery; a disabled one a delivery
+//     already failed, with no attempt and its reason as last error, so that
+//     the event is on record and a recover after re-enabling replays it.
+//     Only the pending ones are counted.
 //   - the final SELECT notifies dueChannel (delivered at commit) if any
-//     delivery was created. The notifying sub-select is uncorrelated, so it
+//     pending delivery was created. The notifying sub-select is uncorrelated, so it
 //     runs at most once, and only when a CASE reaches it.
 const publishSQL = `WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
@@ -56,22 +60,28 @@ const publishSQL = `WITH input AS (
 	), fan AS (
 		INSERT INTO deliveries
 			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
-		SELECT ins.account_id, e.id, ins.pk, ins.type, 'pending', 0, ins.created_at, '', ins.created_at, ins.created_at
+		SELECT ins.account_id, e.id, ins.pk, ins.type,
+			CASE WHEN e.status = 'active' THEN 'pending' ELSE 'failed' END, 0, ins.created_at,
+			CASE WHEN e.status = 'active' THEN ''
+				ELSE 'endpoint disabled: ' || CASE WHEN e.disabled_reason = '' THEN 'by its owner' ELSE e.disabled_reason END
+			END, ins.created_at, ins.created_at
 		FROM ins JOIN endpoints e ON e.account_id = ins.account_id
-		WHERE e.deleted_at IS NULL AND e.status = 'active' AND ins.type = ANY (e.events)
+		WHERE e.deleted_at IS NULL AND ins.type = ANY (e.events)
 		ORDER BY ins.pk, e.id
 		FOR SHARE OF e
-		RETURNING event_pk
+		RETURNING event_pk, status
 	), counts AS (
-		SELECT event_pk, count(*) AS n FROM fan GROUP BY event_pk
+		SELECT event_pk, count(*) FILTER (WHERE status = 'pending') AS n FROM fan GROUP BY event_pk
 	)
 	SELECT ins.id, coalesce(counts.n, 0),
 		CASE WHEN counts.n > 0 THEN (SELECT true FROM pg_notify('` + dueChannel + `', current_schema())) END
 	FROM ins LEFT JOIN counts ON counts.event_pk = ins.pk`
 
 // existingEventSQL is what a duplicate's result reports: the event that owns
-// the key and how many deliveries it was given.
-const existingEventSQL = `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk)
+// the key and how many deliveries it was given, less the ones recorded
+// failed for a disabled endpoint (and untouched since), as at publish.
+const existingEventSQL = `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk
+				AND NOT (d.status = 'failed' AND d.attempts = 0 AND d.updated_at = d.created_at AND d.last_error LIKE 'endpoint disabled: %'))
 	FROM events e WHERE e.account_id = $1 AND e.idempotency_key = $2`
 
 // PublishEvents writes a batch of events and their deliveries in one

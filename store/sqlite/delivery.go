@@ -156,6 +156,27 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 			return wrap("complete deliveries", err)
 		}
 
+		// Every attempt, stale lease or not, tells whether its endpoint is
+		// failing.
+		marks := make([]int, 0, len(results))
+		for i := range results {
+			switch results[i].Status {
+			case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
+				marks = append(marks, i)
+			}
+		}
+		err = s.stmts.markFailing.exec(ctx, tx, len(marks), func(args []any, i int) []any {
+			r := &results[marks[i]]
+			ok := 0
+			if r.Status == nanohook.DeliverySucceeded {
+				ok = 1
+			}
+			return append(args, r.DeliveryID, ok, micros(r.Attempt.StartedAt))
+		})
+		if err != nil {
+			return wrap("complete deliveries: mark failing endpoints", err)
+		}
+
 		for _, r := range results {
 			if r.DisableEndpoint != "" {
 				if err := s.disableEndpointOf(ctx, tx, r); err != nil {

@@ -98,6 +98,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if p.Description != nil {
 			e.Description = *p.Description
 		}
+		// Re-enabling starts the endpoint's failure clock afresh.
+		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
 		if p.Status != nil {
 			e.Status = *p.Status
 			if e.Status == nanohook.EndpointActive {
@@ -109,9 +111,11 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		}
 		e.UpdatedAt = fromMicros(micros(p.Now))
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
-			SET url = ?, events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?
+			SET url = ?, events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
+			    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
 			WHERE id = ?`,
-			e.URL, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now), e.ID); err != nil {
+			e.URL, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
+			reenabled, e.ID); err != nil {
 			return wrap("update endpoint", err)
 		}
 		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
@@ -150,6 +154,52 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 		}
 		return nil
 	})
+}
+
+// DisableFailingEndpoints disables the live, active endpoints failing since
+// before p.FailingSince (a range of the partial index endpoints_failing)
+// and fails their pending deliveries, in one transaction.
+func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error) {
+	ids := []int64{}
+	err := s.inTx(ctx, "disable failing endpoints", func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, failing_since FROM endpoints
+			WHERE failing_since > 0 AND failing_since < ? AND status = 'active' AND deleted_at IS NULL
+			ORDER BY id`, micros(p.FailingSince))
+		if err != nil {
+			return wrap("disable failing endpoints", err)
+		}
+		var since []int64
+		for rows.Next() {
+			var id, fs int64
+			if err := rows.Scan(&id, &fs); err != nil {
+				rows.Close()
+				return wrap("disable failing endpoints", err)
+			}
+			ids = append(ids, id)
+			since = append(since, fs)
+		}
+		if err := rows.Err(); err != nil {
+			rows.Close()
+			return wrap("disable failing endpoints", err)
+		}
+		rows.Close()
+		failPending := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint)
+		for i, id := range ids {
+			reason := store.FailingReason(p.Reason, fromMicros(since[i]))
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET status = 'disabled', disabled_reason = ?, updated_at = ?
+				WHERE id = ?`, reason, micros(p.Now), id); err != nil {
+				return wrap("disable failing endpoints", err)
+			}
+			if _, err := failPending.ExecContext(ctx, disabledError(reason), micros(p.Now), id); err != nil {
+				return wrap("disable failing endpoints: fail pending deliveries", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // disabledError is the last_error of deliveries failed because their

@@ -68,15 +68,11 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 			if err != nil {
 				return wrap("publish events: insert event", err)
 			}
-			res, err := fanOut.ExecContext(lctx, p.AccountID, pk, string(p.Type), micros(p.Now))
+			n, err := fanOutEvent(lctx, fanOut, p.AccountID, pk, p.Type, micros(p.Now))
 			if err != nil {
 				return wrap("publish events: insert deliveries", err)
 			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return wrap("publish events: insert deliveries", err)
-			}
-			out[i] = store.PublishResult{EventID: p.ID, Deliveries: int(n)}
+			out[i] = store.PublishResult{EventID: p.ID, Deliveries: n}
 		}
 		return nil
 	})
@@ -84,6 +80,31 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 		return nil, err
 	}
 	return out, nil
+}
+
+// fanOutEvent runs the fan-out statement for one event and returns how many
+// pending deliveries it created (the failed ones recorded for disabled
+// endpoints are not counted).
+func fanOutEvent(ctx context.Context, fanOut *sql.Stmt, accountID, pk int64, typ nanohook.EventType, now int64) (int, error) {
+	rows, err := fanOut.QueryContext(ctx, accountID, pk, string(typ), now)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var pending bool
+		if err := rows.Scan(&pending); err != nil {
+			return 0, err
+		}
+		if pending {
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	return n, rows.Close()
 }
 
 // GetEvent returns an event of the account by its public id; another

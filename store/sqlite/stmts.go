@@ -25,6 +25,7 @@ type writerStmts struct {
 	// Multi-row statements of CompleteDeliveries, see chunkStmts.
 	insertAttempts     *chunkStmts
 	completeDeliveries *chunkStmts
+	markFailing        *chunkStmts
 }
 
 // The attempt is recorded whatever the lease says (it happened), but only
@@ -57,6 +58,35 @@ func completeDeliveriesSQL(values string) string {
 		WHERE deliveries.id = v.column1 AND deliveries.lease_token = v.column2`
 }
 
+// markFailingSQL keeps endpoints' failing_since up to date from a batch of
+// attempts (the delivery's endpoint, from its row). VALUES columns:
+// delivery_id, ok (1: the attempt succeeded, 0: it failed), started_at.
+// Per endpoint, the latest success of the batch clears the mark and the
+// earliest failure after it (or, with no success, the earliest failure)
+// sets it; a mark already set is kept unless a success clears it (the
+// earlier of the two is kept). Only rows whose mark changes are written.
+func markFailingSQL(values string) string {
+	return `WITH v AS (
+			SELECT d.endpoint_id AS eid, x.column2 AS ok, x.column3 AS t
+			FROM (VALUES ` + values + `) AS x JOIN deliveries d ON d.id = x.column1
+		), o AS (
+			SELECT eid, max(CASE WHEN ok = 1 THEN t END) AS last_ok FROM v GROUP BY eid
+		), a AS (
+			SELECT o.eid, o.last_ok,
+				(SELECT min(v.t) FROM v WHERE v.eid = o.eid AND v.ok = 0
+					AND (o.last_ok IS NULL OR v.t > o.last_ok)) AS first_fail
+			FROM o
+		), n AS (
+			SELECT a.eid, CASE
+				WHEN a.last_ok IS NOT NULL THEN coalesce(a.first_fail, 0)
+				WHEN e.failing_since = 0 THEN a.first_fail
+				ELSE min(e.failing_since, a.first_fail) END AS fs
+			FROM a JOIN endpoints e ON e.id = a.eid
+		)
+		UPDATE endpoints SET failing_since = n.fs
+		FROM n WHERE endpoints.id = n.eid AND endpoints.failing_since <> n.fs`
+}
+
 func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 	var err error
 	if w.insertAttempts, err = prepareChunks(ctx, db, insertAttemptsCols, insertAttemptsSQL); err != nil {
@@ -64,6 +94,9 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 	}
 	if w.completeDeliveries, err = prepareChunks(ctx, db, 7, completeDeliveriesSQL); err != nil {
 		return fmt.Errorf("complete deliveries: %w", err)
+	}
+	if w.markFailing, err = prepareChunks(ctx, db, 3, markFailingSQL); err != nil {
+		return fmt.Errorf("mark failing endpoints: %w", err)
 	}
 	for _, s := range []struct {
 		dst *(*sql.Stmt)
@@ -78,18 +111,28 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, idempotency_key) DO NOTHING
 			RETURNING pk`},
-		{&w.existingEvent, `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk)
+		{&w.existingEvent, `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk
+				AND NOT (d.status = 'failed' AND d.attempts = 0 AND d.updated_at = d.created_at AND d.last_error LIKE 'endpoint disabled: %'))
 			FROM events e WHERE e.account_id = ? AND e.idempotency_key = ?`},
 
-		// One delivery per live, active endpoint of the account subscribed to
-		// the type, in one statement: ?1 account, ?2 event pk, ?3 type, ?4 now.
+		// One delivery per live endpoint of the account subscribed to the
+		// type, in one statement: pending for an active endpoint; for a
+		// disabled one already failed, with no attempt, so that the event is
+		// on record and a recover after re-enabling replays it. Each row
+		// returned is 1 for a pending delivery, 0 for a failed one.
+		// ?1 account, ?2 event pk, ?3 type, ?4 now.
 		{&w.fanOut, `INSERT INTO deliveries
 			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
-			SELECT ?1, e.id, ?2, ?3, 'pending', 0, ?4, '', ?4, ?4
+			SELECT ?1, e.id, ?2, ?3,
+				CASE WHEN e.status = 'active' THEN 'pending' ELSE 'failed' END, 0, ?4,
+				CASE WHEN e.status = 'active' THEN ''
+					ELSE 'endpoint disabled: ' || CASE WHEN e.disabled_reason = '' THEN 'by its owner' ELSE e.disabled_reason END
+				END, ?4, ?4
 			FROM endpoints e
-			WHERE e.account_id = ?1 AND e.deleted_at IS NULL AND e.status = 'active'
+			WHERE e.account_id = ?1 AND e.deleted_at IS NULL
 			  AND instr(',' || e.events || ',', ',' || ?3 || ',') > 0
-			ORDER BY e.id`},
+			ORDER BY e.id
+			RETURNING status = 'pending'`},
 
 		// The claim: one range scan of the partial index deliveries_due, in
 		// due order. status = 'pending' is written literally so the planner
@@ -140,7 +183,7 @@ func (w *writerStmts) close() error {
 		errs = append(errs, s.Close())
 	}
 	w.all = nil
-	errs = append(errs, w.insertAttempts.close(), w.completeDeliveries.close())
+	errs = append(errs, w.insertAttempts.close(), w.completeDeliveries.close(), w.markFailing.close())
 	return errors.Join(errs...)
 }
 

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("RecoverDeliveries", func(t *testing.T) { t.Parallel(); testRecoverDeliveries(t, open) })
 	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
 	t.Run("TestDelivery", func(t *testing.T) { t.Parallel(); testTestDelivery(t, open) })
+	t.Run("AutoDisable", func(t *testing.T) { t.Parallel(); testAutoDisable(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and
