@@ -40,10 +40,19 @@ type Config struct {
 	// PollInterval is the fallback wait when nobody calls Wake (another node
 	// published, or a clock jumped). Default 1 s.
 	PollInterval time.Duration
-	UserAgent    string
-	NodeID       string
-	Now          func() time.Time // default time.Now
-	Rand         func() float64   // jitter source in [0,1); default math/rand/v2
+	// MaxPerEndpoint caps this node's attempts in flight to one endpoint,
+	// so a slow or dead endpoint cannot hold every worker. Default 16.
+	MaxPerEndpoint int
+	// BreakerThreshold consecutive failed attempts open an endpoint's
+	// circuit breaker: its deliveries wait (untouched, their schedule not
+	// consumed) for BreakerCooldown, then one probe goes out; a success
+	// closes the breaker. Defaults 5 and 30 s.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
+	UserAgent        string
+	NodeID           string
+	Now              func() time.Time // default time.Now
+	Rand             func() float64   // jitter source in [0,1); default math/rand/v2
 }
 
 // Engine delivers due deliveries until it is stopped.
@@ -58,6 +67,7 @@ type Engine struct {
 	jobs      chan store.ClaimedDelivery
 	results   chan outcomeWithLease
 	inflight  atomic.Int64 // claimed and not yet written back
+	lanes     *lanes       // per-endpoint in-flight caps and circuit breakers
 
 	claimCtx    context.Context // cancelled by Stop: no more claims
 	stopClaims  context.CancelFunc
@@ -97,6 +107,15 @@ func New(cfg Config) *Engine {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = time.Second
 	}
+	if cfg.MaxPerEndpoint <= 0 {
+		cfg.MaxPerEndpoint = 16
+	}
+	if cfg.BreakerThreshold <= 0 {
+		cfg.BreakerThreshold = 5
+	}
+	if cfg.BreakerCooldown <= 0 {
+		cfg.BreakerCooldown = 30 * time.Second
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -122,6 +141,7 @@ func New(cfg Config) *Engine {
 		jobs:        make(chan store.ClaimedDelivery, cfg.Workers),
 		results:     make(chan outcomeWithLease, cfg.Workers),
 		claimerDone: make(chan struct{}),
+		lanes:       newLanes(cfg.MaxPerEndpoint, cfg.BreakerThreshold, cfg.BreakerCooldown),
 	}
 	return e
 }
@@ -213,16 +233,22 @@ func (e *Engine) claimer() {
 		free := int64(e.cfg.Workers) - e.inflight.Load()
 		if free > 0 {
 			n := int(min(free, int64(e.cfg.ClaimSize)))
-			got, err := e.claim(ctx, n)
+			got, refused, err := e.claim(ctx, n)
 			if ctx.Err() != nil {
 				return
 			}
 			if err != nil {
 				e.log.ErrorContext(ctx, "claiming deliveries failed", slog.Any("error", err))
-			} else if got == n {
-				continue // probably more due: claim again while slots are free
+			} else if got == n || refused {
+				// Probably more due, or an endpoint just reached its cap and
+				// the next claim will skip it: claim again while slots are free.
+				continue
 			} else if next, ok, err := e.cfg.Store.NextDueAt(ctx); err == nil && ok {
-				wait = min(wait, max(next.Sub(e.cfg.Now()), time.Millisecond))
+				// Due already means due but skipped (capped or open
+				// endpoints): a freed slot or the poll wakes us, not a spin.
+				if d := next.Sub(e.cfg.Now()); d > 0 {
+					wait = min(wait, d)
+				}
 			}
 		}
 		timer.Reset(wait)
@@ -237,24 +263,38 @@ func (e *Engine) claimer() {
 	}
 }
 
-// claim leases up to n deliveries and hands them to the workers. It returns
-// how many it claimed.
-func (e *Engine) claim(ctx context.Context, n int) (int, error) {
+// claim leases up to n deliveries, skipping endpoints at their cap or with
+// an open breaker, and hands them to the workers. Deliveries beyond an
+// endpoint's cap within one claim are given back at once (refused reports
+// that; the next claim skips that endpoint). It returns how many it claimed.
+func (e *Engine) claim(ctx context.Context, n int) (got int, refused bool, err error) {
 	now := e.cfg.Now()
 	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, store.ClaimParams{
-		Now:        now,
-		LeaseUntil: now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
-		Limit:      n,
-		Owner:      e.cfg.NodeID,
+		Now:           now,
+		LeaseUntil:    now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
+		Limit:         n,
+		Owner:         e.cfg.NodeID,
+		SkipEndpoints: e.lanes.skip(now),
 	})
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	e.inflight.Add(int64(len(claimed)))
+	var back []store.Lease
 	for i := range claimed {
+		if !e.lanes.admit(claimed[i].EndpointID, now) {
+			back = append(back, claimed[i].Lease)
+			continue
+		}
+		e.inflight.Add(1)
 		e.jobs <- claimed[i] // never blocks: inflight ≤ Workers = cap(jobs)
 	}
-	return len(claimed), nil
+	if len(back) > 0 {
+		if err := e.cfg.Store.ReleaseDeliveries(ctx, back); err != nil {
+			e.log.WarnContext(ctx, "giving back deliveries over an endpoint's cap failed; their leases will expire",
+				slog.Any("error", err), slog.Int("deliveries", len(back)))
+		}
+	}
+	return len(claimed), len(back) > 0, nil
 }
 
 // worker makes attempts until the jobs channel is closed.
@@ -279,12 +319,14 @@ func (e *Engine) completer(ctx context.Context) {
 	defer e.completerWG.Done()
 	batch := make([]store.CompleteParams, 0, e.cfg.ClaimSize)
 	var aborted []store.Lease
+	var abortedEndpoints []int64
 	for first := range e.results {
-		batch, aborted = batch[:0], aborted[:0]
+		batch, aborted, abortedEndpoints = batch[:0], aborted[:0], abortedEndpoints[:0]
 		r := first
 		for {
 			if r.out.aborted {
 				aborted = append(aborted, r.claim.Lease)
+				abortedEndpoints = append(abortedEndpoints, r.claim.EndpointID)
 			} else {
 				batch = append(batch, e.complete(r.claim, &r.out))
 			}
@@ -301,6 +343,13 @@ func (e *Engine) completer(ctx context.Context) {
 			}
 		}
 		e.flush(ctx, batch, aborted)
+		now := e.cfg.Now()
+		for i := range batch {
+			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, now)
+		}
+		for _, id := range abortedEndpoints {
+			e.lanes.done(id, false, false, now)
+		}
 		e.inflight.Add(-int64(len(batch) + len(aborted)))
 		select {
 		case e.slotFreed <- struct{}{}:

@@ -279,6 +279,11 @@ type ClaimParams struct {
 	LeaseUntil time.Time // the lease expires then; another worker may claim after
 	Limit      int
 	Owner      string // who claims (node id), for diagnostics
+	// SkipEndpoints are endpoints whose deliveries this claim must leave
+	// alone: the engine's per-endpoint cap is reached or its circuit
+	// breaker is open, so a slow or failing endpoint cannot take every
+	// worker.
+	SkipEndpoints []int64
 }
 
 // Lease identifies one claim of one delivery.

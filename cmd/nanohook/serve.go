@@ -32,6 +32,9 @@ type serveConfig struct {
 	NoRetry             bool
 	DeliveryTimeout     time.Duration
 	DeliveryWorkers     int
+	EndpointConcurrency int
+	BreakerThreshold    int
+	BreakerCooldown     time.Duration
 	ShutdownTimeout     time.Duration
 	Retention           time.Duration
 	DisableAfter        time.Duration
@@ -51,6 +54,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated (empty: never retry)")
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "concurrent delivery attempts")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 16, "most attempts in flight to one endpoint (per node)")
+	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
+	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open breaker waits before one probe attempt")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
 	fs.DurationVar(&c.DisableAfter, "disable-after", 120*time.Hour, "disable an endpoint whose attempts have all failed for this long")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop lets attempts in flight finish")
@@ -75,6 +81,9 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	}
 	if c.DeliveryWorkers <= 0 {
 		return c, fmt.Errorf("--delivery-workers must be positive")
+	}
+	if c.EndpointConcurrency <= 0 || c.BreakerThreshold <= 0 || c.BreakerCooldown <= 0 {
+		return c, fmt.Errorf("--endpoint-concurrency, --breaker-threshold and --breaker-cooldown must be positive")
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return c, fmt.Errorf("--log-level: %w", err)
@@ -143,15 +152,19 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	})
 	nodeID := newNodeID()
 	engine := delivery.New(delivery.Config{
-		Store:     st,
-		Client:    client,
-		Logger:    log.With(slog.String("component", "delivery")),
-		Schedule:  cfg.RetrySchedule,
-		NoRetry:   cfg.NoRetry,
-		Timeout:   cfg.DeliveryTimeout,
-		Workers:   cfg.DeliveryWorkers,
-		UserAgent: "nanohook/" + version,
-		NodeID:    nodeID,
+		Store:    st,
+		Client:   client,
+		Logger:   log.With(slog.String("component", "delivery")),
+		Schedule: cfg.RetrySchedule,
+		NoRetry:  cfg.NoRetry,
+		Timeout:  cfg.DeliveryTimeout,
+		Workers:  cfg.DeliveryWorkers,
+
+		MaxPerEndpoint:   cfg.EndpointConcurrency,
+		BreakerThreshold: cfg.BreakerThreshold,
+		BreakerCooldown:  cfg.BreakerCooldown,
+		UserAgent:        "nanohook/" + version,
+		NodeID:           nodeID,
 	})
 	maint := maintenance.New(maintenance.Config{
 		Store:        st,

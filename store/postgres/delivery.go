@@ -29,11 +29,12 @@ import (
 //     CTE with a volatile function is evaluated once).
 //   - the final join reads the endpoint and event of every claimed row.
 //
-// $1 now, $2 limit, $3 leased until, $4 owner.
+// $1 now, $2 limit, $3 leased until, $4 owner, $5 endpoints to skip.
 const claimSQL = `WITH due AS (
 		SELECT id FROM deliveries
 		WHERE status = 'pending' AND next_attempt_at <= $1
 		  AND (leased_until IS NULL OR leased_until <= $1)
+		  AND NOT (endpoint_id = ANY($5::bigint[]))
 		ORDER BY next_attempt_at, id
 		LIMIT $2
 		FOR NO KEY UPDATE SKIP LOCKED
@@ -66,7 +67,11 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		return nil, err
 	}
 	defer c.Release()
-	rows, err := c.Query(ctx, claimSQL, us(p.Now), p.Limit, us(p.LeaseUntil), p.Owner)
+	skip := p.SkipEndpoints
+	if skip == nil {
+		skip = []int64{}
+	}
+	rows, err := c.Query(ctx, claimSQL, us(p.Now), p.Limit, us(p.LeaseUntil), p.Owner, skip)
 	if err != nil {
 		return nil, wrap("claim deliveries", err)
 	}

@@ -739,7 +739,7 @@ func TestClaimUsesTheDueIndex(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := tx.Query(ctx, `EXPLAIN `+claimSQL, time.Now(), 10, time.Now(), "x")
+	rows, err := tx.Query(ctx, `EXPLAIN `+claimSQL, time.Now(), 10, time.Now(), "x", []int64{7})
 	if err != nil {
 		t.Fatal(err)
 	}

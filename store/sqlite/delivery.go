@@ -24,7 +24,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	var out []store.ClaimedDelivery
 	err := s.inTx(ctx, "claim deliveries", func(tx *sql.Tx) error {
 		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx,
-			micros(p.LeaseUntil), token, p.Owner, micros(p.Now), p.Limit)
+			micros(p.LeaseUntil), token, p.Owner, micros(p.Now), p.Limit, idArray(p.SkipEndpoints))
 		if err != nil {
 			return wrap("claim deliveries", err)
 		}
@@ -368,4 +368,17 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 		return nanohook.Delivery{}, nil, wrap("get delivery: attempts", err)
 	}
 	return d, attempts, nil
+}
+
+// idArray writes ids as a JSON array for json_each ("[]" when empty).
+func idArray(ids []int64) string {
+	b := make([]byte, 0, 2+8*len(ids))
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
 }

@@ -143,6 +143,7 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 				SELECT id FROM deliveries
 				WHERE status = 'pending' AND next_attempt_at <= ?4
 				  AND (leased_until IS NULL OR leased_until <= ?4)
+				  AND endpoint_id NOT IN (SELECT value FROM json_each(?6))
 				ORDER BY next_attempt_at, id
 				LIMIT ?5)
 			RETURNING id`},

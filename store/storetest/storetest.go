@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("RetryDelivery", func(t *testing.T) { t.Parallel(); testRetryDelivery(t, open) })
 	t.Run("RecoverDeliveries", func(t *testing.T) { t.Parallel(); testRecoverDeliveries(t, open) })
 	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
+	t.Run("SkipEndpoints", func(t *testing.T) { t.Parallel(); testSkipEndpoints(t, open) })
 	t.Run("TestDelivery", func(t *testing.T) { t.Parallel(); testTestDelivery(t, open) })
 	t.Run("AutoDisable", func(t *testing.T) { t.Parallel(); testAutoDisable(t, open) })
 }
