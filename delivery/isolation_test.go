@@ -116,7 +116,7 @@ func TestDeadEndpointDoesNotHoldUpHealthyOnes(t *testing.T) {
 		healthy <- struct{}{}
 	})
 	b := setupTwo(t, dead, good, nil)
-	t.Cleanup(func() { close(release) }) // runs first: the hanging handlers end before the servers close
+	t.Cleanup(func() { close(release) })               // runs first: the hanging handlers end before the servers close
 	b.publish(t, nanohook.EventJobFailed, "dead_", 20) // due first
 	b.publish(t, nanohook.EventJobCompleted, "ok_", 20)
 	for i := range 20 {
