@@ -48,6 +48,9 @@ type Config struct {
 	// Tester makes the attempt of a test delivery at once and records it
 	// (the delivery engine). nil: the test call answers 503.
 	Tester Tester
+	// RecoverStep is how many deliveries one recover transaction re-queues;
+	// default 1000.
+	RecoverStep int
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
@@ -65,6 +68,7 @@ type server struct {
 	checkURL     func(ctx context.Context, rawURL string) error
 	waker        interface{ Wake() }
 	tester       Tester
+	recoverStep  int
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
@@ -79,15 +83,16 @@ func newServer(cfg Config) *server {
 		panic("api: Config.Store is required")
 	}
 	s := &server{
-		store:      cfg.Store,
-		log:        cfg.Logger,
-		adminToken: cfg.AdminToken,
-		allowHTTP:  cfg.AllowHTTP,
-		checkURL:   cfg.CheckURL,
-		waker:      cfg.Waker,
-		tester:     cfg.Tester,
-		now:        cfg.Now,
-		maxBody:    cfg.MaxBodyBytes,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		adminToken:  cfg.AdminToken,
+		allowHTTP:   cfg.AllowHTTP,
+		checkURL:    cfg.CheckURL,
+		waker:       cfg.Waker,
+		tester:      cfg.Tester,
+		recoverStep: cfg.RecoverStep,
+		now:         cfg.Now,
+		maxBody:     cfg.MaxBodyBytes,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -97,6 +102,9 @@ func newServer(cfg Config) *server {
 	}
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.recoverStep <= 0 {
+		s.recoverStep = 1000
 	}
 	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
 	return s

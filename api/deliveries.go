@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
@@ -17,9 +19,9 @@ import (
 // limit; history pages are heavier than endpoint pages, so it is smaller.
 const defaultDeliveryPageLimit = 50
 
-// recoverStep is how many deliveries one RecoverDeliveries transaction
-// re-queues; the handler repeats steps until one comes back short.
-const recoverStep = 1000
+// recoverBackgroundLimit bounds a background recover; a range too large to
+// finish in it is finished by calling recover again.
+const recoverBackgroundLimit = 10 * time.Minute
 
 // deliveryJSON is the public form of a delivery.
 type deliveryJSON struct {
@@ -283,27 +285,51 @@ func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
 		Since:      since,
 		Until:      until,
 		Now:        now,
-		Limit:      recoverStep,
+		Limit:      s.recoverStep,
+		CountOnly:  true,
 	}
-	total := 0
-	for {
-		n, err := s.store.RecoverDeliveries(r.Context(), p)
-		if err != nil {
-			if total > 0 {
-				s.wakeAfterRequeue() // what was queued stays queued
-			}
-			return err
-		}
-		total += n
-		if n < recoverStep {
-			break
-		}
+	// The answer is the count; the first step is re-queued before it, the
+	// rest (ranges of more than one step) in the background, one bounded
+	// transaction per step so deliveries are never held up behind it. If
+	// the process stops meanwhile, calling recover again finishes the job:
+	// it only ever picks failed deliveries.
+	total, err := s.store.RecoverDeliveries(r.Context(), p)
+	if err != nil {
+		return err
 	}
-	if total > 0 {
+	p.CountOnly = false
+	n, err := s.store.RecoverDeliveries(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
 		s.wakeAfterRequeue()
+	}
+	if n == s.recoverStep {
+		go s.recoverRest(context.WithoutCancel(r.Context()), p)
 	}
 	s.respond(w, r, http.StatusAccepted, recoverJSON{Queued: total})
 	return nil
+}
+
+// recoverRest re-queues the remaining steps of a recover in the background.
+func (s *server) recoverRest(ctx context.Context, p store.RecoverParams) {
+	ctx, cancel := context.WithTimeout(ctx, recoverBackgroundLimit)
+	defer cancel()
+	for {
+		n, err := s.store.RecoverDeliveries(ctx, p)
+		if err != nil {
+			s.log.LogAttrs(ctx, slog.LevelError, "api: background recover stopped; calling recover again finishes it",
+				slog.Int64("webhook_id", p.EndpointID), slog.Any("error", err))
+			return
+		}
+		if n > 0 {
+			s.wakeAfterRequeue()
+		}
+		if n < p.Limit {
+			return
+		}
+	}
 }
 
 // wakeAfterRequeue tells the delivery engine that work is due now, if one is wired.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/api"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -429,5 +430,37 @@ func TestRecover(t *testing.T) {
 	// Everything pending was failed by the disable: all five come back.
 	if n := queued(`{"since":"2024-12-23T00:00:00Z"}`); n != 5 {
 		t.Fatalf("queued %v after re-enabling, want 5", n)
+	}
+}
+
+// TestRecoverLargeRangeInBackground: a range of more than one step answers
+// with the full count at once and re-queues the rest in the background.
+func TestRecoverLargeRangeInBackground(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *api.Config) { c.RecoverStep = 2 })
+	acct, key := b.newAccount(t, "acme")
+	wh := b.newWebhook(t, key, "https://hooks.example.com/a")
+	var failed []int64
+	for i := range 5 {
+		at := testNow.Add(time.Duration(i-6) * time.Hour)
+		b.publishAt(t, acct, nanohook.EventJobCompleted, at)
+		failed = append(failed, b.attempt(t, at, nanohook.DeliveryFailed, nanohook.Attempt{ResponseStatus: 500}, time.Time{}).DeliveryID)
+	}
+	d := b.pub(t, "POST", fmt.Sprintf("/api/v1/webhooks/%d/recover", wh), key, `{"since":"2024-12-23T00:00:00Z"}`).wantData(t, http.StatusAccepted)
+	if d["queued"] != float64(5) {
+		t.Fatalf("queued %v, want all 5", d["queued"])
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range failed {
+		for {
+			st := b.pub(t, "GET", fmt.Sprintf("/api/v1/deliveries/%d", id), key, "").wantData(t, http.StatusOK)["status"]
+			if st == "pending" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery %d still %v: the background steps did not finish", id, st)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 }

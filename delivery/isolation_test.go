@@ -20,15 +20,16 @@ import (
 	"github.com/nanohook/nanohook/webhook"
 )
 
-// twoEndpoints is a store with one account, a "bad" and a "good" endpoint
-// (subscribed to job.failed and job.completed respectively), and an engine.
+// twoEndpoints is a store with one account, a "bad" endpoint subscribed to
+// job.failed and `healthy` "good" ones subscribed to job.completed (all
+// served by the good handler), and an engine.
 type twoEndpoints struct {
 	st      *sqlite.Store
 	engine  *delivery.Engine
 	account int64
 }
 
-func setupTwo(t *testing.T, bad, good http.Handler, tweak func(*delivery.Config)) *twoEndpoints {
+func setupTwo(t *testing.T, bad, good http.Handler, healthy int, tweak func(*delivery.Config)) *twoEndpoints {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "iso.db"))
@@ -41,10 +42,15 @@ func setupTwo(t *testing.T, bad, good http.Handler, tweak func(*delivery.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ep := range []struct {
+	type ep struct {
 		h  http.Handler
 		ev nanohook.EventType
-	}{{bad, nanohook.EventJobFailed}, {good, nanohook.EventJobCompleted}} {
+	}
+	eps := []ep{{bad, nanohook.EventJobFailed}}
+	for range healthy {
+		eps = append(eps, ep{good, nanohook.EventJobCompleted})
+	}
+	for _, ep := range eps {
 		srv := httptest.NewServer(ep.h)
 		t.Cleanup(srv.Close)
 		if _, err := st.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: acct.ID, URL: srv.URL, Secret: testSecret,
@@ -110,20 +116,20 @@ func TestDeadEndpointDoesNotHoldUpHealthyOnes(t *testing.T) {
 		}
 		deadNow.Add(-1)
 	})
-	healthy := make(chan struct{}, 100)
+	healthy := make(chan struct{}, 200)
 	good := http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		healthy <- struct{}{}
 	})
-	b := setupTwo(t, dead, good, nil)
+	b := setupTwo(t, dead, good, 5, nil)               // five healthy endpoints
 	t.Cleanup(func() { close(release) })               // runs first: the hanging handlers end before the servers close
 	b.publish(t, nanohook.EventJobFailed, "dead_", 20) // due first
 	b.publish(t, nanohook.EventJobCompleted, "ok_", 20)
-	for i := range 20 {
+	for i := range 100 { // 20 events × 5 healthy endpoints
 		select {
 		case <-healthy:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("only %d of 20 healthy deliveries arrived while the dead endpoint hangs", i)
+			t.Fatalf("only %d of 100 healthy deliveries arrived while the dead endpoint hangs", i)
 		}
 	}
 	if m := deadMax.Load(); m > 2 {
@@ -151,7 +157,7 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 		healthy <- r.Header.Get(webhook.HeaderEventID)
 	})
 	cooldown := make(chan struct{})
-	b := setupTwo(t, flaky, good, func(c *delivery.Config) {
+	b := setupTwo(t, flaky, good, 1, func(c *delivery.Config) {
 		c.Workers, c.MaxPerEndpoint = 1, 1 // one attempt at a time: failures count in order
 		c.BreakerThreshold, c.BreakerCooldown = 3, time.Hour
 		c.Now = func() time.Time {

@@ -347,6 +347,10 @@ type RecoverParams struct {
 	Until      time.Time // created before; zero: open
 	Now        time.Time // when they become due; only deliveries updated by then
 	Limit      int
+	// CountOnly counts the deliveries the call would re-queue (ignoring
+	// Limit) and changes nothing, after the same endpoint checks; the API
+	// answers with this count and re-queues in the background.
+	CountOnly bool
 }
 
 // Messages of the conflicts RetryDelivery and RecoverDeliveries refuse

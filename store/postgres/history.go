@@ -230,6 +230,15 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if status != string(nanohook.EndpointActive) {
 			return conflict(store.ConflictEndpointDisabled)
 		}
+		if p.CountOnly {
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries
+				WHERE endpoint_id = $1 AND status = 'failed'
+				  AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
+				  AND updated_at <= $4`, p.EndpointID, us(p.Since), nullTime(p.Until), us(p.Now)).Scan(&n); err != nil {
+				return wrap("recover deliveries: count", err)
+			}
+			return nil
+		}
 		if p.Limit <= 0 {
 			return nil
 		}

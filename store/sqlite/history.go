@@ -189,12 +189,22 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if status != string(nanohook.EndpointActive) {
 			return conflict(store.ConflictEndpointDisabled)
 		}
-		if p.Limit <= 0 {
-			return nil
-		}
 		until := int64(math.MaxInt64)
 		if !p.Until.IsZero() {
 			until = micros(p.Until)
+		}
+		if p.CountOnly {
+			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deliveries
+				WHERE endpoint_id = ?2 AND status = 'failed'
+				  AND created_at >= ?3 AND created_at < ?4 AND updated_at <= ?1`,
+				micros(p.Now), p.EndpointID, micros(p.Since), until).Scan(&n)
+			if err != nil {
+				return wrap("recover deliveries: count", err)
+			}
+			return nil
+		}
+		if p.Limit <= 0 {
+			return nil
 		}
 		// status = 'failed' is written literally, as in the index.
 		res, err := tx.ExecContext(ctx, `UPDATE deliveries

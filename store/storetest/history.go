@@ -411,6 +411,12 @@ func testRecoverDeliveries(t *testing.T, open func(t *testing.T) store.Store) {
 		for i := range 5 {
 			b.failedDelivery(t, a.ID, b.now.Add(time.Duration(i)*time.Second))
 		}
+		// CountOnly counts them all, whatever the Limit, and changes nothing.
+		n, err := b.s.RecoverDeliveries(b.ctx, store.RecoverParams{AccountID: a.ID, EndpointID: e.ID,
+			Since: b.now, Now: b.now.Add(time.Hour), Limit: 2, CountOnly: true})
+		requireNoError(t, err)
+		equal(t, "counted", n, 5)
+		equal(t, "claimable after counting", len(b.claim(t, b.now.Add(time.Hour), 100)), 0)
 		var got []int
 		for range 5 {
 			n, err := b.s.RecoverDeliveries(b.ctx, store.RecoverParams{AccountID: a.ID, EndpointID: e.ID,
