@@ -233,7 +233,7 @@ func (e *Engine) claimer() {
 		free := int64(e.cfg.Workers) - e.inflight.Load()
 		if free > 0 {
 			n := int(min(free, int64(e.cfg.ClaimSize)))
-			got, refused, err := e.claim(ctx, n)
+			got, refused, skipping, err := e.claim(ctx, n)
 			if ctx.Err() != nil {
 				return
 			}
@@ -244,10 +244,17 @@ func (e *Engine) claimer() {
 				// the next claim will skip it: claim again while slots are free.
 				continue
 			} else if next, ok, err := e.cfg.Store.NextDueAt(ctx); err == nil && ok {
-				// Due already means due but skipped (capped or open
-				// endpoints): a freed slot or the poll wakes us, not a spin.
-				if d := next.Sub(e.cfg.Now()); d > 0 {
+				d := next.Sub(e.cfg.Now())
+				switch {
+				case d > 0:
 					wait = min(wait, d)
+				case !skipping:
+					// It fell due between the claim and this look: claim again.
+					wait = time.Millisecond
+				default:
+					// Due but perhaps skipped (capped or open endpoints): a
+					// freed slot wakes us; look again soon, not in a spin.
+					wait = min(wait, skippedRecheck)
 				}
 			}
 		}
@@ -267,17 +274,18 @@ func (e *Engine) claimer() {
 // an open breaker, and hands them to the workers. Deliveries beyond an
 // endpoint's cap within one claim are given back at once (refused reports
 // that; the next claim skips that endpoint). It returns how many it claimed.
-func (e *Engine) claim(ctx context.Context, n int) (got int, refused bool, err error) {
+func (e *Engine) claim(ctx context.Context, n int) (got int, refused, skipping bool, err error) {
 	now := e.cfg.Now()
+	skip := e.lanes.skip(now)
 	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, store.ClaimParams{
 		Now:           now,
 		LeaseUntil:    now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
 		Limit:         n,
 		Owner:         e.cfg.NodeID,
-		SkipEndpoints: e.lanes.skip(now),
+		SkipEndpoints: skip,
 	})
 	if err != nil {
-		return 0, false, err
+		return 0, false, len(skip) > 0, err
 	}
 	var back []store.Lease
 	for i := range claimed {
@@ -294,8 +302,13 @@ func (e *Engine) claim(ctx context.Context, n int) (got int, refused bool, err e
 				slog.Any("error", err), slog.Int("deliveries", len(back)))
 		}
 	}
-	return len(claimed), len(back) > 0, nil
+	return len(claimed), len(back) > 0, len(skip) > 0, nil
 }
+
+// skippedRecheck is how soon the claimer looks again when due work may all
+// belong to skipped endpoints: often enough that work which fell due
+// meanwhile is not late, rarely enough not to spin over a capped backlog.
+const skippedRecheck = 50 * time.Millisecond
 
 // worker makes attempts until the jobs channel is closed.
 func (e *Engine) worker() {
