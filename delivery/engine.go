@@ -41,7 +41,8 @@ type Config struct {
 	// published, or a clock jumped). Default 1 s.
 	PollInterval time.Duration
 	// MaxPerEndpoint caps this node's attempts in flight to one endpoint,
-	// so a slow or dead endpoint cannot hold every worker. Default 16.
+	// so a slow or dead endpoint cannot hold every worker. Default 64 (a
+	// quarter of the default 256 workers).
 	MaxPerEndpoint int
 	// BreakerThreshold consecutive failed attempts open an endpoint's
 	// circuit breaker: its deliveries wait (untouched, their schedule not
@@ -108,7 +109,7 @@ func New(cfg Config) *Engine {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.MaxPerEndpoint <= 0 {
-		cfg.MaxPerEndpoint = 16
+		cfg.MaxPerEndpoint = 64
 	}
 	if cfg.BreakerThreshold <= 0 {
 		cfg.BreakerThreshold = 5

@@ -54,7 +54,7 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated (empty: never retry)")
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "concurrent delivery attempts")
-	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 16, "most attempts in flight to one endpoint (per node)")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 64, "most attempts in flight to one endpoint (per node)")
 	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
 	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open breaker waits before one probe attempt")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
