@@ -77,21 +77,42 @@ type bundle struct {
 
 const testSecret = "whsec_test-secret-value"
 
-// setup opens a real SQLite store, registers one endpoint pointing at a
-// scripted receiver, and starts an engine with the given config tweaks.
-func setup(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request), tweak func(*delivery.Config)) *bundle {
+// openWithAccount opens a real SQLite store in the test's temporary
+// directory with one account in it.
+func openWithAccount(t *testing.T) (*sqlite.Store, nanohook.Account) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "test.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "test.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	_, hash := nanohook.NewAPIKey()
-	acct, _, err := st.CreateAccount(ctx, store.CreateAccountParams{Name: "a", KeyHash: hash, Now: time.Now()})
+	acct, _, err := st.CreateAccount(context.Background(), store.CreateAccountParams{Name: "a", KeyHash: hash, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, acct
+}
+
+// startEngine starts an engine that the test's cleanup stops.
+func startEngine(t *testing.T, cfg delivery.Config) *delivery.Engine {
+	t.Helper()
+	e := delivery.New(cfg)
+	e.Start(context.Background())
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.Stop(sctx)
+	})
+	return e
+}
+
+// setup opens a real SQLite store, registers one endpoint pointing at a
+// scripted receiver, and starts an engine with the given config tweaks.
+func setup(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request), tweak func(*delivery.Config)) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	st, acct := openWithAccount(t)
 	rc := newReceiver(t, answer)
 	ep, err := st.CreateEndpoint(ctx, store.CreateEndpointParams{
 		AccountID: acct.ID, URL: rc.srv.URL + "/hook", Secret: testSecret,
@@ -114,13 +135,7 @@ func setup(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Reque
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	e := delivery.New(cfg)
-	e.Start(ctx)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		e.Stop(sctx)
-	})
+	e := startEngine(t, cfg)
 	return &bundle{store: st, engine: e, account: acct, endpoint: ep, rcv: rc}
 }
 

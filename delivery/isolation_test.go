@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -32,16 +31,7 @@ type twoEndpoints struct {
 func setupTwo(t *testing.T, bad, good http.Handler, healthy int, tweak func(*delivery.Config)) *twoEndpoints {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "iso.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	_, hash := nanohook.NewAPIKey()
-	acct, _, err := st.CreateAccount(ctx, store.CreateAccountParams{Name: "a", KeyHash: hash, Now: time.Now()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, acct := openWithAccount(t)
 	type ep struct {
 		h  http.Handler
 		ev nanohook.EventType
@@ -66,13 +56,7 @@ func setupTwo(t *testing.T, bad, good http.Handler, healthy int, tweak func(*del
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	e := delivery.New(cfg)
-	e.Start(ctx)
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		e.Stop(sctx)
-	})
+	e := startEngine(t, cfg)
 	return &twoEndpoints{st: st, engine: e, account: acct.ID}
 }
 
