@@ -52,6 +52,9 @@ type Config struct {
 	BreakerCooldown  time.Duration
 	UserAgent        string
 	NodeID           string
+	// OnComplete, when set, is called by the completer for every outcome
+	// once it is committed (metrics hang here). It must not block.
+	OnComplete func(store.CompleteParams)
 	Now              func() time.Time // default time.Now
 	Rand             func() float64   // jitter source in [0,1); default math/rand/v2
 }
@@ -357,6 +360,11 @@ func (e *Engine) completer(ctx context.Context) {
 			}
 		}
 		e.flush(ctx, batch, aborted)
+		if e.cfg.OnComplete != nil {
+			for i := range batch {
+				e.cfg.OnComplete(batch[i])
+			}
+		}
 		now := e.cfg.Now()
 		for i := range batch {
 			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, now)
