@@ -55,8 +55,8 @@ type Config struct {
 	// OnComplete, when set, is called by the completer for every outcome
 	// once it is committed (metrics hang here). It must not block.
 	OnComplete func(store.CompleteParams)
-	Now              func() time.Time // default time.Now
-	Rand             func() float64   // jitter source in [0,1); default math/rand/v2
+	Now        func() time.Time // default time.Now
+	Rand       func() float64   // jitter source in [0,1); default math/rand/v2
 }
 
 // Engine delivers due deliveries until it is stopped.
