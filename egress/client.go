@@ -64,9 +64,13 @@ func NewClient(o Options) *http.Client {
 		ExpectContinueTimeout:  time.Second,
 		MaxResponseHeaderBytes: maxResponseHeaderBytes,
 		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    64,
-		IdleConnTimeout:        90 * time.Second,
-		ForceAttemptHTTP2:      true,
+		// Many endpoints often share one host (a platform's ingress, a
+		// customer's several endpoints): keep as many idle connections to it
+		// as the engine runs attempts (256 workers by default), or every
+		// attempt beyond the pool dials and closes a connection of its own.
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   true,
 		// Without Accept-Encoding the receiver answers uncompressed, so the
 		// response body we store is the bytes it sent, and a compressed
 		// bomb cannot inflate behind our read cap.
