@@ -232,10 +232,23 @@ func (e *Engine) claimer() {
 	ctx := e.claimCtx
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	// Under load, claim in batches rather than a few slots at a time: each
+	// claim is a write transaction, and fewer, larger ones cost storage far
+	// less. Until a quarter of the pool is free, a claim waits at most
+	// claimLinger after the previous one, so that slow attempts freeing
+	// slots one by one do not leave workers idle for long.
+	minClaim := int64(max(1, min(e.cfg.ClaimSize, e.cfg.Workers)/4))
+	var lastClaim time.Time
 	for {
 		wait := e.cfg.PollInterval
 		free := int64(e.cfg.Workers) - e.inflight.Load()
+		if free > 0 && free < minClaim {
+			if since := time.Since(lastClaim); since < claimLinger {
+				free, wait = 0, claimLinger-since
+			}
+		}
 		if free > 0 {
+			lastClaim = time.Now()
 			n := int(min(free, int64(e.cfg.ClaimSize)))
 			got, refused, skipping, err := e.claim(ctx, n)
 			if ctx.Err() != nil {
@@ -309,6 +322,15 @@ func (e *Engine) claim(ctx context.Context, n int) (got int, refused, skipping b
 	return len(claimed), len(back) > 0, len(skip) > 0, nil
 }
 
+// claimLinger is how long the claimer lets a few free worker slots wait for
+// more before it claims for them anyway.
+const claimLinger = 5 * time.Millisecond
+
+// completeLinger bounds how long the completer waits, from a batch's first
+// result, for more results before it commits a small batch while other
+// attempts are in flight.
+const completeLinger = 2 * time.Millisecond
+
 // skippedRecheck is how soon the claimer looks again when due work may all
 // belong to skipped endpoints: often enough that work which fell due
 // meanwhile is not late, rarely enough not to spin over a capped backlog.
@@ -337,8 +359,10 @@ func (e *Engine) completer(ctx context.Context) {
 	batch := make([]store.CompleteParams, 0, e.cfg.ClaimSize)
 	var aborted []store.Lease
 	var abortedEndpoints []int64
+	var linger *time.Timer
 	for first := range e.results {
 		batch, aborted, abortedEndpoints = batch[:0], aborted[:0], abortedEndpoints[:0]
+		lingerUntil := time.Now().Add(completeLinger)
 		r := first
 		for {
 			if r.out.aborted {
@@ -354,6 +378,22 @@ func (e *Engine) completer(ctx context.Context) {
 			select {
 			case r, ok = <-e.results:
 			default:
+				// Nothing waiting. Under load more results are moments away,
+				// and one transaction for many costs far less than many for
+				// one each: linger briefly for them. When idle this only
+				// delays the bookkeeping, never a delivery.
+				n := len(batch) + len(aborted)
+				if wait := time.Until(lingerUntil); wait > 0 && n < e.cfg.ClaimSize/4 && e.inflight.Load() > int64(n) {
+					if linger == nil {
+						linger = time.NewTimer(wait)
+					} else {
+						linger.Reset(wait)
+					}
+					select {
+					case r, ok = <-e.results:
+					case <-linger.C:
+					}
+				}
 			}
 			if !ok {
 				break
