@@ -22,7 +22,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	}
 	token := s.leaseSeq.Add(1)
 	var out []store.ClaimedDelivery
-	err := s.inTx(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := s.inLazyTx(ctx, "claim deliveries", func(tx *sql.Tx) error {
 		rows, err := tx.StmtContext(ctx, s.stmts.claim).QueryContext(ctx,
 			micros(p.LeaseUntil), token, p.Owner, micros(p.Now), p.Limit, idArray(p.SkipEndpoints))
 		if err != nil {
@@ -128,7 +128,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	if len(results) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, "complete deliveries", func(tx *sql.Tx) error {
+	return s.inLazyTx(ctx, "complete deliveries", func(tx *sql.Tx) error {
 		// The statements are few and bounded, so they run on ctx itself.
 		err := s.stmts.insertAttempts.exec(ctx, tx, len(results), func(args []any, i int) []any {
 			r := &results[i]
@@ -265,7 +265,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	if len(leases) == 0 {
 		return nil
 	}
-	return s.inTx(ctx, "release deliveries", func(tx *sql.Tx) error {
+	return s.inLazyTx(ctx, "release deliveries", func(tx *sql.Tx) error {
 		release := tx.StmtContext(ctx, s.stmts.releaseDelivery)
 		lctx := loopContext(ctx)
 		for _, l := range leases {

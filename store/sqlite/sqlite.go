@@ -17,6 +17,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -84,9 +85,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	//     schema relies on them (attempts cascade with their deliveries).
 	//   synchronous(FULL): fsync the WAL on every commit. A 2xx to a publisher
 	//     promises the event survives a power loss, which NORMAL (fsync only at
-	//     checkpoints) does not keep. Batching is what keeps this affordable;
-	//     if profiles ever show the fsync dominating, NORMAL with an explicit
-	//     durability trade-off is the knob to revisit.
+	//     checkpoints) does not keep. The delivery engine's own transactions
+	//     (claims, outcomes) relax this one at a time, see inLazyTx.
 	//   _txlock=immediate (writer only): BEGIN takes the write lock at once, so
 	//     a transaction that reads and then writes can never fail half way with
 	//     SQLITE_BUSY when it upgrades its lock.
@@ -233,7 +233,12 @@ func (s *Store) Close() error {
 // returns nil. The error is returned as fn returned it, or wrapped with op
 // when BEGIN or COMMIT fail.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	tx, err := s.writer.BeginTx(ctx, nil)
+	return s.runTx(ctx, op, s.writer.BeginTx, fn)
+}
+
+// runTx begins a transaction with begin, runs fn in it and commits.
+func (s *Store) runTx(ctx context.Context, op string, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
+	tx, err := begin(ctx, nil)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -245,6 +250,41 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 		return wrap(op+": commit", err)
 	}
 	return nil
+}
+
+// inLazyTx is inTx for the delivery engine's bookkeeping (claims, outcomes,
+// releases): the commit is not fsynced (synchronous=NORMAL for this one
+// transaction). A process crash still loses nothing, since the WAL is in
+// the OS's hands at commit; only a power loss or kernel crash can forget
+// the last of these commits, and then the deliveries concerned are simply
+// sent again (at least once). The WAL is append-only, so the next durable
+// commit (any publish or API write) makes every earlier lazy one durable
+// too. Claims and outcomes are most of the writer's transactions under
+// load, and their fsyncs would otherwise cap the writer.
+//
+// The connection is pinned for the whole sequence, so no other write can
+// run while the setting is relaxed; if it cannot be restored the
+// connection is discarded and the next one opens with FULL from its DSN.
+func (s *Store) inLazyTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return wrap(op, err)
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		_ = conn.Close()
+		return wrap(op, err)
+	}
+	txErr := s.runTx(ctx, op, conn.BeginTx, fn)
+	// Restored even when ctx is done: the next writer must get FULL.
+	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // discard this connection
+		_ = conn.Close()
+		return errors.Join(txErr, wrap(op+": restore synchronous", err))
+	}
+	if err := conn.Close(); err != nil && txErr == nil {
+		return wrap(op, err)
+	}
+	return txErr
 }
 
 // Times are stored as Unix microseconds (UTC): Postgres's precision, and

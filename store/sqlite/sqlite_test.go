@@ -361,6 +361,8 @@ func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
 
+func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, openTest(b)) }
+
 // TestPruneUsesTheFinishedIndex pins PruneHistory's scan to the partial
 // index of finished deliveries, in order: a table scan or a sort would make
 // every pruning step cost the whole history.
@@ -389,5 +391,46 @@ func TestPruneUsesTheFinishedIndex(t *testing.T) {
 	got := strings.Join(plan, "; ")
 	if !strings.Contains(got, "USING INDEX deliveries_finished (updated_at<?)") || strings.Contains(got, "TEMP B-TREE") {
 		t.Errorf("plan:\n%s\nwant a range scan of deliveries_finished without sorting", got)
+	}
+}
+
+// TestLazyTransactionsRestoreFullSync checks that the engine's bookkeeping
+// transactions, which commit without an fsync, leave the writer connection
+// fsyncing again afterwards, also when the transaction fails: the next
+// publish must be durable before its 2xx.
+func TestLazyTransactionsRestoreFullSync(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	synchronous := func() int {
+		t.Helper()
+		var v int
+		if err := s.writer.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	const full, normal = 2, 1
+	if got := synchronous(); got != full {
+		t.Fatalf("synchronous at open = %d, want FULL (%d)", got, full)
+	}
+	var inside int
+	err := s.inLazyTx(ctx, "test", func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&inside)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inside != normal {
+		t.Errorf("synchronous inside a lazy transaction = %d, want NORMAL (%d)", inside, normal)
+	}
+	if got := synchronous(); got != full {
+		t.Errorf("synchronous after a lazy transaction = %d, want FULL (%d)", got, full)
+	}
+	failed := errors.New("fn failed")
+	if err := s.inLazyTx(ctx, "test", func(*sql.Tx) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("lazy transaction error = %v, want %v", err, failed)
+	}
+	if got := synchronous(); got != full {
+		t.Errorf("synchronous after a failed lazy transaction = %d, want FULL (%d)", got, full)
 	}
 }
