@@ -806,3 +806,5 @@ func TestAwkwardAttemptText(t *testing.T) {
 func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
+
+func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, openTest(b)) }

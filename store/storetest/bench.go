@@ -134,3 +134,71 @@ func reportPerDelivery(b *testing.B, deliveries int64) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(deliveries), "ns/delivery")
 	b.ReportMetric(float64(deliveries)/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// skippedBacklog is how many due deliveries of a skipped endpoint
+// BenchClaimSkipping puts ahead of the claimable ones.
+const skippedBacklog = 20000
+
+// BenchClaimSkipping measures claims while a dead endpoint (open breaker,
+// at its in-flight cap) has a large backlog due ahead of healthy work: each
+// op claims 64 deliveries of the healthy endpoint with the dead one in
+// SkipEndpoints, and completes them. A claim that had to read past every
+// skipped row would grow with the backlog; an index that answers the skip
+// test keeps it flat.
+func BenchClaimSkipping(b *testing.B, s store.Store) {
+	ctx := b.Context()
+	now := t0
+	dead := benchAccount(b, s, now)
+	seq := 0
+	for range skippedBacklog / (2 * publishBatch) { // two endpoints each
+		if _, err := s.PublishEvents(ctx, benchEvents(dead.ID, now.Add(-time.Hour), &seq, publishBatch)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deadEndpoints, err := s.ListEndpoints(ctx, store.ListEndpointsParams{AccountID: dead.ID, Limit: 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	skip := []int64{deadEndpoints[0].ID, deadEndpoints[1].ID}
+	live := benchAccount(b, s, now)
+	refill := func() {
+		for range 10 {
+			if _, err := s.PublishEvents(ctx, benchEvents(live.ID, now, &seq, publishBatch)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	refill()
+	const limit = 64
+	results := make([]store.CompleteParams, 0, limit)
+	var deliveries int64
+	for b.Loop() {
+		claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: limit, Owner: "bench", SkipEndpoints: skip})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(claimed) < limit {
+			b.StopTimer()
+			refill()
+			b.StartTimer()
+		}
+		results = results[:0]
+		for _, c := range claimed {
+			if c.AccountID != live.ID {
+				b.Fatalf("claimed delivery %d of a skipped endpoint", c.DeliveryID)
+			}
+			results = append(results, store.CompleteParams{
+				Lease:      c.Lease,
+				Attempt:    nanohook.Attempt{DeliveryID: c.DeliveryID, Number: c.Attempt, StartedAt: now, ResponseStatus: 200},
+				Status:     nanohook.DeliverySucceeded,
+				EndpointID: c.EndpointID,
+				Now:        now,
+			})
+		}
+		if err := s.CompleteDeliveries(ctx, results); err != nil {
+			b.Fatal(err)
+		}
+		deliveries += int64(len(claimed))
+	}
+	reportPerDelivery(b, deliveries)
+}
