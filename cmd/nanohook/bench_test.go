@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -87,6 +88,7 @@ func BenchmarkBatchThroughput(b *testing.B) {
 	var delivered atomic.Int64
 	srv, acct := benchServer(b, endpoints, func() { delivered.Add(1) })
 	items := make([]string, batch)
+	cpu0 := cpuTime()
 	start := time.Now()
 	n := 0
 	for b.Loop() {
@@ -104,6 +106,14 @@ func BenchmarkBatchThroughput(b *testing.B) {
 		time.Sleep(time.Millisecond)
 	}
 	elapsed := time.Since(start)
+	b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(want), "cpu-us/delivery")
 	b.ReportMetric(float64(want)/elapsed.Seconds(), "deliveries/s")
 	b.ReportMetric(float64(n*batch)/elapsed.Seconds(), "events/s")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
