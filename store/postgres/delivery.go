@@ -62,7 +62,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	if p.Limit <= 0 {
 		return []store.ClaimedDelivery{}, nil
 	}
-	c, err := s.acquire(ctx, "claim deliveries")
+	c, err := s.acquireLazy(ctx, "claim deliveries")
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +320,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		}
 	}
 
-	c, err := s.acquire(ctx, "complete deliveries")
+	c, err := s.acquireLazy(ctx, "complete deliveries")
 	if err != nil {
 		return err
 	}
@@ -406,7 +406,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	for i, l := range leases {
 		ids[i], tokens[i] = l.DeliveryID, l.Token
 	}
-	c, err := s.acquire(ctx, "release deliveries")
+	c, err := s.acquireLazy(ctx, "release deliveries")
 	if err != nil {
 		return err
 	}

@@ -48,11 +48,27 @@ var _ store.Store = (*Store)(nil)
 // their own deadline, which for background loops may be never.
 const acquireTimeout = 5 * time.Second
 
+// lazyPoolConns caps the lazy pool: one engine claims and completes from a
+// couple of goroutines, and a few connections cover several stores sharing
+// a process in tests.
+const lazyPoolConns = 4
+
 // Store is the PostgreSQL implementation of store.Store. It is safe for
 // concurrent use, and several Stores (in one process or many) may share one
 // database; Close it to release its connections.
 type Store struct {
 	pool *pgxpool.Pool
+
+	// lazy is a second, small pool whose sessions commit with
+	// synchronous_commit off, for the delivery engine's bookkeeping (claims,
+	// outcomes, releases). A commit there returns before its WAL record is
+	// flushed: if the server crashes within that moment, the claim or the
+	// outcome is forgotten and the delivery is simply sent again, which
+	// at-least-once allows. Nothing acknowledged to a publisher or an API
+	// caller goes through it; their commits wait for the flush as usual.
+	// WAL is flushed in order, so a later durable commit covers the earlier
+	// lazy ones too.
+	lazy *pgxpool.Pool
 
 	// listenConfig is the configuration ListenDue connects with: the pool's
 	// own, so the listener reaches the same database and schema.
@@ -102,12 +118,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		})
 		return nil
 	}
+	lazyCfg := cfg.Copy()
+	lazyCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	lazyCfg.MaxConns = min(cfg.MaxConns, lazyPoolConns)
+	lazyCfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, wrap("open", err)
 	}
+	lazy, err := pgxpool.NewWithConfig(ctx, lazyCfg)
+	if err != nil {
+		pool.Close()
+		return nil, wrap("open", err)
+	}
 	closing, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
+	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
 	// pgxpool connects lazily: the migrations are the first use, so an
 	// unreachable server or a wrong password fails here, with the cause.
 	if err := s.Migrate(ctx); err != nil {
@@ -140,6 +165,7 @@ func (s *Store) Close() error {
 	s.stop()
 	s.listeners.Wait()
 	s.pool.Close()
+	s.lazy.Close()
 	return nil
 }
 
@@ -148,9 +174,19 @@ func (s *Store) Close() error {
 // other failure to get a connection means the database cannot be reached
 // and is store.ErrUnavailable.
 func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
+	return acquireFrom(ctx, s.pool, op)
+}
+
+// acquireLazy is acquire from the lazy pool: for the delivery engine's
+// bookkeeping only, never for what a caller is told is committed.
+func (s *Store) acquireLazy(ctx context.Context, op string) (*pgxpool.Conn, error) {
+	return acquireFrom(ctx, s.lazy, op)
+}
+
+func acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*pgxpool.Conn, error) {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
-	c, err := s.pool.Acquire(actx)
+	c, err := pool.Acquire(actx)
 	if err == nil {
 		return c, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"net"
 	"net/url"
 	"os"
@@ -808,3 +809,30 @@ func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
 
 func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, openTest(b)) }
+
+// TestOnlyBookkeepingSkipsTheFlush checks which sessions wait for the WAL
+// flush at commit: the main pool's (publishes, API writes: a 2xx means
+// durable) must; the lazy pool's (claims, outcomes, releases) need not.
+func TestOnlyBookkeepingSkipsTheFlush(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	setting := func(acquire func(context.Context, string) (*pgxpool.Conn, error)) string {
+		t.Helper()
+		c, err := acquire(ctx, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Release()
+		var v string
+		if err := c.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := setting(s.acquire); got != "on" {
+		t.Errorf("main pool synchronous_commit = %q, want on", got)
+	}
+	if got := setting(s.acquireLazy); got != "off" {
+		t.Errorf("lazy pool synchronous_commit = %q, want off", got)
+	}
+}
