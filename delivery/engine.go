@@ -407,10 +407,10 @@ func (e *Engine) completer(ctx context.Context) {
 		}
 		now := e.cfg.Now()
 		for i := range batch {
-			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, now)
+			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, batch[i].Attempt.StartedAt, now)
 		}
 		for _, id := range abortedEndpoints {
-			e.lanes.done(id, false, false, now)
+			e.lanes.done(id, false, false, now, now)
 		}
 		e.inflight.Add(-int64(len(batch) + len(aborted)))
 		select {

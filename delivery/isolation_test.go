@@ -122,9 +122,10 @@ func TestDeadEndpointDoesNotHoldUpHealthyOnes(t *testing.T) {
 }
 
 // TestBreakerStopsHammeringAndProbes: after BreakerThreshold consecutive
-// failures an endpoint gets no attempts while its breaker is open (its
-// deliveries stay pending, their schedule untouched); after the cooldown one
-// probe goes out, and a success closes the breaker so the rest flow.
+// failures, spanning over a second, an endpoint gets no attempts while its
+// breaker is open (its deliveries stay pending, their schedule untouched);
+// after the cooldown one probe goes out, and a success closes the breaker
+// so the rest flow.
 func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 	t.Parallel()
 	var failing atomic.Bool
@@ -133,6 +134,9 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if failing.Load() {
+			// Three failures in a row that take 1.2 s in all: long enough
+			// to count as an endpoint that is down.
+			time.Sleep(400 * time.Millisecond)
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	})
@@ -188,6 +192,46 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of 10 flaky deliveries succeeded after the breaker's cooldown", done)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBreakerSparesAnEndpointThatRetriesDeliver: an endpoint that fails
+// every first attempt and accepts every retry fails in runs (here 40 first
+// attempts come before any retry is due), but it works: the breaker must
+// not cut it off. With a one-hour cooldown, an open breaker would leave
+// deliveries undelivered past the test's deadline.
+func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
+	t.Parallel()
+	firstFails := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(webhook.HeaderDeliveryAttempt) == "1" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	b := setupTwo(t, firstFails, http.NotFoundHandler(), 0, func(c *delivery.Config) {
+		c.Workers, c.MaxPerEndpoint = 4, 4
+		c.BreakerThreshold, c.BreakerCooldown = 3, time.Hour
+		c.Schedule = []time.Duration{100 * time.Millisecond}
+	})
+	b.publish(t, nanohook.EventJobFailed, "first_fails_", 40)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ds, err := b.st.ListDeliveries(context.Background(), store.ListDeliveriesParams{AccountID: b.account, EndpointID: 1, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, d := range ds {
+			if d.Status == nanohook.DeliverySucceeded {
+				done++
+			}
+		}
+		if done == 40 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 40 deliveries succeeded: the breaker held back an endpoint whose retries all succeed", done)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
