@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/client"
 	"github.com/nanohook/nanohook/webhook"
 )
 
@@ -67,110 +67,61 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	defer rcv.close()
 	say("▶ a local receiver listens on %s; it verifies every signature and fails its /flaky path twice", rcv.url)
 
-	c := &demoClient{ctx: ctx}
-	var acct struct {
-		ID     int64  `json:"id"`
-		APIKey string `json:"api_key"`
-	}
-	if err := c.do("POST", srv.adminURL()+"/admin/v1/accounts", adminToken, map[string]any{"name": "demo"}, &acct); err != nil {
+	admin := client.New(srv.adminURL(), adminToken)
+	acct, err := admin.CreateAccount(ctx, "demo")
+	if err != nil {
 		return err
 	}
 	say("▶ admin API: account %d created, API key %s…", acct.ID, acct.APIKey[:10])
 
-	var ok, flaky struct {
-		ID        int64  `json:"id"`
-		SecretKey string `json:"secret_key"`
-	}
-	if err := c.do("POST", srv.publicURL()+"/api/v1/webhooks", acct.APIKey,
-		map[string]any{"url": rcv.url + "/ok", "events": []string{"job.completed", "job.failed"}}, &ok); err != nil {
+	public := client.New(srv.publicURL(), acct.APIKey)
+	ok, err := public.CreateWebhook(ctx, client.CreateWebhookParams{
+		URL: rcv.url + "/ok", Events: []string{client.EventJobCompleted, client.EventJobFailed},
+	})
+	if err != nil {
 		return err
 	}
-	if err := c.do("POST", srv.publicURL()+"/api/v1/webhooks", acct.APIKey,
-		map[string]any{"url": rcv.url + "/flaky", "events": []string{"job.completed"}, "secret_key": "flaky-endpoint-secret"}, &flaky); err != nil {
+	flaky, err := public.CreateWebhook(ctx, client.CreateWebhookParams{
+		URL: rcv.url + "/flaky", Events: []string{client.EventJobCompleted}, SecretKey: "flaky-endpoint-secret",
+	})
+	if err != nil {
 		return err
 	}
-	rcv.setSecrets(ok.SecretKey, "flaky-endpoint-secret")
+	rcv.setSecrets(ok.SecretKey, flaky.SecretKey)
 	say("▶ POST /api/v1/webhooks: endpoint %d (%s/ok, generated secret %s…) and endpoint %d (%s/flaky)",
 		ok.ID, rcv.url, ok.SecretKey[:10], flaky.ID, rcv.url)
-	var list []map[string]any
-	if err := c.do("GET", srv.publicURL()+"/api/v1/webhooks", acct.APIKey, nil, &list); err != nil {
+	list, err := public.ListWebhooks(ctx, client.PageParams{})
+	if err != nil {
 		return err
 	}
-	say("▶ GET /api/v1/webhooks: %d endpoints, secrets never listed", len(list))
+	say("▶ GET /api/v1/webhooks: %d endpoints, secrets never listed", len(list.Items))
 
-	event := map[string]any{
-		"account_id": acct.ID, "event": "job.completed", "task_id": "task_demo_1", "task_type": "image",
-		"data": map[string]any{"url": "https://cdn.example.com/image.png", "credits_charged": 6, "prompt": "a <cat> & a \u2028 line"},
-	}
-	var pub struct {
-		EventID    string `json:"event_id"`
-		Deliveries int    `json:"deliveries"`
+	event := client.JobEvent{
+		AccountID: acct.ID, Event: client.EventJobCompleted, TaskID: "task_demo_1", TaskType: "image",
+		Data: json.RawMessage(`{"url":"https://cdn.example.com/image.png","credits_charged":6,"prompt":"a <cat> & a \u2028 line"}`),
 	}
 	say("▶ publishing job.completed for task_demo_1 through the admin API…")
 	start := time.Now()
 	rcv.publishedAt(start)
-	if err := c.do("POST", srv.adminURL()+"/admin/v1/events", adminToken, event, &pub); err != nil {
+	pub, err := admin.PublishEvent(ctx, event)
+	if err != nil {
 		return err
 	}
 	say("▶ POST /admin/v1/events answered 202: %s, %d deliveries committed", pub.EventID, pub.Deliveries)
-	if err := c.do("POST", srv.adminURL()+"/admin/v1/events", adminToken, event, &pub); err != nil {
+	if pub, err = admin.PublishEvent(ctx, event); err != nil {
 		return err
 	}
-	say("▶ the same job event published again: still %s (idempotent), no new deliveries", pub.EventID)
+	say("▶ the same job event published again: still %s (idempotent, duplicate=%t), no new deliveries", pub.EventID, pub.Duplicate)
 
 	if err := rcv.waitFlakyOK(ctx); err != nil {
 		return err
 	}
-	var del struct {
-		ID int64 `json:"id"`
-	}
-	if err := c.do("DELETE", fmt.Sprintf("%s/api/v1/webhooks/%d", srv.publicURL(), flaky.ID), acct.APIKey, nil, &del); err != nil {
+	if err := public.DeleteWebhook(ctx, flaky.ID); err != nil {
 		return err
 	}
-	say("▶ DELETE /api/v1/webhooks/%d: removed", del.ID)
+	say("▶ DELETE /api/v1/webhooks/%d: removed", flaky.ID)
 	say("✔ tour complete in %s", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// demoClient calls the JSON APIs and unwraps the envelope.
-type demoClient struct{ ctx context.Context }
-
-func (c *demoClient) do(method, url, token string, body any, data any) error {
-	var r io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		r = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(c.ctx, method, url, r)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var env struct {
-		Success bool            `json:"success"`
-		Data    json.RawMessage `json:"data"`
-		Error   *struct {
-			Code, Message string
-		} `json:"error"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		return fmt.Errorf("%s %s: %s: %w", method, url, resp.Status, err)
-	}
-	if !env.Success || env.Error != nil {
-		return fmt.Errorf("%s %s: %s: %+v", method, url, resp.Status, env.Error)
-	}
-	return json.Unmarshal(env.Data, data)
 }
 
 // demoReceiver is the customer's side of the tour.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nanohook/nanohook/client"
 )
 
 const testAdminToken = "test-admin-token-123"
@@ -83,6 +86,40 @@ func dataOf(t *testing.T, env map[string]any) map[string]any {
 	}
 	return d
 }
+
+// apiClients is an account on a test server with clients for both APIs.
+type apiClients struct {
+	admin  *client.Client
+	public *client.Client // authenticated as acct
+	acct   *client.Account
+}
+
+// newAPIClients creates an account named name through the admin API.
+func newAPIClients(t *testing.T, srv *server, name string) apiClients {
+	t.Helper()
+	c := apiClients{admin: client.New(srv.adminURL(), testAdminToken)}
+	acct, err := c.admin.CreateAccount(t.Context(), name)
+	if err != nil {
+		t.Fatalf("create account %q: %v", name, err)
+	}
+	c.acct = acct
+	c.public = client.New(srv.publicURL(), acct.APIKey)
+	return c
+}
+
+// createWebhook registers an endpoint for the account and fails the test
+// if the API refuses it.
+func (c apiClients) createWebhook(t *testing.T, p client.CreateWebhookParams) *client.CreatedWebhook {
+	t.Helper()
+	wh, err := c.public.CreateWebhook(t.Context(), p)
+	if err != nil {
+		t.Fatalf("create webhook %s: %v", p.URL, err)
+	}
+	return wh
+}
+
+// documentedTime is the event time of DESIGN §3's example.
+var documentedTime = time.Date(2024, 12, 23, 10, 0, 0, 0, time.UTC)
 
 // nodeReceiver is testdata/receiver.js running in real Node.js.
 type nodeReceiver struct {
@@ -180,35 +217,30 @@ func TestDeliveriesVerifyInNode(t *testing.T) {
 	const secret = "whsec_node-verification-secret"
 	srv := startTestServer(t, nil)
 	node := startNodeReceiver(t, secret)
-
-	status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"node"}`)
-	if status != 201 {
-		t.Fatalf("create account: %d %v", status, env)
-	}
-	acct := dataOf(t, env)
-	key := acct["api_key"].(string)
-	status, env = apiCall(t, "POST", srv.publicURL()+"/api/v1/webhooks", key,
-		fmt.Sprintf(`{"url":%q,"events":["job.completed","job.failed"],"secret_key":%q}`, node.url+"/hook", secret))
-	if status != 201 {
-		t.Fatalf("create webhook: %d %v", status, env)
-	}
+	api := newAPIClients(t, srv, "node")
+	api.createWebhook(t, client.CreateWebhookParams{
+		URL: node.url + "/hook", Events: []string{client.EventJobCompleted, client.EventJobFailed}, SecretKey: secret,
+	})
 
 	for i, c := range signatureCases {
-		event := "job.completed"
+		event := client.EventJobCompleted
 		if i%2 == 1 {
-			event = "job.failed"
+			event = client.EventJobFailed
 		}
-		body := fmt.Sprintf(`{"account_id":%v,"event":%q,"task_id":"task_%d","task_type":"image","data":%s,"occurred_at":"2024-12-23T10:00:00Z"}`,
-			acct["id"], event, i, c.data)
-		status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, body)
-		if status != 202 {
-			t.Fatalf("%s: publish answered %d %v", c.name, status, env)
+		// Data goes out as written (the client sends json.RawMessage bytes
+		// unchanged but for whitespace), so every case reaches the server
+		// in the form under test.
+		pub, err := api.admin.PublishEvent(t.Context(), client.JobEvent{
+			AccountID: api.acct.ID, Event: event, TaskID: fmt.Sprintf("task_%d", i), TaskType: "image",
+			Data: json.RawMessage(c.data), OccurredAt: documentedTime,
+		})
+		if err != nil {
+			t.Fatalf("%s: publish: %v", c.name, err)
 		}
-		pub := dataOf(t, env)
 		got := node.next(t)
 		raw, _ := base64.StdEncoding.DecodeString(got["body_b64"].(string))
-		if got["event_id"] != pub["event_id"] {
-			t.Fatalf("%s: delivery for %v, want %v", c.name, got["event_id"], pub["event_id"])
+		if got["event_id"] != pub.EventID {
+			t.Fatalf("%s: delivery for %v, want %v", c.name, got["event_id"], pub.EventID)
 		}
 		if got["doc_verified"] != true || got["raw_verified"] != true || got["round_trip"] != true {
 			t.Errorf("%s: node says doc_verified=%v raw_verified=%v round_trip=%v parse_error=%v\nbody: %s",
@@ -229,12 +261,14 @@ func TestDocumentedBodyExactly(t *testing.T) {
 	const secret = "a spaced secret ✓ café" // printable non-ASCII: the HMAC key is its UTF-8 bytes on both sides
 	srv := startTestServer(t, nil)
 	node := startNodeReceiver(t, secret)
-	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"doc"}`)
-	acct := dataOf(t, env)
-	apiCall(t, "POST", srv.publicURL()+"/api/v1/webhooks", acct["api_key"].(string),
-		fmt.Sprintf(`{"url":%q,"events":["job.completed"],"secret_key":%q}`, node.url, secret))
-	apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, fmt.Sprintf(
-		`{"account_id":%v,"event":"job.completed","task_id":"task_xxx","task_type":"image","data":{"url":"https://cdn.example.com/image.png","credits_charged":6},"occurred_at":"2024-12-23T10:00:00Z"}`, acct["id"]))
+	api := newAPIClients(t, srv, "doc")
+	api.createWebhook(t, client.CreateWebhookParams{URL: node.url, Events: []string{client.EventJobCompleted}, SecretKey: secret})
+	if _, err := api.admin.PublishEvent(t.Context(), client.JobEvent{
+		AccountID: api.acct.ID, Event: client.EventJobCompleted, TaskID: "task_xxx", TaskType: "image",
+		Data: json.RawMessage(`{"url":"https://cdn.example.com/image.png","credits_charged":6}`), OccurredAt: documentedTime,
+	}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
 	got := node.next(t)
 	raw, _ := base64.StdEncoding.DecodeString(got["body_b64"].(string))
 	const want = `{"event":"job.completed","task_id":"task_xxx","task_type":"image","status":"completed","data":{"url":"https://cdn.example.com/image.png","credits_charged":6},"timestamp":"2024-12-23T10:00:00Z"}`
@@ -251,16 +285,14 @@ func TestDocumentedBodyExactly(t *testing.T) {
 func TestUnsafeIntegerRefused(t *testing.T) {
 	t.Parallel()
 	srv := startTestServer(t, nil)
-	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"big"}`)
-	acct := dataOf(t, env)
-	status, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/events", testAdminToken, fmt.Sprintf(
-		`{"account_id":%v,"event":"job.completed","task_id":"t","task_type":"image","data":{"items":[{"id":9007199254740993}]}}`, acct["id"]))
-	if status != 422 {
-		t.Fatalf("status %d, want 422: %v", status, env)
-	}
-	e := env["error"].(map[string]any)
-	if e["field"] != "data.items[0].id" || !strings.Contains(e["message"].(string), "9007199254740993") {
-		t.Fatalf("error = %v", e)
+	api := newAPIClients(t, srv, "big")
+	_, err := api.admin.PublishEvent(t.Context(), client.JobEvent{
+		AccountID: api.acct.ID, Event: client.EventJobCompleted, TaskID: "t", TaskType: "image",
+		Data: json.RawMessage(`{"items":[{"id":9007199254740993}]}`),
+	})
+	e, ok := errors.AsType[*client.Error](err)
+	if !ok || e.StatusCode != 422 || e.Field != "data.items[0].id" || !strings.Contains(e.Message, "9007199254740993") {
+		t.Fatalf("publish error = %v", err)
 	}
 }
 

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 
+	"github.com/nanohook/nanohook/client"
 	"github.com/nanohook/nanohook/webhook"
 )
 
@@ -36,45 +37,39 @@ func TestTestDeliverySendsASignedPingNow(t *testing.T) {
 	}))
 	defer rcv.Close()
 
-	_, env := apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"ping"}`)
-	key := dataOf(t, env)["api_key"].(string)
-	_, env = apiCall(t, "POST", srv.publicURL()+"/api/v1/webhooks", key,
-		fmt.Sprintf(`{"url":%q,"events":["job.completed"],"secret_key":%q}`, rcv.URL, secret))
-	id := dataOf(t, env)["id"]
-	testURL := fmt.Sprintf("%s/api/v1/webhooks/%v/test", srv.publicURL(), id)
+	ctx := t.Context()
+	api := newAPIClients(t, srv, "ping")
+	wh := api.createWebhook(t, client.CreateWebhookParams{URL: rcv.URL, Events: []string{client.EventJobCompleted}, SecretKey: secret})
 
-	status, env := apiCall(t, "POST", testURL, key, "")
-	if status != 200 {
-		t.Fatalf("test call: %d %v", status, env)
+	d, err := api.public.TestWebhook(ctx, wh.ID)
+	if err != nil {
+		t.Fatalf("test call: %v", err)
 	}
-	d := dataOf(t, env)
-	att := d["attempt"].(map[string]any)
-	if d["succeeded"] != true || att["response_status"] != float64(200) || att["response_body"] != "pong" || att["number"] != float64(1) {
-		t.Fatalf("test answer: %v", d)
+	if !d.Succeeded || d.Attempt.ResponseStatus != 200 || d.Attempt.ResponseBody != "pong" || d.Attempt.Number != 1 {
+		t.Fatalf("test answer: %+v", d)
 	}
 	if requests.Load() != 1 || verified.Load() != 1 {
 		t.Fatalf("receiver saw %d requests, %d verified pings", requests.Load(), verified.Load())
 	}
-	_, env = apiCall(t, "GET", fmt.Sprintf("%s/api/v1/deliveries/%v", srv.publicURL(), d["delivery_id"]), key, "")
-	if h := dataOf(t, env); h["status"] != "succeeded" || h["event"] != "ping" || h["event_id"] != d["event_id"] {
-		t.Fatalf("the ping in the history: %v", h)
+	if h, err := api.public.GetDelivery(ctx, d.DeliveryID); err != nil || h.Status != client.DeliverySucceeded ||
+		h.Event != client.EventPing || h.EventID != d.EventID {
+		t.Fatalf("the ping in the history: %+v, %v", h, err)
 	}
 
 	// A failing endpoint: the answer says so, and the ping is not retried.
 	failing.Store(true)
-	status, env = apiCall(t, "POST", testURL, key, "")
-	d = dataOf(t, env)
-	if status != 200 || d["succeeded"] != false || d["attempt"].(map[string]any)["error"] != "HTTP 500" {
-		t.Fatalf("failing test call: %d %v", status, env)
+	d, err = api.public.TestWebhook(ctx, wh.ID)
+	if err != nil || d.Succeeded || d.Attempt.Error != "HTTP 500" {
+		t.Fatalf("failing test call: %+v, %v", d, err)
 	}
-	_, env = apiCall(t, "GET", fmt.Sprintf("%s/api/v1/deliveries/%v", srv.publicURL(), d["delivery_id"]), key, "")
-	if h := dataOf(t, env); h["status"] != "failed" || h["attempt_count"] != float64(1) {
-		t.Fatalf("failed ping in the history: %v", h)
+	if h, err := api.public.GetDelivery(ctx, d.DeliveryID); err != nil || h.Status != client.DeliveryFailed || h.AttemptCount != 1 {
+		t.Fatalf("failed ping in the history: %+v, %v", h, err)
 	}
 
 	// Another account's endpoint is not found.
-	_, env = apiCall(t, "POST", srv.adminURL()+"/admin/v1/accounts", testAdminToken, `{"name":"other"}`)
-	if status, _ := apiCall(t, "POST", testURL, dataOf(t, env)["api_key"].(string), ""); status != 404 {
-		t.Fatalf("another account's test call: %d", status)
+	other := newAPIClients(t, srv, "other")
+	_, err = other.public.TestWebhook(ctx, wh.ID)
+	if e, ok := errors.AsType[*client.Error](err); !ok || e.StatusCode != 404 {
+		t.Fatalf("another account's test call: %v", err)
 	}
 }
