@@ -38,7 +38,11 @@ Usage:
   nanohook migrate   [flags]   apply schema migrations and exit
   nanohook accounts create --name N [--json]   create an account, print its API key
   nanohook demo                a self-contained tour in a temporary database
-  nanohook listen --secret S [--port P]        a local receiver that verifies deliveries
+  nanohook listen --secret S [--port P] [--forward-to URL]
+                               a local receiver that verifies deliveries (and forwards them to your app)
+  nanohook trigger job.completed|job.failed --to URL --secret S [--data JSON] [--task-id ID]
+                               send one signed sample delivery, as nanohook would
+  nanohook bench [--quick] [--json] [--db postgres://…]   measure throughput and latency on this machine
   nanohook version
 
 Every flag has an environment twin: --delivery-timeout is NANOHOOK_DELIVERY_TIMEOUT.
@@ -63,6 +67,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "listen":
 		return runListen(ctx, rest, getenv, stdout, stderr)
+	case "trigger":
+		return runTrigger(ctx, rest, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nanohook", version)
 		return nil

@@ -1,0 +1,238 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nanohook/nanohook/webhook"
+)
+
+// The bench's serve children are this test binary, running main() (see
+// TestMain in process_test.go).
+func init() { benchServeEnv = []string{execMainEnv + "=1"} }
+
+// runBenchJSON runs "nanohook bench --quick --json" in-process with args
+// added and returns the parsed result and the progress output.
+func runBenchJSON(t *testing.T, args ...string) (benchResult, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	all := append([]string{"bench", "--quick", "--json", "--deadline", "20s"}, args...)
+	err := run(ctx, all, func(string) string { return "" }, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
+	}
+	var res benchResult
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
+		t.Fatalf("stdout is not one JSON result: %v\n%s", err, stdout.String())
+	}
+	return res, stderr.String()
+}
+
+// checkFanOutRun asserts that a fan-out run of events × endpoints
+// delivered everything, verified, with ordered latency percentiles.
+func checkFanOutRun(t *testing.T, sc benchScenario, events, endpoints int) benchRun {
+	t.Helper()
+	if sc.Error != "" || len(sc.Runs) != 1 {
+		t.Fatalf("%s: error %q, %d runs", sc.Name, sc.Error, len(sc.Runs))
+	}
+	r := sc.Runs[0]
+	want := events * endpoints
+	if r.Events != events || r.Deliveries != want || r.Expected != want || r.Delivered != want || r.Missing != 0 {
+		t.Errorf("%s: events %d, deliveries created %d, expected %d, delivered %d, missing %d; want %d events, %d deliveries, none missing",
+			sc.Name, r.Events, r.Deliveries, r.Expected, r.Delivered, r.Missing, events, want)
+	}
+	if r.InvalidSignatures != 0 {
+		t.Errorf("%s: %d invalid signatures", sc.Name, r.InvalidSignatures)
+	}
+	if !(r.P50MS > 0 && r.P50MS <= r.P99MS && r.P99MS <= r.P999MS) {
+		t.Errorf("%s: latency percentiles not ordered: p50 %v, p99 %v, p99.9 %v", sc.Name, r.P50MS, r.P99MS, r.P999MS)
+	}
+	if r.EventsPerSec <= 0 || r.DeliveriesPerSec <= 0 || r.RatioToCeiling <= 0 {
+		t.Errorf("%s: events/s %v, deliveries/s %v, ratio %v: want all positive", sc.Name, r.EventsPerSec, r.DeliveriesPerSec, r.RatioToCeiling)
+	}
+	if r.CPUSecondsPer1k <= 0 || r.PeakRSSMiB <= 0 {
+		t.Errorf("%s: CPU s/1k %v, peak RSS %v MiB: the server's /proc figures are missing", sc.Name, r.CPUSecondsPer1k, r.PeakRSSMiB)
+	}
+	return r
+}
+
+func TestBenchFastAndRetry(t *testing.T) {
+	const events, endpoints = 200, 2
+	res, progress := runBenchJSON(t, "--scenarios", "retry,fast", "--endpoints", strconv.Itoa(endpoints),
+		"--events", strconv.Itoa(events), "--batch", "50", "--workers", "32")
+
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if res.Ceiling.RequestsPerSec <= 0 || res.Ceiling.InvalidSignatures != 0 || res.Ceiling.Failed != 0 {
+		t.Errorf("ceiling: %+v", res.Ceiling)
+	}
+	if res.Machine.CPUs <= 0 || res.Settings.Workers != 32 || res.Settings.DB != "sqlite" {
+		t.Errorf("machine %+v, settings %+v", res.Machine, res.Settings)
+	}
+	names := []string{}
+	for _, sc := range res.Scenarios {
+		names = append(names, sc.Name)
+	}
+	if !slices.Equal(names, []string{"fast", "retry"}) {
+		t.Fatalf("scenarios %v, want fast then retry", names)
+	}
+	checkFanOutRun(t, res.Scenarios[0], events, endpoints)
+	if tg := res.Scenarios[0].Targets; len(tg) != 1 || tg[0].Pass == nil || tg[0].Value != res.Scenarios[0].Runs[0].RatioToCeiling {
+		t.Errorf("fast targets %+v: want the ratio judged", tg)
+	}
+	retry := checkFanOutRun(t, res.Scenarios[1], events, endpoints)
+	// One endpoint of two fails every first attempt: each of its events
+	// takes a second attempt.
+	if retry.Attempts < events*endpoints+events {
+		t.Errorf("retry: %d attempts, want at least %d", retry.Attempts, events*endpoints+events)
+	}
+	for _, want := range []string{"ceiling: ", "fast: server pid ", "retry: server pid "} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress)
+		}
+	}
+}
+
+func TestBenchPostgres(t *testing.T) {
+	base := os.Getenv("NANOHOOK_TEST_POSTGRES_URL")
+	if base == "" {
+		t.Skip("NANOHOOK_TEST_POSTGRES_URL is not set: skipping the PostgreSQL bench (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	before := benchSchemas(t, base)
+	res, _ := runBenchJSON(t, "--db", base, "--scenarios", "fast", "--endpoints", "2", "--events", "100", "--workers", "32")
+	if !res.OK || res.Settings.DB == "sqlite" {
+		t.Errorf("ok %v, settings.db %q: %v", res.OK, res.Settings.DB, res.problems())
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].DB != "postgres" {
+		t.Fatalf("scenarios %+v", res.Scenarios)
+	}
+	checkFanOutRun(t, res.Scenarios[0], 100, 2)
+	if tg := res.Scenarios[0].Targets; len(tg) != 1 || tg[0].Limit != targetFastPostgres {
+		t.Errorf("targets %+v: want PostgreSQL's limit %v", tg, targetFastPostgres)
+	}
+	for _, s := range benchSchemas(t, base) {
+		if !slices.Contains(before, s) {
+			t.Errorf("schema %s left behind", s)
+		}
+	}
+}
+
+// benchSchemas lists the schemas the bench creates in the database.
+func benchSchemas(t *testing.T, dbURL string) []string {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(t.Context(), `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'nanohook_bench_%'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// TestBenchReceiverCounts checks the receiver's bookkeeping the end-to-end
+// figures rest on: a bad signature is refused, counted and fails the wait,
+// a delivery counts once, a second 2xx for it is a duplicate, and a
+// failFirstAttempt endpoint refuses attempt 1 only.
+func TestBenchReceiverCounts(t *testing.T) {
+	secrets := []string{"whsec_receiver_test_0", "whsec_receiver_test_1"}
+	rcv, err := startReceiver(secrets, func(slot int) behaviour { return []behaviour{answerAtOnce, failFirstAttempt}[slot] }, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.close()
+	body := []byte(`{"event":"job.completed","task_id":"t","task_type":"image","status":"completed","data":{},"timestamp":"2024-12-23T10:00:00Z"}`)
+	post := func(slot int, secret, eventID, attempt string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, rcv.url(slot), bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := time.Now().Unix()
+		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
+		req.Header.Set(webhook.HeaderEventID, eventID)
+		req.Header.Set(webhook.HeaderDeliveryAttempt, attempt)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		slot            int
+		secret, id, try string
+		want            int
+	}{
+		{0, "whsec_wrong_secret", "evt_1", "1", http.StatusUnauthorized},
+		{0, secrets[0], "evt_1", "1", http.StatusOK},
+		{0, secrets[0], "evt_1", "2", http.StatusOK}, // duplicate
+		{1, secrets[1], "evt_1", "1", http.StatusInternalServerError},
+		{1, secrets[1], "evt_1", "2", http.StatusOK},
+	} {
+		if got := post(c.slot, c.secret, c.id, c.try); got != c.want {
+			t.Errorf("slot %d, event %s, attempt %s: answered %d, want %d", c.slot, c.id, c.try, got, c.want)
+		}
+	}
+	// Every delivery arrived, but a run with a bad signature has failed.
+	if err := rcv.wait(t.Context()); err == nil || !errors.Is(err, webhook.ErrSignatureMismatch) {
+		t.Errorf("wait: %v, want the signature mismatch", err)
+	}
+	receipts, bad := rcv.snapshot()
+	if len(receipts) != 2 || rcv.delivered.Load() != 2 || rcv.dups.Load() != 1 || rcv.invalid.Load() != 1 || rcv.requests.Load() != 5 {
+		t.Errorf("receipts %d, delivered %d, duplicates %d, invalid %d, requests %d; want 2, 2, 1, 1, 5",
+			len(receipts), rcv.delivered.Load(), rcv.dups.Load(), rcv.invalid.Load(), rcv.requests.Load())
+	}
+	if bad == nil {
+		t.Error("the bad signature's error was not kept")
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	env := map[string]string{"NANOHOOK_BENCH_ENDPOINTS": "7", "NANOHOOK_ENDPOINTS": "99", "NANOHOOK_DB": "prod.db"}
+	cfg, err := parseBench([]string{"--scenarios", "backlog,fast,fast"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Endpoints != 7 || cfg.DB != "" || !slices.Equal(cfg.Scenarios, []string{"fast", "backlog"}) {
+		t.Errorf("endpoints %d, db %q, scenarios %v: want 7 from NANOHOOK_BENCH_ENDPOINTS, no db, [fast backlog]", cfg.Endpoints, cfg.DB, cfg.Scenarios)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--scenarios", "fast,quick"}, nil, `--scenarios: unknown scenario "quick"`},
+		{[]string{"--db", "bench.db"}, nil, "--db must be a postgres:// URL"},
+		{[]string{"--batch", "1001"}, nil, "--batch must be at most 1000"},
+		{nil, map[string]string{"NANOHOOK_BENCH_WORKERS": "many"}, `NANOHOOK_BENCH_WORKERS="many"`},
+	} {
+		_, err := parseBench(c.args, func(k string) string { return c.env[k] }, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v, want one containing %q", c.args, c.env, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// steadyTick is how often the steady publisher sends a batch: rate/100
+// events every 10 ms.
+const steadyTick = 10 * time.Millisecond
+
+// publishLog is what the publishers did, for joining with the receipts
+// afterwards (a delivery may arrive before its batch's answer does).
+type publishLog struct {
+	batches    []publishedBatch
+	deliveries int       // deliveries the server reported creating
+	first      time.Time // first batch sent
+	lastSent   time.Time // last batch sent
+	last       time.Time // last answer received
+	behind     string    // steady: how far the publishers fell behind the rate, if they did
+}
+
+// publishedBatch is one acknowledged batch request.
+type publishedBatch struct {
+	sent time.Time // when the request was sent: every event's publish start
+	ids  []string  // event ids, from the answer
+}
+
+// events counts the acknowledged events.
+func (l *publishLog) events() int {
+	n := 0
+	for _, b := range l.batches {
+		n += len(b.ids)
+	}
+	return n
+}
+
+// batchJob is one batch to publish: events [from, to) of the run.
+type batchJob struct{ index, from, to int }
+
+// publishAll publishes events as fast as --publishers concurrent batch
+// requests go, and checks that the server created expect deliveries.
+func (e *benchEnv) publishAll(ctx context.Context, events, expect int) (publishLog, error) {
+	size := e.b.cfg.Batch
+	n := (events + size - 1) / size
+	jobs := make(chan batchJob, n)
+	for i := range n {
+		jobs <- batchJob{index: i, from: i * size, to: min((i+1)*size, events)}
+	}
+	close(jobs)
+	log, err := e.publish(ctx, jobs, n, e.b.cfg.Publishers)
+	if err == nil && log.deliveries != expect {
+		err = fmt.Errorf("the server created %d deliveries for %d events; the endpoints imply %d", log.deliveries, events, expect)
+	}
+	return log, err
+}
+
+// steadyPublishers is the least number of concurrent publishers at a fixed
+// rate, as many workers of the platform publish at once: a batch waiting
+// for a free publisher would lower the rate instead of showing the server's
+// latency.
+const steadyPublishers = 32
+
+// publishSteady sends a batch every steadyTick, holding the events due by
+// then at rate a second, for batches ticks. A batch whose turn comes while
+// every publisher is busy goes out late; its events' latency starts when it
+// is actually sent, and the achieved rate shows the shortfall.
+func (e *benchEnv) publishSteady(ctx context.Context, rate float64, batches, events int) (publishLog, error) {
+	jobs := make(chan batchJob, batches)
+	go func() {
+		defer close(jobs)
+		start := time.Now()
+		for k := range batches {
+			if d := time.Until(start.Add(time.Duration(k) * steadyTick)); d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+			if from, to := eventsBefore(k, rate), eventsBefore(k+1, rate); to > from {
+				jobs <- batchJob{index: k, from: from, to: to}
+			}
+		}
+	}()
+	log, err := e.publish(ctx, jobs, batches, max(e.b.cfg.Publishers, steadyPublishers))
+	if err == nil && log.events() != events {
+		err = fmt.Errorf("%d of %d events published", log.events(), events)
+	}
+	if sending := log.lastSent.Sub(log.first) + steadyTick; err == nil && float64(events)/sending.Seconds() < 0.95*rate {
+		log.behind = fmt.Sprintf("publishers fell behind: sent %s of %s events/s (the server answers too slowly)",
+			thousands(int64(float64(events)/sending.Seconds())), thousands(int64(rate)))
+	}
+	return log, err
+}
+
+// eventsBefore is how many events a steady publisher at rate a second has
+// sent before tick k.
+func eventsBefore(k int, rate float64) int {
+	// Nanoseconds first: k*rate*1e7/1e9 is exact for whole rates, where
+	// k*rate*0.01 is not (0.01 has no exact binary form).
+	return int(math.Floor(float64(k) * rate * float64(steadyTick) / float64(time.Second)))
+}
+
+// publish runs publishers goroutines over jobs; slots is the largest job
+// index plus one. The first failure stops every publisher.
+func (e *benchEnv) publish(ctx context.Context, jobs <-chan batchJob, slots, publishers int) (publishLog, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make([]publishedBatch, slots)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		total    int
+	)
+	for range publishers {
+		wg.Go(func() {
+			var body []byte
+			for j := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
+				body = e.appendBatch(body[:0], j.from, j.to)
+				b, deliveries, err := e.publishJob(ctx, body, j)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				batches[j.index], total = b, total+deliveries
+				mu.Unlock()
+				if err != nil {
+					cancel()
+					return
+				}
+				e.published.Add(int64(len(b.ids)))
+			}
+		})
+	}
+	wg.Wait()
+	log := publishLog{deliveries: total, last: time.Now()}
+	for _, b := range batches {
+		if b.ids == nil {
+			continue
+		}
+		log.batches = append(log.batches, b)
+		if log.first.IsZero() || b.sent.Before(log.first) {
+			log.first = b.sent
+		}
+		if b.sent.After(log.lastSent) {
+			log.lastSent = b.sent
+		}
+	}
+	return log, firstErr
+}
+
+// publishJob sends one batch body and returns what the server answered:
+// the batch's event ids and how many deliveries it created.
+func (e *benchEnv) publishJob(ctx context.Context, body []byte, j batchJob) (publishedBatch, int, error) {
+	sent := time.Now()
+	res, err := e.srv.api.publishBatch(ctx, body)
+	if err == nil && len(res) != j.to-j.from {
+		err = fmt.Errorf("batch publish answered %d results for %d events", len(res), j.to-j.from)
+	}
+	if err != nil {
+		return publishedBatch{}, 0, fmt.Errorf("publishing: %w", err)
+	}
+	b, deliveries := publishedBatch{sent: sent, ids: make([]string, len(res))}, 0
+	for i, r := range res {
+		b.ids[i] = r.EventID
+		deliveries += r.Deliveries
+	}
+	return b, deliveries, nil
+}
+
+// appendBatch appends the batch publish body of events [from, to): event i
+// goes to account i mod len(accounts), as task bench-<i>.
+func (e *benchEnv) appendBatch(dst []byte, from, to int) []byte {
+	dst = append(dst, `{"events":[`...)
+	for i := from; i < to; i++ {
+		if i > from {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"account_id":`...)
+		dst = strconv.AppendInt(dst, e.accounts[i%len(e.accounts)], 10)
+		dst = append(dst, `,"event":"job.completed","task_id":"`...)
+		dst = append(dst, benchTaskID(i)...)
+		dst = append(dst, `","task_type":"image","data":`...)
+		dst = benchData(dst, i)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
+}
+
+// benchTaskID is the task id of event i; unique within a run, so the
+// default idempotency key never folds two events.
+func benchTaskID(i int) string { return "bench-" + strconv.Itoa(i) }
+
+// benchData appends the job data of event i.
+func benchData(dst []byte, i int) []byte {
+	dst = append(dst, `{"url":"https://cdn.example.com/`...)
+	dst = strconv.AppendInt(dst, int64(i), 10)
+	return append(dst, `.png","credits_charged":6}`...)
+}

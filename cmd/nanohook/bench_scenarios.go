@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nanohook/nanohook"
+)
+
+// runSpec describes one scenario run: a fresh server and receiver, and the
+// endpoints between them.
+type runSpec struct {
+	label string
+	slots int                      // receiver endpoints
+	does  func(slot int) behaviour // how each answers
+	// perAccount gives every endpoint an account of its own, so each event
+	// has one delivery; otherwise one account holds every endpoint and each
+	// event fans out to all of them.
+	perAccount bool
+	expect     int      // deliveries the run waits for; 0: none
+	serveArgs  []string // scenario flags for serve
+}
+
+// benchEnv is one run's world.
+type benchEnv struct {
+	b         *bench
+	srv       *serveProc
+	rcv       *benchReceiver
+	accounts  []int64      // events go to these round robin
+	published atomic.Int64 // events acknowledged so far
+}
+
+// setup starts the receiver and the server and registers the endpoints
+// through the public API.
+func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
+	secrets := benchSecrets(spec.slots)
+	rcv, err := startReceiver(secrets, spec.does, spec.expect)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := b.startServe(ctx, spec.label, spec.serveArgs)
+	if err != nil {
+		rcv.close()
+		return nil, err
+	}
+	e := &benchEnv{b: b, srv: srv, rcv: rcv}
+	if err := e.register(ctx, secrets, spec.perAccount); err != nil {
+		e.close()
+		return nil, fmt.Errorf("setting up endpoints: %w", err)
+	}
+	return e, nil
+}
+
+// benchSecrets makes n distinct endpoint secrets.
+func benchSecrets(n int) []string {
+	secrets := make([]string, n)
+	for i := range secrets {
+		secrets[i] = fmt.Sprintf("whsec_bench_%d_%s", i, nanohook.NewSecret()[6:18])
+	}
+	return secrets
+}
+
+// register creates the accounts and one endpoint per receiver slot.
+func (e *benchEnv) register(ctx context.Context, secrets []string, perAccount bool) error {
+	var key string
+	for i, secret := range secrets {
+		if perAccount || i == 0 {
+			id, k, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
+			if err != nil {
+				return err
+			}
+			e.accounts, key = append(e.accounts, id), k
+		}
+		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(i), secret); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close lets held requests answer, stops the server (removing its
+// database) and the receiver. Its error is a note, not a failed run.
+func (e *benchEnv) close() error {
+	e.rcv.release()
+	err := e.srv.stop()
+	e.rcv.close()
+	return err
+}
+
+// cpu is the server's CPU seconds so far, or -1 when unknown.
+func (e *benchEnv) cpu() float64 {
+	s, err := procCPUSeconds(e.srv.pid())
+	if err != nil {
+		return -1
+	}
+	return s
+}
+
+// deliverRun runs spec: publish, then wait until every expected delivery
+// arrived, and measure.
+func (b *bench) deliverRun(ctx context.Context, spec runSpec, publish func(context.Context, *benchEnv) (publishLog, error)) (benchRun, error) {
+	e, err := b.setup(ctx, spec)
+	if err != nil {
+		return benchRun{Label: spec.label}, err
+	}
+	cpu0 := e.cpu()
+	stop := b.progress(spec.label, "delivered", spec.expect, e.rcv.delivered.Load)
+	pub, err := publish(ctx, e)
+	if err == nil {
+		err = e.rcv.wait(ctx)
+	}
+	stop()
+	run := e.measure(spec, pub, cpu0)
+	if cerr := e.close(); cerr != nil {
+		run.Notes = append(run.Notes, cerr.Error())
+	}
+	return run, err
+}
+
+// fanOut is fast, slow and retry: one account whose M endpoints all get
+// every event. The spec names the run and the endpoints' behaviour; a run
+// whose endpoints answer at once is compared with the ceiling.
+func (b *bench) fanOut(ctx context.Context, sc *benchScenario, spec runSpec, deliveries int, vsCeiling bool) error {
+	events, m := b.events(deliveries), b.cfg.Endpoints
+	spec.slots, spec.expect = m, events*m
+	run, err := b.deliverRun(ctx, spec, func(ctx context.Context, e *benchEnv) (publishLog, error) {
+		return e.publishAll(ctx, events, events*m)
+	})
+	if vsCeiling && b.ceilingRate > 0 {
+		run.RatioToCeiling = run.DeliveriesPerSec / b.ceilingRate
+	}
+	sc.Runs = append(sc.Runs, run)
+	return err
+}
+
+// retryBreakerArgs keep the circuit breaker shut in the retry scenario.
+// Its endpoints fail every first attempt by design; with the breaker on,
+// their first attempts (always the oldest due work) would open it again at
+// every probe, and the run would measure the cooldown, not retrying.
+var retryBreakerArgs = []string{"--breaker-threshold", "1000000000"}
+
+// retry is fan-out where a fifth of the endpoints (at least one) fail every
+// first attempt: every delivery must still arrive.
+func (b *bench) retry(ctx context.Context, sc *benchScenario) error {
+	failing := max(1, b.cfg.Endpoints/5)
+	does := func(slot int) behaviour {
+		if slot < failing {
+			return failFirstAttempt
+		}
+		return answerAtOnce
+	}
+	err := b.fanOut(ctx, sc, runSpec{label: "retry", does: does, serveArgs: retryBreakerArgs}, b.sizes.retry, true)
+	run := &sc.Runs[len(sc.Runs)-1]
+	run.Notes = append(run.Notes, fmt.Sprintf("%d of %d endpoints fail attempt 1; %s attempts; breaker threshold raised",
+		failing, b.cfg.Endpoints, thousands(run.Attempts)))
+	return err
+}
+
+// steadyRates are the fixed publish rates of the steady scenario, events a
+// second.
+var steadyRates = []int{1000, 5000}
+
+// steady publishes at fixed rates to M accounts of one endpoint each.
+func (b *bench) steady(ctx context.Context, sc *benchScenario) error {
+	for _, rate := range steadyRates {
+		run, err := b.steadyRun(ctx, fmt.Sprintf("steady %d/s", rate), float64(rate), b.cfg.Endpoints, nil)
+		sc.Runs = append(sc.Runs, run)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noisyRate is the healthy endpoints' event rate in the noisy scenario.
+const noisyRate = 1000
+
+// noisy runs steady at 1,000 events/s to M healthy accounts twice: alone,
+// then beside one more account whose endpoint never answers and gets as
+// many events as each healthy one. The healthy deliveries are the same in
+// both runs, so their latencies compare.
+func (b *bench) noisy(ctx context.Context, sc *benchScenario) error {
+	m := b.cfg.Endpoints
+	healthy, err := b.steadyRun(ctx, "noisy healthy", noisyRate, m, nil)
+	sc.Runs = append(sc.Runs, healthy)
+	if err != nil {
+		return err
+	}
+	dead := func(slot int) bool { return slot == m }
+	withDead, err := b.steadyRun(ctx, "noisy +dead", noisyRate*float64(m+1)/float64(m), m+1, dead)
+	withDead.Notes = append(withDead.Notes, "latency of the healthy endpoints only")
+	sc.Runs = append(sc.Runs, withDead)
+	return err
+}
+
+// steadyRun publishes at rate events a second for the steady duration to
+// slots accounts of one endpoint each; endpoints for which dead is true
+// never answer and their deliveries are not waited for.
+func (b *bench) steadyRun(ctx context.Context, label string, rate float64, slots int, dead func(int) bool) (benchRun, error) {
+	batches := int(b.sizes.steady / steadyTick)
+	events := eventsBefore(batches, rate)
+	expect := events
+	does := func(int) behaviour { return answerAtOnce }
+	if dead != nil {
+		does = func(slot int) behaviour {
+			if dead(slot) {
+				return holdUntilFreed
+			}
+			return answerAtOnce
+		}
+		for i := range events {
+			if dead(i % slots) {
+				expect--
+			}
+		}
+	}
+	spec := runSpec{label: label, slots: slots, does: does, perAccount: true, expect: expect}
+	run, err := b.deliverRun(ctx, spec, func(ctx context.Context, e *benchEnv) (publishLog, error) {
+		return e.publishSteady(ctx, rate, batches, events)
+	})
+	if err != nil {
+		return run, fmt.Errorf("%s: %w", label, err) // the scenario has two runs: say which
+	}
+	return run, nil
+}
+
+// backlog publishes to endpoints that never answer and samples the
+// server's memory with every delivery pending.
+func (b *bench) backlog(ctx context.Context, sc *benchScenario) error {
+	events, m := b.events(b.sizes.backlog), b.cfg.Endpoints
+	spec := runSpec{label: "backlog", slots: m, does: func(int) behaviour { return holdUntilFreed }}
+	e, err := b.setup(ctx, spec)
+	if err != nil {
+		return err
+	}
+	count := func() int64 { return e.published.Load() * int64(m) }
+	stop := b.progress("backlog", "pending", events*m, count)
+	pub, err := e.publishAll(ctx, events, events*m)
+	stop()
+	run := e.measure(spec, pub, -1) // nothing is delivered: no CPU per delivery
+	if err == nil {
+		run.Pending = pub.deliveries
+		run.PendingRSSMiB, err = e.sampleRSS(ctx, backlogSampling)
+		b.say("backlog: %s deliveries pending, server RSS %.1f MiB", thousands(int64(run.Pending)), run.PendingRSSMiB)
+	}
+	if _, peak, merr := procMemory(e.srv.pid()); merr == nil {
+		run.PeakRSSMiB = mib(peak)
+	}
+	if cerr := e.close(); cerr != nil {
+		run.Notes = append(run.Notes, cerr.Error())
+	}
+	sc.Runs = append(sc.Runs, run)
+	return err
+}
+
+// backlogSampling is how long the server's RSS is watched with the backlog
+// pending: long enough for its claim loop to have gone round many times.
+const backlogSampling = 2 * time.Second
+
+// sampleRSS returns the largest resident set the server shows over d.
+func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration) (float64, error) {
+	var most int64
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	end := time.After(d)
+	for {
+		rss, _, err := procMemory(e.srv.pid())
+		if err != nil {
+			return 0, err
+		}
+		most = max(most, rss)
+		select {
+		case <-ctx.Done():
+			return mib(most), ctx.Err()
+		case <-end:
+			return mib(most), nil
+		case <-tick.C:
+		}
+	}
+}
+
+// progress prints "label: n/total verb, rate/s" about once a second until
+// the returned stop is called.
+func (b *bench) progress(label, verb string, total int, count func() int64) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		last, lastAt := count(), time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				n := count()
+				rate := float64(n-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = n, now
+				of := ""
+				if total > 0 {
+					of = "/" + thousands(int64(total))
+				}
+				b.say("%s: %s%s %s, %s/s", label, thousands(n), of, verb, thousands(int64(rate)))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
