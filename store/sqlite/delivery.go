@@ -280,6 +280,20 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	})
 }
 
+// nextDueAtSQL is NextDueAt's query, prepared once on the reader pool: it
+// runs after most claims.
+const nextDueAtSQL = `
+		WITH head AS (
+			SELECT next_attempt_at AS t FROM deliveries
+			WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= next_attempt_at)
+			ORDER BY next_attempt_at LIMIT 1)
+		SELECT min(t) FROM (
+			SELECT t FROM head
+			UNION ALL
+			SELECT leased_until FROM deliveries
+			WHERE status = 'pending' AND leased_until > next_attempt_at
+			  AND next_attempt_at < coalesce((SELECT t FROM head), 9223372036854775807))`
+
 // NextDueAt is the earliest moment any pending delivery becomes claimable,
 // the later of its next_attempt_at and its lease expiry, so that an idle
 // engine can sleep exactly until then.
@@ -291,17 +305,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 // expiry. The cost is the in-flight prefix, not the backlog.
 func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
-	err := s.reader.QueryRowContext(ctx, `
-		WITH head AS (
-			SELECT next_attempt_at AS t FROM deliveries
-			WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= next_attempt_at)
-			ORDER BY next_attempt_at LIMIT 1)
-		SELECT min(t) FROM (
-			SELECT t FROM head
-			UNION ALL
-			SELECT leased_until FROM deliveries
-			WHERE status = 'pending' AND leased_until > next_attempt_at
-			  AND next_attempt_at < coalesce((SELECT t FROM head), 9223372036854775807))`).Scan(&v)
+	err := s.stmts.nextDueAt.QueryRowContext(ctx).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, wrap("next due at", err)
 	}

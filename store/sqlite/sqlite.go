@@ -144,7 +144,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = s.Close()
 		return nil, err
 	}
-	if err := s.stmts.prepare(ctx, writer); err != nil {
+	if err := s.stmts.prepare(ctx, writer, reader); err != nil {
 		_ = s.Close()
 		return nil, wrap("prepare statements", err)
 	}

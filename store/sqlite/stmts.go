@@ -15,14 +15,18 @@ type writerStmts struct {
 	accountExists         *sql.Stmt
 	insertEvent           *sql.Stmt
 	existingEvent         *sql.Stmt
-	fanOut                *sql.Stmt
+	fanTargets            *sql.Stmt
 	claim                 *sql.Stmt
 	claimed               *sql.Stmt
 	releaseDelivery       *sql.Stmt
 	failPendingOfEndpoint *sql.Stmt
 	all                   []*sql.Stmt
 
-	// Multi-row statements of CompleteDeliveries, see chunkStmts.
+	nextDueAt *sql.Stmt // on the reader pool
+
+	// Multi-row statements of PublishEvents and CompleteDeliveries, see
+	// chunkStmts.
+	insertDeliveries   *chunkStmts
 	insertAttempts     *chunkStmts
 	completeDeliveries *chunkStmts
 	markFailing        *chunkStmts
@@ -87,8 +91,25 @@ func markFailingSQL(values string) string {
 		FROM n WHERE endpoints.id = n.eid AND endpoints.failing_since <> n.fs`
 }
 
-func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
+// insertDeliveriesSQL writes fan-out rows. VALUES columns: account_id,
+// endpoint_id, event_pk, event_type, status, now (next attempt, created,
+// updated), last_error.
+func insertDeliveriesSQL(values string) string {
+	return `INSERT INTO deliveries
+		(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
+		SELECT column1, column2, column3, column4, column5, 0, column6, column7, column6, column6
+		FROM (VALUES ` + values + `)`
+}
+
+func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 	var err error
+	if w.insertDeliveries, err = prepareChunks(ctx, db, 7, insertDeliveriesSQL); err != nil {
+		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	if w.nextDueAt, err = reader.PrepareContext(ctx, nextDueAtSQL); err != nil {
+		return fmt.Errorf("next due at: %w", err)
+	}
+	w.all = append(w.all, w.nextDueAt)
 	if w.insertAttempts, err = prepareChunks(ctx, db, insertAttemptsCols, insertAttemptsSQL); err != nil {
 		return fmt.Errorf("insert attempts: %w", err)
 	}
@@ -115,24 +136,9 @@ func (w *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 				AND NOT (d.status = 'failed' AND d.attempts = 0 AND d.updated_at = d.created_at AND d.last_error LIKE 'endpoint disabled: %'))
 			FROM events e WHERE e.account_id = ? AND e.idempotency_key = ?`},
 
-		// One delivery per live endpoint of the account subscribed to the
-		// type, in one statement: pending for an active endpoint; for a
-		// disabled one already failed, with no attempt, so that the event is
-		// on record and a recover after re-enabling replays it. Each row
-		// returned is 1 for a pending delivery, 0 for a failed one.
-		// ?1 account, ?2 event pk, ?3 type, ?4 now.
-		{&w.fanOut, `INSERT INTO deliveries
-			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at, last_error, created_at, updated_at)
-			SELECT ?1, e.id, ?2, ?3,
-				CASE WHEN e.status = 'active' THEN 'pending' ELSE 'failed' END, 0, ?4,
-				CASE WHEN e.status = 'active' THEN ''
-					ELSE 'endpoint disabled: ' || CASE WHEN e.disabled_reason = '' THEN 'by its owner' ELSE e.disabled_reason END
-				END, ?4, ?4
-			FROM endpoints e
-			WHERE e.account_id = ?1 AND e.deleted_at IS NULL
-			  AND instr(',' || e.events || ',', ',' || ?3 || ',') > 0
-			ORDER BY e.id
-			RETURNING status = 'pending'`},
+		// An account's live endpoints, for the fan-out of its events.
+		{&w.fanTargets, `SELECT id, events, status, disabled_reason FROM endpoints
+			WHERE account_id = ? AND deleted_at IS NULL ORDER BY id`},
 
 		// The claim: one range scan of the partial index deliveries_due, in
 		// due order. status = 'pending' is written literally so the planner
@@ -184,7 +190,7 @@ func (w *writerStmts) close() error {
 		errs = append(errs, s.Close())
 	}
 	w.all = nil
-	errs = append(errs, w.insertAttempts.close(), w.completeDeliveries.close(), w.markFailing.close())
+	errs = append(errs, w.insertDeliveries.close(), w.insertAttempts.close(), w.completeDeliveries.close(), w.markFailing.close())
 	return errors.Join(errs...)
 }
 
