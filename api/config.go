@@ -29,8 +29,9 @@ type Tester interface {
 type Config struct {
 	// Store is where accounts, endpoints and events live.
 	Store store.Store
-	// Logger receives internal errors (with method and path) and recovered
-	// panics; nil discards them.
+	// Logger receives internal errors (with method and path), recovered
+	// panics and, at debug level, one line per request; every line of a
+	// request carries its request_id. nil discards them.
 	Logger *slog.Logger
 	// AdminToken authenticates the admin API. Empty means every admin route
 	// answers 401: the admin API refuses to run open.
@@ -56,6 +57,11 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
 	// publish allows MaxBatchBodyBytes or MaxBodyBytes, whichever is larger.
 	MaxBodyBytes int64
+	// OnPublish, when set, is called after every publish request (single or
+	// batch) committed, with how many of its events were new (duplicates
+	// excluded) and how long the request took from its arrival to the
+	// commit. Metrics hang here; it must not block.
+	OnPublish func(created int, took time.Duration)
 }
 
 // server holds the resolved configuration shared by all handlers of one
@@ -72,6 +78,7 @@ type server struct {
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
+	onPublish    func(created int, took time.Duration)
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
@@ -93,10 +100,12 @@ func newServer(cfg Config) *server {
 		recoverStep: cfg.RecoverStep,
 		now:         cfg.Now,
 		maxBody:     cfg.MaxBodyBytes,
+		onPublish:   cfg.OnPublish,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.log = slog.New(requestIDHandler{s.log.Handler()})
 	if s.now == nil {
 		s.now = time.Now
 	}

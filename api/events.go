@@ -149,6 +149,7 @@ func (s *server) publish(ctx context.Context, events []store.PublishEventParams)
 	if len(res) != len(events) {
 		return nil, fmt.Errorf("api: store returned %d results for %d events", len(res), len(events))
 	}
+	s.observePublish(ctx, res)
 	if s.waker != nil {
 		for _, r := range res {
 			if r.Deliveries > 0 && !r.Duplicate {

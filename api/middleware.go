@@ -1,13 +1,18 @@
 package api
 
 import (
+	"context"
+	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/store"
 )
 
 // apiFunc is a handler that returns its failure instead of writing it, so
@@ -23,12 +28,17 @@ func (s *server) handle(h apiFunc) http.Handler {
 	})
 }
 
-// root wraps a mux with what every request gets: panic recovery and
-// envelope answers for what the mux would otherwise answer in plain text
-// (unknown routes, wrong methods, non-canonical paths).
+// root wraps a mux with what every request gets: a request id, panic
+// recovery, a debug log line, and envelope answers for what the mux would
+// otherwise answer in plain text (unknown routes, wrong methods,
+// non-canonical paths).
 func (s *server) root(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := requestInfo{id: requestID(r.Header.Get(HeaderRequestID)), start: s.now()}
+		w.Header().Set(HeaderRequestID, info.id)
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, info))
 		tw := &trackingWriter{ResponseWriter: w}
+		defer s.logRequest(tw, r, info)
 		defer s.recoverPanic(tw, r)
 		// ServeMux redirects unclean paths ("/api//v1") with a text body; an
 		// API has no use for that, so they are simply not found.
@@ -106,18 +116,26 @@ func cleanPath(p string) string {
 }
 
 // trackingWriter remembers whether the header went out, so that a panic
-// after it does not try to write a second answer.
+// after it does not try to write a second answer, and which status it
+// carried, for the request's log line.
 type trackingWriter struct {
 	http.ResponseWriter
-	wrote bool
+	wrote  bool
+	status int
 }
 
 func (w *trackingWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+	}
 	w.wrote = true
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *trackingWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.status = http.StatusOK
+	}
 	w.wrote = true
 	return w.ResponseWriter.Write(b)
 }
@@ -143,4 +161,84 @@ func (w *scratchWriter) WriteHeader(code int) {
 func (w *scratchWriter) Write(b []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return len(b), nil
+}
+
+// HeaderRequestID carries a request's id: taken from the caller when it is
+// sane (see requestID), generated otherwise, and always echoed in the
+// answer, so a caller can quote it and an operator find every log line of
+// the request.
+const HeaderRequestID = "X-Request-Id"
+
+// maxRequestIDLen bounds a caller's request id, so that it cannot bloat
+// every log line of its request.
+const maxRequestIDLen = 64
+
+// requestKey is the context key of a request's requestInfo.
+type requestKey struct{}
+
+// requestInfo is what root knows about a request that later code needs:
+// its id for the log lines and its arrival for latency.
+type requestInfo struct {
+	id    string
+	start time.Time
+}
+
+// requestID returns the caller's id when it is 1 to maxRequestIDLen
+// characters of [A-Za-z0-9._-], which cannot forge log fields or carry
+// markup, and a fresh random one otherwise.
+func requestID(given string) string {
+	if given != "" && len(given) <= maxRequestIDLen && strings.Trim(given,
+		"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == "" {
+		return given
+	}
+	return rand.Text()
+}
+
+// logRequest writes the request's debug line: method, path (never the
+// query, which may carry cursors, nor any header, which may carry keys),
+// status and duration.
+func (s *server) logRequest(w *trackingWriter, r *http.Request, info requestInfo) {
+	s.log.LogAttrs(r.Context(), slog.LevelDebug, "api: request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.Int("status", w.status), slog.Duration("duration", s.now().Sub(info.start)))
+}
+
+// requestIDHandler adds the request id of the record's context to every
+// record. Handlers log with their request's context, so each line of a
+// request carries its id without the logger being passed around per request.
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if info, ok := ctx.Value(requestKey{}).(requestInfo); ok {
+		rec.AddAttrs(slog.String("request_id", info.id))
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// observePublish reports a committed publish to the OnPublish hook: how
+// many of its events were new, and how long the request took from its
+// arrival until now, just after the commit.
+func (s *server) observePublish(ctx context.Context, res []store.PublishResult) {
+	if s.onPublish == nil {
+		return
+	}
+	created := 0
+	for _, r := range res {
+		if !r.Duplicate {
+			created++
+		}
+	}
+	var took time.Duration
+	if info, ok := ctx.Value(requestKey{}).(requestInfo); ok {
+		took = s.now().Sub(info.start)
+	}
+	s.onPublish(created, took)
 }

@@ -180,6 +180,31 @@ type Store interface {
 	// ascending. Re-enabling an endpoint (UpdateEndpoint to active) clears
 	// its mark, so it starts afresh.
 	DisableFailingEndpoints(ctx context.Context, p DisableFailingParams) ([]int64, error)
+
+	// Stats counts pending deliveries and live endpoints across every
+	// account, for the metrics an operator alerts on. It reads only
+	// indexes, in one statement, so that it stays cheap however large the
+	// history grows; the caller still bounds and caches it.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
+}
+
+// Stats is a snapshot of the delivery queue and the endpoints. With
+// PostgreSQL it covers every node sharing the database.
+type Stats struct {
+	// DueDeliveries are pending deliveries due at or before the given now:
+	// those being attempted, those waiting for a worker, and those held
+	// back by an endpoint's in-flight cap or open circuit breaker.
+	DueDeliveries int64
+	// ScheduledDeliveries are pending deliveries due later: retries
+	// waiting out their backoff.
+	ScheduledDeliveries int64
+	// OldestDueAt is when the longest-waiting due delivery became due
+	// (its next attempt time); zero when nothing is due.
+	OldestDueAt time.Time
+	// ActiveEndpoints and DisabledEndpoints count live (not deleted)
+	// endpoints by status.
+	ActiveEndpoints   int64
+	DisabledEndpoints int64
 }
 
 // LeadershipParams asks for one named leadership term.

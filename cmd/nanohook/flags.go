@@ -23,7 +23,9 @@ func envName(flagName string) string {
 }
 
 // parseFlags parses args, then fills every flag not given on the command
-// line from its environment twin. Command-line values win over environment.
+// line from its environment twin or, failing that, from the configuration
+// file of a command that has --config (addConfigFlag). Command-line values
+// win over environment, environment over the file, the file over defaults.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -36,7 +38,10 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
+	file, path, err := readConfig(fs, set, getenv)
+	if err != nil {
+		return err
+	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || err != nil {
 			return
@@ -44,6 +49,12 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		if v := getenv(envName(f.Name)); v != "" {
 			if e := fs.Set(f.Name, v); e != nil {
 				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("config file %s: %s = %q: %w", path, f.Name, v, e)
 			}
 		}
 	})

@@ -9,7 +9,8 @@ import (
 // runMigrate applies the embedded schema migrations and exits.
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
-	db := fs.String("db", defaultDB, "SQLite file path or postgres:// URL")
+	addConfigFlag(fs, serveFlagNames()...) // serve's file configures migrate too
+	db := fs.String("db", defaultDB, "SQLite file, or a postgres:// URL")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}

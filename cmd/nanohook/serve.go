@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,12 +12,15 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/api"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/maintenance"
+	"github.com/nanohook/nanohook/metrics"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -42,57 +46,91 @@ type serveConfig struct {
 	LogLevel            slog.Level
 }
 
-// parseServe reads serve's flags and their NANOHOOK_* twins.
+// adminTokenEnv names the admin API's bearer token. It is read from the
+// environment only, never from a flag or the config file, so that it does
+// not show in process listings or in files that get copied around.
+const adminTokenEnv = "NANOHOOK_ADMIN_TOKEN"
+
+// adminTokenUsage describes adminTokenEnv in the configuration reference.
+const adminTokenUsage = "bearer token of the admin API; unset, the admin API refuses every call (/metrics and the health probes stay open)"
+
+// parseServe reads serve's flags, their NANOHOOK_* twins and the --config
+// file.
 func parseServe(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
 	var c serveConfig
-	fs := newFlagSet("serve", stderr)
-	fs.StringVar(&c.DB, "db", defaultDB, "SQLite file path or postgres:// URL")
-	fs.StringVar(&c.Addr, "addr", ":8080", "public API listen address")
-	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "admin API listen address")
-	fs.BoolVar(&c.AllowHTTP, "allow-http", false, "accept plain http:// webhook URLs")
-	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let deliveries reach loopback and private addresses")
-	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated (empty: never retry)")
-	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
-	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "concurrent delivery attempts")
-	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 64, "most attempts in flight to one endpoint (per node)")
-	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
-	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open breaker waits before one probe attempt")
-	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
-	fs.DurationVar(&c.DisableAfter, "disable-after", 120*time.Hour, "disable an endpoint whose attempts have all failed for this long")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long a graceful stop lets attempts in flight finish")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	fs, finish := serveFlags(&c, stderr)
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return c, err
 	}
-	var err error
-	if c.RetrySchedule, err = delivery.ParseSchedule(*schedule); err != nil {
-		return c, fmt.Errorf("--retry-schedule: %w", err)
+	if err := finish(); err != nil {
+		return c, err
 	}
-	c.NoRetry = len(c.RetrySchedule) == 0
-	if c.DeliveryTimeout <= 0 {
-		return c, fmt.Errorf("--delivery-timeout must be positive")
-	}
-	if c.Retention <= 0 {
-		return c, fmt.Errorf("--retention must be positive")
-	}
-	if c.DisableAfter <= 0 {
-		return c, fmt.Errorf("--disable-after must be positive")
-	}
-	if c.DeliveryWorkers <= 0 {
-		return c, fmt.Errorf("--delivery-workers must be positive")
-	}
-	if c.EndpointConcurrency <= 0 || c.BreakerThreshold <= 0 || c.BreakerCooldown <= 0 {
-		return c, fmt.Errorf("--endpoint-concurrency, --breaker-threshold and --breaker-cooldown must be positive")
-	}
-	if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-		return c, fmt.Errorf("--log-level: %w", err)
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return c, fmt.Errorf("--log-format must be text or json")
-	}
-	c.AdminToken = getenv("NANOHOOK_ADMIN_TOKEN")
+	c.AdminToken = getenv(adminTokenEnv)
 	return c, nil
+}
+
+// serveFlags declares serve's flags on a new flag set, bound to c. Once the
+// set is parsed, finish converts what the textual flags hold into c and
+// checks every value. The usage strings double as the README's
+// configuration reference (TestConfigReference), so they are written to be
+// read there.
+func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func() error) {
+	fs = newFlagSet("serve", stderr)
+	addConfigFlag(fs)
+	fs.StringVar(&c.DB, "db", defaultDB, "SQLite file, or a postgres:// URL for several nodes sharing one database")
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address of the public API (customers)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:8081", "listen address of the admin API and /metrics; keep it off the internet")
+	fs.BoolVar(&c.AllowHTTP, "allow-http", false, "accept plain http:// webhook URLs (local development)")
+	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let deliveries reach loopback, private and link-local addresses (local development)")
+	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated, each ±10% jitter; empty: never retry")
+	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
+	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "delivery attempts in flight at once on this node")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 64, "most attempts in flight to one endpoint on this node, so a slow endpoint cannot take every worker")
+	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
+	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open circuit breaker waits before letting one probe attempt through")
+	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
+	fs.DurationVar(&c.DisableAfter, "disable-after", 120*time.Hour, "disable an endpoint whose attempts have all failed for this long")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM lets attempts in flight finish before the rest go back to the queue")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
+	return fs, func() error {
+		var err error
+		if c.RetrySchedule, err = delivery.ParseSchedule(*schedule); err != nil {
+			return fmt.Errorf("--retry-schedule: %w", err)
+		}
+		c.NoRetry = len(c.RetrySchedule) == 0
+		if c.DeliveryTimeout <= 0 {
+			return fmt.Errorf("--delivery-timeout must be positive")
+		}
+		if c.Retention <= 0 {
+			return fmt.Errorf("--retention must be positive")
+		}
+		if c.DisableAfter <= 0 {
+			return fmt.Errorf("--disable-after must be positive")
+		}
+		if c.DeliveryWorkers <= 0 {
+			return fmt.Errorf("--delivery-workers must be positive")
+		}
+		if c.EndpointConcurrency <= 0 || c.BreakerThreshold <= 0 || c.BreakerCooldown <= 0 {
+			return fmt.Errorf("--endpoint-concurrency, --breaker-threshold and --breaker-cooldown must be positive")
+		}
+		if err := c.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		if c.LogFormat != "text" && c.LogFormat != "json" {
+			return fmt.Errorf("--log-format must be text or json")
+		}
+		return nil
+	}
+}
+
+// serveFlagNames lists serve's flags, which a config file shared with
+// migrate may hold.
+func serveFlagNames() []string {
+	fs, _ := serveFlags(&serveConfig{}, io.Discard)
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names
 }
 
 // newLogger builds the process logger from the configuration.
@@ -151,10 +189,17 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		UserAgent:    "nanohook/" + version,
 	})
 	nodeID := newNodeID()
+	m := metrics.New(metrics.Config{
+		Stats:   st,
+		Version: version,
+		Logger:  log.With(slog.String("component", "metrics")),
+	})
+	dlog := log.With(slog.String("component", "delivery"))
+	claims := &claimedEvents{Store: st, ids: map[int64]string{}}
 	engine := delivery.New(delivery.Config{
-		Store:    st,
+		Store:    claims,
 		Client:   client,
-		Logger:   log.With(slog.String("component", "delivery")),
+		Logger:   dlog,
 		Schedule: cfg.RetrySchedule,
 		NoRetry:  cfg.NoRetry,
 		Timeout:  cfg.DeliveryTimeout,
@@ -165,6 +210,10 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		BreakerCooldown:  cfg.BreakerCooldown,
 		UserAgent:        "nanohook/" + version,
 		NodeID:           nodeID,
+		OnComplete: func(p store.CompleteParams) {
+			m.ObserveCompletion(p)
+			logCompletion(dlog, p, claims.take(p.DeliveryID))
+		},
 	})
 	maint := maintenance.New(maintenance.Config{
 		Store:        st,
@@ -178,7 +227,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		checkURL = func(ctx context.Context, u string) error { return egress.CheckURL(ctx, nil, u) }
 	}
 	if cfg.AdminToken == "" {
-		log.WarnContext(ctx, "NANOHOOK_ADMIN_TOKEN is not set: the admin API refuses every request")
+		log.WarnContext(ctx, adminTokenEnv+" is not set: the admin API refuses every request")
 	}
 	acfg := api.Config{
 		Store:      st,
@@ -188,6 +237,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		CheckURL:   checkURL,
 		Waker:      engine,
 		Tester:     engine,
+		OnPublish:  m.ObservePublish,
 	}
 	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
 	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -200,7 +250,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		return nil, fmt.Errorf("--admin-addr %s: %w", cfg.AdminAddr, err)
 	}
 	s.public = newHTTPServer(api.NewPublic(acfg), log)
-	s.admin = newHTTPServer(api.NewAdmin(acfg), log)
+	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log)
 	engine.Start(ctx)
 	maint.Start(ctx)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -225,6 +275,98 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		slog.Bool("allow_http", cfg.AllowHTTP),
 		slog.Bool("allow_private_targets", cfg.AllowPrivateTargets))
 	return s, nil
+}
+
+// withMetrics serves GET /metrics beside the admin API, on the admin
+// listener: scrapers reach it where the platform does, and never from the
+// internet. A plain path check rather than a ServeMux in front, so that
+// the admin API keeps answering every other path itself (unclean paths
+// included) with its JSON envelope.
+func withMetrics(admin, metrics http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			metrics.ServeHTTP(w, r)
+			return
+		}
+		admin.ServeHTTP(w, r)
+	})
+}
+
+// claimedEvents passes the engine's storage calls through and remembers
+// the event id of every delivery this node holds until its outcome is
+// logged: the engine's completion hook carries the delivery, endpoint and
+// attempt but not the event, and the event id (X-Nano-Event-Id) is what
+// customers quote. It holds one entry per delivery in flight.
+type claimedEvents struct {
+	delivery.Store
+	mu  sync.Mutex
+	ids map[int64]string // delivery id → event id
+}
+
+func (c *claimedEvents) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error) {
+	cs, err := c.Store.ClaimDeliveries(ctx, p)
+	c.mu.Lock()
+	for i := range cs {
+		c.ids[cs[i].DeliveryID] = cs[i].EventID
+	}
+	c.mu.Unlock()
+	return cs, err
+}
+
+// ReleaseDeliveries forgets deliveries handed back unattempted: no outcome
+// of theirs will be logged by this node.
+func (c *claimedEvents) ReleaseDeliveries(ctx context.Context, leases []store.Lease) error {
+	c.mu.Lock()
+	for _, l := range leases {
+		delete(c.ids, l.DeliveryID)
+	}
+	c.mu.Unlock()
+	return c.Store.ReleaseDeliveries(ctx, leases)
+}
+
+// take returns and forgets the event id of a delivery whose outcome was
+// committed.
+func (c *claimedEvents) take(deliveryID int64) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := c.ids[deliveryID]
+	delete(c.ids, deliveryID)
+	return id
+}
+
+// logCompletion writes one line per committed attempt, with the ids an
+// operator searches by: at debug level while the delivery goes on
+// (succeeded, or failed with a retry scheduled), at warn level when it
+// ends failed. The endpoint's URL is left out (it may carry a token), and
+// so is the response body (the customer's data).
+func logCompletion(log *slog.Logger, p store.CompleteParams, eventID string) {
+	ctx := context.Background()
+	level, msg := slog.LevelDebug, "delivery attempt"
+	if p.Status == nanohook.DeliveryFailed {
+		level, msg = slog.LevelWarn, "delivery failed"
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.Int64("delivery_id", p.DeliveryID),
+		slog.Int64("endpoint_id", p.EndpointID),
+		slog.String("event_id", eventID),
+		slog.Int("attempt", p.Attempt.Number),
+		slog.String("outcome", metrics.Outcome(p.Status)),
+		slog.Int("response_status", p.Attempt.ResponseStatus),
+		slog.Duration("duration", p.Attempt.Duration),
+	}
+	if p.Attempt.Error != "" {
+		attrs = append(attrs, slog.String("error", p.Attempt.Error))
+	}
+	if p.Status == nanohook.DeliveryPending {
+		attrs = append(attrs, slog.Time("next_attempt_at", p.NextAttemptAt))
+	}
+	if p.DisableEndpoint != "" {
+		attrs = append(attrs, slog.String("endpoint_disabled", p.DisableEndpoint))
+	}
+	log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // newNodeID names this process among the nodes sharing a database: host,

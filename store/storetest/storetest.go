@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("SkipEndpoints", func(t *testing.T) { t.Parallel(); testSkipEndpoints(t, open) })
 	t.Run("TestDelivery", func(t *testing.T) { t.Parallel(); testTestDelivery(t, open) })
 	t.Run("AutoDisable", func(t *testing.T) { t.Parallel(); testAutoDisable(t, open) })
+	t.Run("Stats", func(t *testing.T) { t.Parallel(); testStats(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and
