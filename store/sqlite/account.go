@@ -36,7 +36,7 @@ func (s *Store) CreateAccount(ctx context.Context, p store.CreateAccountParams) 
 func (s *Store) GetAccount(ctx context.Context, id int64) (nanohook.Account, error) {
 	a := nanohook.Account{ID: id}
 	var created int64
-	err := s.reader.QueryRowContext(ctx, `SELECT name, created_at FROM accounts WHERE id = ?`, id).Scan(&a.Name, &created)
+	err := s.stmts.getAccount.QueryRowContext(ctx, id).Scan(&a.Name, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nanohook.Account{}, notFound("account", id)
 	}
@@ -84,9 +84,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID int64) error 
 func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error) {
 	var k nanohook.APIKey
 	var created int64
-	err := s.reader.QueryRowContext(ctx, `SELECT k.id, k.account_id, k.hash, k.created_at
-		FROM api_keys k JOIN accounts a ON a.id = k.account_id
-		WHERE k.hash = ? AND k.revoked_at IS NULL`, hash).Scan(&k.ID, &k.AccountID, &k.Hash, &created)
+	err := s.stmts.apiKeyByHash.QueryRowContext(ctx, hash).Scan(&k.ID, &k.AccountID, &k.Hash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nanohook.APIKey{}, notFound("api key", "with this hash")
 	}

@@ -8,9 +8,9 @@ import (
 )
 
 // writerStmts are the statements of the hot paths (publish, claim,
-// complete, release). Parsing SQL costs about as much as running these small
-// statements, so they are prepared once on the writer's one connection and
-// reused by every transaction.
+// complete, release, and a few reads). Parsing SQL costs about as much as
+// running these small statements, so they are prepared once, the writes on
+// the writer's one connection, and reused by every transaction.
 type writerStmts struct {
 	accountExists         *sql.Stmt
 	insertEvent           *sql.Stmt
@@ -22,7 +22,12 @@ type writerStmts struct {
 	failPendingOfEndpoint *sql.Stmt
 	all                   []*sql.Stmt
 
-	nextDueAt *sql.Stmt // on the reader pool
+	// On the reader pool: the reads of every claim loop, publish and
+	// authenticated request. A query given as text is prepared afresh at
+	// each call, which for these costs more than running it.
+	nextDueAt    *sql.Stmt
+	getAccount   *sql.Stmt
+	apiKeyByHash *sql.Stmt
 
 	// Multi-row statements of PublishEvents and CompleteDeliveries, see
 	// chunkStmts.
@@ -106,10 +111,23 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 	if w.insertDeliveries, err = prepareChunks(ctx, db, 7, insertDeliveriesSQL); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
 	}
-	if w.nextDueAt, err = reader.PrepareContext(ctx, nextDueAtSQL); err != nil {
-		return fmt.Errorf("next due at: %w", err)
+	for _, r := range []struct {
+		dst *(*sql.Stmt)
+		sql string
+	}{
+		{&w.nextDueAt, nextDueAtSQL},
+		{&w.getAccount, `SELECT name, created_at FROM accounts WHERE id = ?`},
+		{&w.apiKeyByHash, `SELECT k.id, k.account_id, k.hash, k.created_at
+			FROM api_keys k JOIN accounts a ON a.id = k.account_id
+			WHERE k.hash = ? AND k.revoked_at IS NULL`},
+	} {
+		st, err := reader.PrepareContext(ctx, r.sql)
+		if err != nil {
+			return fmt.Errorf("%s: %w", firstLine(r.sql), err)
+		}
+		*r.dst = st
+		w.all = append(w.all, st)
 	}
-	w.all = append(w.all, w.nextDueAt)
 	if w.insertAttempts, err = prepareChunks(ctx, db, insertAttemptsCols, insertAttemptsSQL); err != nil {
 		return fmt.Errorf("insert attempts: %w", err)
 	}
