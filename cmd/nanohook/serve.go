@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nanohook/nanohook"
@@ -86,7 +87,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
 	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "delivery attempts in flight at once on this node")
 	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 64, "most attempts in flight to one endpoint on this node, so a slow endpoint cannot take every worker")
-	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker")
+	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts, spanning at least a second, that open an endpoint's circuit breaker")
 	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open circuit breaker waits before letting one probe attempt through")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
 	fs.DurationVar(&c.DisableAfter, "disable-after", 120*time.Hour, "disable an endpoint whose attempts have all failed for this long")
@@ -169,8 +170,8 @@ type server struct {
 	maint    *maintenance.Service
 	stopBG   context.CancelFunc // ends background loops such as the due listener
 	bgDone   chan struct{}
-	public   *http.Server
-	admin    *http.Server
+	public   *httpServer
+	admin    *httpServer
 	publicLn net.Listener
 	adminLn  net.Listener
 	served   chan error
@@ -264,8 +265,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 			}
 		}
 	}()
-	go func() { s.served <- serveHTTP(s.public, s.publicLn) }()
-	go func() { s.served <- serveHTTP(s.admin, s.adminLn) }()
+	go func() { s.served <- serveHTTP(s.public.Server, s.publicLn) }()
+	go func() { s.served <- serveHTTP(s.admin.Server, s.adminLn) }()
 	log.InfoContext(ctx, "nanohook serving",
 		slog.String("version", version),
 		slog.String("public", s.publicLn.Addr().String()),
@@ -379,17 +380,53 @@ func newNodeID() string {
 	return fmt.Sprintf("%s/%d/%x", host, os.Getpid(), b)
 }
 
+// httpServer is one listener's server and the count of requests its
+// handlers are running.
+type httpServer struct {
+	*http.Server
+	active atomic.Int64
+}
+
 // newHTTPServer configures a listener's server with timeouts that bound
 // slow clients.
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
+func newHTTPServer(h http.Handler, log *slog.Logger) *httpServer {
+	s := &httpServer{}
+	s.Server = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.active.Add(1)
+			defer s.active.Add(-1)
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in progress to finish. Connections that carry no request are
+// closed as soon as none is in progress: http.Server.Shutdown alone would
+// wait up to 5 s for a freshly opened connection to send its first
+// request, and one idle client could then use up a short shutdown
+// deadline that the delivery engine needs.
+func (s *httpServer) shutdown(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if s.active.Load() == 0 {
+				_ = s.Close() // Shutdown then returns: no connection is left
+			}
+		}
 	}
 }
 
@@ -422,10 +459,10 @@ func (s *server) shutdown(ctx context.Context) error {
 	var errs []error
 	// Stop taking publishes first: every request in progress still finishes
 	// (and commits) before its 2xx.
-	if err := s.public.Shutdown(ctx); err != nil {
+	if err := s.public.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("public listener: %w", err))
 	}
-	if err := s.admin.Shutdown(ctx); err != nil {
+	if err := s.admin.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
 	}
 	if err := s.engine.Stop(ctx); err != nil {
