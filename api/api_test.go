@@ -25,7 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(api.ReportOpenAPIChecks(m))
 }
 
 // testNow is the fixed clock of every bundle.
@@ -153,6 +153,8 @@ func send(t *testing.T, srv *httptest.Server, req *http.Request) response {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every answer a test sees must be one that openapi.json describes.
+	api.CheckOpenAPI(t, req, res, raw)
 	r := response{status: res.StatusCode, header: res.Header, raw: raw}
 	if req.Method != http.MethodHead {
 		if got := res.Header.Get("Content-Type"); got != "application/json" {
