@@ -407,10 +407,12 @@ func (e *Engine) completer(ctx context.Context) {
 		}
 		now := e.cfg.Now()
 		for i := range batch {
-			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, batch[i].Attempt.StartedAt, now)
+			a := &batch[i].Attempt
+			answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
+			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, answered, a.StartedAt, now)
 		}
 		for _, id := range abortedEndpoints {
-			e.lanes.done(id, false, false, now, now)
+			e.lanes.done(id, false, false, false, now, now)
 		}
 		e.inflight.Add(-int64(len(batch) + len(aborted)))
 		select {

@@ -122,7 +122,7 @@ func TestDeadEndpointDoesNotHoldUpHealthyOnes(t *testing.T) {
 }
 
 // TestBreakerStopsHammeringAndProbes: after BreakerThreshold consecutive
-// failures, spanning over a second, an endpoint gets no attempts while its
+// unanswered attempts, spanning over a second, an endpoint gets no attempts while its
 // breaker is open (its deliveries stay pending, their schedule untouched);
 // after the cooldown one probe goes out, and a success closes the breaker
 // so the rest flow.
@@ -134,10 +134,10 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		requests.Add(1)
 		if failing.Load() {
-			// Three failures in a row that take 1.2 s in all: long enough
-			// to count as an endpoint that is down.
+			// Three failures in a row without an answer (the connection
+			// is dropped) that take 1.2 s in all: an endpoint that is down.
 			time.Sleep(400 * time.Millisecond)
-			w.WriteHeader(http.StatusInternalServerError)
+			panic(http.ErrAbortHandler)
 		}
 	})
 	healthy := make(chan string, 100)

@@ -12,12 +12,16 @@ import (
 // after a cooldown instead.
 //
 // The breaker opens when an endpoint's last threshold attempts all failed
-// and those failures span at least breakerMinSpan. The span keeps it shut
-// for an endpoint that fails often but not persistently, say every first
-// attempt that its retry then delivers: under concurrency such failures
-// come in runs of many within moments, and a breaker on a count alone
-// would hold back an endpoint that works. An endpoint that is down fails
-// for longer than that.
+// and those failures span long enough: breakerMinSpan when any of them got
+// no answer (a timeout, a refused or reset connection) or an explicit
+// 429/503, breakerMinSpanAnswered when the endpoint answered every one
+// with another error status. The span keeps it shut for an endpoint that
+// fails often but not persistently, say every first attempt that its
+// retry then delivers: under concurrency such failures come in runs of
+// hundreds, all before the first retry is due. An endpoint that is down
+// or asks for less fails for longer than a second; one that answers fast
+// costs little to try, and each of its deliveries still follows its retry
+// schedule, so the breaker waits longer before holding it back.
 type lanes struct {
 	mu        sync.Mutex
 	cap       int           // most attempts in flight to one endpoint
@@ -26,14 +30,18 @@ type lanes struct {
 	m         map[int64]*lane
 }
 
-// breakerMinSpan is how long a run of failures must last before it opens
-// the breaker.
-const breakerMinSpan = time.Second
+// breakerMinSpan and breakerMinSpanAnswered are how long a run of failures
+// must last before it opens the breaker (see lanes).
+const (
+	breakerMinSpan         = time.Second
+	breakerMinSpanAnswered = 10 * time.Second
+)
 
 type lane struct {
 	inflight     int
 	failures     int       // consecutive failed attempts
 	failingSince time.Time // when the first of them started
+	unanswered   bool      // one of them got no answer, or a 429/503
 	open         bool      // tripped: no attempts until openUntil, then one probe
 	openUntil    time.Time // when an open breaker lets a probe through
 }
@@ -87,10 +95,11 @@ func (ls *lanes) admit(id int64, now time.Time) bool {
 }
 
 // done gives a slot back. attempted tells whether an attempt was made,
-// started when it began, and ok whether it succeeded; a success closes the
-// breaker, a failure counts towards opening it (and re-opens a half-open
-// one at once).
-func (ls *lanes) done(id int64, attempted, ok bool, started, now time.Time) {
+// started when it began, and ok whether it succeeded; answered tells that
+// a failed attempt got an HTTP status other than 429 and 503. A success
+// closes the breaker, a failure counts towards opening it (and re-opens a
+// half-open one at once).
+func (ls *lanes) done(id int64, attempted, ok, answered bool, started, now time.Time) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[id]
@@ -100,13 +109,18 @@ func (ls *lanes) done(id int64, attempted, ok bool, started, now time.Time) {
 	l.inflight--
 	if attempted {
 		if ok {
-			l.failures, l.failingSince, l.open, l.openUntil = 0, time.Time{}, false, time.Time{}
+			l.failures, l.failingSince, l.unanswered, l.open, l.openUntil = 0, time.Time{}, false, false, time.Time{}
 		} else {
 			if l.failures == 0 {
 				l.failingSince = started
 			}
 			l.failures++
-			if l.open || (l.failures >= ls.threshold && now.Sub(l.failingSince) >= breakerMinSpan) {
+			l.unanswered = l.unanswered || !answered
+			span := breakerMinSpanAnswered
+			if l.unanswered {
+				span = breakerMinSpan
+			}
+			if l.open || (l.failures >= ls.threshold && now.Sub(l.failingSince) >= span) {
 				l.open, l.openUntil = true, now.Add(ls.cooldown)
 			}
 		}
