@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -34,9 +35,13 @@ type outcome struct {
 	aborted    bool          // the engine was stopped mid-attempt: release, do not count
 }
 
-// sender makes one signed HTTP attempt.
+// sender makes one signed HTTP attempt. It calls the client's transport
+// directly: the attempt's context already bounds it, and a redirect is
+// never followed, so http.Client would only add a second timer and its
+// redirect bookkeeping to every attempt (about a tenth of the engine's CPU
+// per delivery in the fast benchmark).
 type sender struct {
-	client    *http.Client
+	transport http.RoundTripper
 	timeout   time.Duration
 	userAgent string
 	now       func() time.Time
@@ -98,9 +103,11 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
 		},
 	}))
 
-	resp, err := s.client.Do(req)
+	resp, err := s.transport.RoundTrip(req)
 	out.attempt.RemoteAddr = remote
 	if err != nil {
+		// Worded as http.Client words it, the URL aside.
+		err = &url.Error{Op: "Post", URL: c.URL, Err: err}
 		out.attempt.Duration = s.now().Sub(start)
 		if base.Err() != nil {
 			out.aborted = true

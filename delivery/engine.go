@@ -139,7 +139,7 @@ func New(cfg Config) *Engine {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		policy:      RetryPolicy{Schedule: cfg.Schedule},
-		sender:      sender{client: cfg.Client, timeout: cfg.Timeout, userAgent: cfg.UserAgent, now: cfg.Now},
+		sender:      sender{transport: transportOf(cfg.Client), timeout: cfg.Timeout, userAgent: cfg.UserAgent, now: cfg.Now},
 		wake:        make(chan struct{}, 1),
 		slotFreed:   make(chan struct{}, 1),
 		jobs:        make(chan store.ClaimedDelivery, cfg.Workers),
@@ -148,6 +148,14 @@ func New(cfg Config) *Engine {
 		lanes:       newLanes(cfg.MaxPerEndpoint, cfg.BreakerThreshold, cfg.BreakerCooldown),
 	}
 	return e
+}
+
+// transportOf is the transport attempts go through: the client's own.
+func transportOf(c *http.Client) http.RoundTripper {
+	if c.Transport != nil {
+		return c.Transport
+	}
+	return http.DefaultTransport
 }
 
 // Wake tells the engine that new work may be due now. It never blocks; the

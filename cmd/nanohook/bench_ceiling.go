@@ -131,12 +131,13 @@ func (b *bench) postSigned(ctx context.Context, client *http.Client, target, sec
 	ts := time.Now().Unix()
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
+	h["User-Agent"] = []string{"nanohook/" + version}
 	h[webhook.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
 	h[webhook.HeaderSignature] = []string{webhook.Sign(secret, ts, body)}
 	h[webhook.HeaderEventID] = []string{eventID}
 	h[webhook.HeaderEvent] = []string{webhook.EventJobCompleted}
 	h[webhook.HeaderDeliveryAttempt] = []string{"1"}
-	resp, err := client.Do(req)
+	resp, err := client.Transport.RoundTrip(req) // as the engine's sender calls it
 	if err != nil {
 		return err
 	}
