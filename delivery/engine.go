@@ -70,7 +70,7 @@ type Engine struct {
 	slotFreed chan struct{} // a completion freed capacity; buffered 1
 	jobs      chan store.ClaimedDelivery
 	results   chan outcomeWithLease
-	inflight  atomic.Int64 // claimed and not yet written back
+	inflight  atomic.Int64 // claimed and not yet attempted to the end
 	lanes     *lanes       // per-endpoint in-flight caps and circuit breakers
 
 	claimCtx    context.Context // cancelled by Stop: no more claims
@@ -354,6 +354,25 @@ func (e *Engine) worker() {
 		} else {
 			out = e.sender.send(e.attemptCtx, &c)
 		}
+		// The worker is free again as soon as the attempt ends: its outcome
+		// waits for the completer (bounded by the results channel), but a
+		// new claim need not wait for that commit, which would otherwise
+		// hold every slot for a transaction's time on top of the attempt's.
+		// The delivery stays leased until its outcome is written, so it
+		// cannot be claimed again meanwhile.
+		now := e.cfg.Now()
+		if out.aborted {
+			e.lanes.done(c.EndpointID, false, false, false, now, now)
+		} else {
+			a := &out.attempt
+			answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
+			e.lanes.done(c.EndpointID, true, out.success, answered, a.StartedAt, now)
+		}
+		e.inflight.Add(-1)
+		select {
+		case e.slotFreed <- struct{}{}:
+		default:
+		}
 		e.results <- outcomeWithLease{claim: &c, out: out}
 	}
 }
@@ -366,16 +385,14 @@ func (e *Engine) completer(ctx context.Context) {
 	defer e.completerWG.Done()
 	batch := make([]store.CompleteParams, 0, e.cfg.ClaimSize)
 	var aborted []store.Lease
-	var abortedEndpoints []int64
 	var linger *time.Timer
 	for first := range e.results {
-		batch, aborted, abortedEndpoints = batch[:0], aborted[:0], abortedEndpoints[:0]
+		batch, aborted = batch[:0], aborted[:0]
 		lingerUntil := time.Now().Add(completeLinger)
 		r := first
 		for {
 			if r.out.aborted {
 				aborted = append(aborted, r.claim.Lease)
-				abortedEndpoints = append(abortedEndpoints, r.claim.EndpointID)
 			} else {
 				batch = append(batch, e.complete(r.claim, &r.out))
 			}
@@ -391,7 +408,7 @@ func (e *Engine) completer(ctx context.Context) {
 				// one each: linger briefly for them. When idle this only
 				// delays the bookkeeping, never a delivery.
 				n := len(batch) + len(aborted)
-				if wait := time.Until(lingerUntil); wait > 0 && n < e.cfg.ClaimSize/4 && e.inflight.Load() > int64(n) {
+				if wait := time.Until(lingerUntil); wait > 0 && n < e.cfg.ClaimSize/4 && e.inflight.Load() > 0 {
 					if linger == nil {
 						linger = time.NewTimer(wait)
 					} else {
@@ -412,20 +429,6 @@ func (e *Engine) completer(ctx context.Context) {
 			for i := range batch {
 				e.cfg.OnComplete(batch[i])
 			}
-		}
-		now := e.cfg.Now()
-		for i := range batch {
-			a := &batch[i].Attempt
-			answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
-			e.lanes.done(batch[i].EndpointID, true, batch[i].Status == nanohook.DeliverySucceeded, answered, a.StartedAt, now)
-		}
-		for _, id := range abortedEndpoints {
-			e.lanes.done(id, false, false, false, now, now)
-		}
-		e.inflight.Add(-int64(len(batch) + len(aborted)))
-		select {
-		case e.slotFreed <- struct{}{}:
-		default:
 		}
 	}
 }
