@@ -8,6 +8,7 @@ import (
 	"math"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,10 +366,29 @@ func thousands(n int64) string {
 // mib converts bytes to MiB.
 func mib(bytes int64) float64 { return float64(bytes) / (1 << 20) }
 
-// machineInfo describes where the bench ran; the commit is what
-// "git rev-parse HEAD" says in the working directory, if anything.
+// machineInfo describes where the bench ran. The commit is the one the
+// binary was built from (Go records it when building inside the
+// repository), else what "git rev-parse HEAD" says in the working
+// directory, if anything.
 func machineInfo(ctx context.Context) benchMachine {
 	m := benchMachine{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		var dirty bool
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				m.Commit = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if m.Commit != "" {
+			if dirty {
+				m.Commit += "+modified"
+			}
+			return m
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "HEAD").Output(); err == nil {
