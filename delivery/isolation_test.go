@@ -175,25 +175,8 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 	failing.Store(false)
 	close(cooldown)
 	b.engine.Wake()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ds, err := b.st.ListDeliveries(context.Background(), store.ListDeliveriesParams{AccountID: b.account, EndpointID: 1, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := 0
-		for _, d := range ds {
-			if d.Status == nanohook.DeliverySucceeded {
-				done++
-			}
-		}
-		if done == 10 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 10 flaky deliveries succeeded after the breaker's cooldown", done)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if done := b.waitSucceeded(t, 10, 10*time.Second); done != 10 {
+		t.Fatalf("%d of 10 flaky deliveries succeeded after the breaker's cooldown", done)
 	}
 }
 
@@ -215,7 +198,16 @@ func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
 		c.Schedule = []time.Duration{100 * time.Millisecond}
 	})
 	b.publish(t, nanohook.EventJobFailed, "first_fails_", 40)
-	deadline := time.Now().Add(10 * time.Second)
+	if done := b.waitSucceeded(t, 40, 10*time.Second); done != 40 {
+		t.Fatalf("%d of 40 deliveries succeeded: the breaker held back an endpoint whose retries all succeed", done)
+	}
+}
+
+// waitSucceeded waits up to timeout for want deliveries of the first
+// endpoint to have succeeded, and returns how many have.
+func (b *twoEndpoints) waitSucceeded(t *testing.T, want int, timeout time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		ds, err := b.st.ListDeliveries(context.Background(), store.ListDeliveriesParams{AccountID: b.account, EndpointID: 1, Limit: 100})
 		if err != nil {
@@ -227,11 +219,8 @@ func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
 				done++
 			}
 		}
-		if done == 40 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 40 deliveries succeeded: the breaker held back an endpoint whose retries all succeed", done)
+		if done >= want || time.Now().After(deadline) {
+			return done
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
