@@ -425,6 +425,11 @@ func (e *Engine) completer(ctx context.Context) {
 			}
 		}
 		e.flush(ctx, batch, aborted)
+		// The claimer may be asleep until these deliveries' leases expire
+		// (it freed their slots before the outcomes were written): the
+		// outcomes just cleared those leases and may have scheduled retries
+		// sooner, so it must look at the due times again.
+		e.Wake()
 		if e.cfg.OnComplete != nil {
 			for i := range batch {
 				e.cfg.OnComplete(batch[i])
