@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -425,11 +426,14 @@ func (e *Engine) completer(ctx context.Context) {
 			}
 		}
 		e.flush(ctx, batch, aborted)
-		// The claimer may be asleep until these deliveries' leases expire
-		// (it freed their slots before the outcomes were written): the
-		// outcomes just cleared those leases and may have scheduled retries
-		// sooner, so it must look at the due times again.
-		e.Wake()
+		if len(aborted) > 0 || slices.ContainsFunc(batch, retrying) {
+			// The claimer may be asleep until these deliveries' leases
+			// expire (their slots were freed before the outcomes were
+			// written): the outcomes just cleared those leases and
+			// scheduled retries that may be due sooner, so it must look at
+			// the due times again. Finished deliveries make nothing due.
+			e.Wake()
+		}
 		if e.cfg.OnComplete != nil {
 			for i := range batch {
 				e.cfg.OnComplete(batch[i])
@@ -437,6 +441,9 @@ func (e *Engine) completer(ctx context.Context) {
 		}
 	}
 }
+
+// retrying reports whether an outcome schedules another attempt.
+func retrying(p store.CompleteParams) bool { return p.Status == nanohook.DeliveryPending }
 
 // complete turns one attempt's outcome into the store write.
 func (e *Engine) complete(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
