@@ -452,6 +452,7 @@ func (e *Engine) complete(c *store.ClaimedDelivery, out *outcome) store.Complete
 		Lease:      c.Lease,
 		Attempt:    out.attempt,
 		EndpointID: c.EndpointID,
+		EventID:    c.EventID,
 		Now:        now,
 	}
 	switch {
@@ -519,6 +520,7 @@ func (e *Engine) AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanoh
 		Lease:      c.Lease,
 		Attempt:    out.attempt,
 		EndpointID: c.EndpointID,
+		EventID:    c.EventID,
 		Now:        e.cfg.Now(),
 		Status:     nanohook.DeliveryFailed,
 	}

@@ -347,7 +347,10 @@ type CompleteParams struct {
 	// this reason (410 Gone) in the same transaction.
 	DisableEndpoint string
 	EndpointID      int64
-	Now             time.Time
+	// EventID is the delivery's event, for the engine's completion hook
+	// (logs carry it); storage does not read it.
+	EventID string
+	Now     time.Time
 }
 
 // ListDeliveriesParams selects one page of an endpoint's delivery history.

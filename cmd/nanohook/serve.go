@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -204,9 +203,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Logger:  log.With(slog.String("component", "metrics")),
 	})
 	dlog := log.With(slog.String("component", "delivery"))
-	claims := &claimedEvents{Store: st, ids: map[int64]string{}}
 	engine := delivery.New(delivery.Config{
-		Store:    claims,
+		Store:    st,
 		Client:   client,
 		Logger:   dlog,
 		Schedule: cfg.RetrySchedule,
@@ -221,7 +219,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		NodeID:           nodeID,
 		OnComplete: func(p store.CompleteParams) {
 			m.ObserveCompletion(p)
-			logCompletion(dlog, p, claims.take(p.DeliveryID))
+			logCompletion(dlog, p)
 		},
 	})
 	maint := maintenance.New(maintenance.Config{
@@ -301,54 +299,12 @@ func withMetrics(admin, metrics http.Handler) http.Handler {
 	})
 }
 
-// claimedEvents passes the engine's storage calls through and remembers
-// the event id of every delivery this node holds until its outcome is
-// logged: the engine's completion hook carries the delivery, endpoint and
-// attempt but not the event, and the event id (X-Nano-Event-Id) is what
-// customers quote. It holds one entry per delivery in flight.
-type claimedEvents struct {
-	delivery.Store
-	mu  sync.Mutex
-	ids map[int64]string // delivery id → event id
-}
-
-func (c *claimedEvents) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error) {
-	cs, err := c.Store.ClaimDeliveries(ctx, p)
-	c.mu.Lock()
-	for i := range cs {
-		c.ids[cs[i].DeliveryID] = cs[i].EventID
-	}
-	c.mu.Unlock()
-	return cs, err
-}
-
-// ReleaseDeliveries forgets deliveries handed back unattempted: no outcome
-// of theirs will be logged by this node.
-func (c *claimedEvents) ReleaseDeliveries(ctx context.Context, leases []store.Lease) error {
-	c.mu.Lock()
-	for _, l := range leases {
-		delete(c.ids, l.DeliveryID)
-	}
-	c.mu.Unlock()
-	return c.Store.ReleaseDeliveries(ctx, leases)
-}
-
-// take returns and forgets the event id of a delivery whose outcome was
-// committed.
-func (c *claimedEvents) take(deliveryID int64) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	id := c.ids[deliveryID]
-	delete(c.ids, deliveryID)
-	return id
-}
-
 // logCompletion writes one line per committed attempt, with the ids an
 // operator searches by: at debug level while the delivery goes on
 // (succeeded, or failed with a retry scheduled), at warn level when it
 // ends failed. The endpoint's URL is left out (it may carry a token), and
 // so is the response body (the customer's data).
-func logCompletion(log *slog.Logger, p store.CompleteParams, eventID string) {
+func logCompletion(log *slog.Logger, p store.CompleteParams) {
 	ctx := context.Background()
 	level, msg := slog.LevelDebug, "delivery attempt"
 	if p.Status == nanohook.DeliveryFailed {
@@ -360,7 +316,7 @@ func logCompletion(log *slog.Logger, p store.CompleteParams, eventID string) {
 	attrs := []slog.Attr{
 		slog.Int64("delivery_id", p.DeliveryID),
 		slog.Int64("endpoint_id", p.EndpointID),
-		slog.String("event_id", eventID),
+		slog.String("event_id", p.EventID),
 		slog.Int("attempt", p.Attempt.Number),
 		slog.String("outcome", metrics.Outcome(p.Status)),
 		slog.Int("response_status", p.Attempt.ResponseStatus),
