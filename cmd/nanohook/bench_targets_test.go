@@ -1,0 +1,40 @@
+package main
+
+import "testing"
+
+// TestBenchTargetsPerDatabase: the fast goal is judged on both databases
+// (0.45 of the ceiling on SQLite, 0.25 on PostgreSQL); the steady, noisy
+// and backlog goals, which issue 5 sets for SQLite, are judged there and
+// only shown on PostgreSQL.
+func TestBenchTargetsPerDatabase(t *testing.T) {
+	scenarios := func() []*benchScenario {
+		return []*benchScenario{
+			{Name: "fast", Runs: []benchRun{{Label: "fast", RatioToCeiling: 0.3}}},
+			{Name: "steady", Runs: []benchRun{{Label: "steady 1000/s", P99MS: 30}}},
+		}
+	}
+	for _, c := range []struct {
+		db          string
+		fastPass    bool
+		steadyJudge bool
+	}{
+		{db: "", fastPass: false, steadyJudge: true},
+		{db: "postgres://postgres@127.0.0.1:5432/test", fastPass: true, steadyJudge: false},
+	} {
+		b := &bench{cfg: benchConfig{DB: c.db}}
+		sc := scenarios()
+		fast, steady := b.targets(sc[0]), b.targets(sc[1])
+		if len(fast) != 1 || fast[0].Pass == nil || *fast[0].Pass != c.fastPass {
+			t.Errorf("db %q: fast ratio 0.3 judged %+v, want pass=%v", c.db, fast, c.fastPass)
+		}
+		if len(steady) != 1 || (steady[0].Pass != nil) != c.steadyJudge {
+			t.Errorf("db %q: steady target %+v, want judged=%v", c.db, steady, c.steadyJudge)
+		}
+		if !c.steadyJudge && steady[0].Value != 30 {
+			t.Errorf("db %q: steady p99 not shown for comparison: %+v", c.db, steady)
+		}
+		if c.steadyJudge && *steady[0].Pass {
+			t.Errorf("a p99 of 30 ms passed the 25 ms goal on SQLite")
+		}
+	}
+}
