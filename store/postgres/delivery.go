@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -107,7 +106,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		// meanwhile; the lease token in the WHERE makes sure of it.
 		b := &pgx.Batch{}
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, disabledError(st.reason)
+			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
 			if st.deleted {
 				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
 			}
@@ -260,12 +259,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		}
 	}
 
-	// A lease completes once: should a batch carry the same lease twice,
-	// the first result wins, as it would one statement at a time.
-	updates := results
-	if hasRepeatedLease(results) {
-		updates = firstPerLease(results)
-	}
+	updates := store.FirstPerLease(results)
 	m := len(updates)
 	var (
 		uID      = make([]int64, m)
@@ -283,7 +277,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		uStatus[i] = string(r.Status)
 		uNumber[i] = int32(r.Attempt.Number)
 		uNext[i] = nullTime(r.NextAttemptAt)
-		uLastErr[i] = pgText(lastError(*r))
+		uLastErr[i] = pgText(r.LastError())
 		uNow[i] = us(r.Now)
 	}
 
@@ -316,7 +310,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	for _, r := range results {
 		if r.DisableEndpoint != "" {
 			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), us(r.Now))
-			b.Queue(failPendingOfDisabledSQL, pgText(disabledError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
+			b.Queue(failPendingOfDisabledSQL, pgText(store.DisabledError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
 		}
 	}
 
@@ -331,43 +325,6 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		return wrap("complete deliveries", err)
 	}
 	return nil
-}
-
-func hasRepeatedLease(results []store.CompleteParams) bool {
-	seen := make(map[store.Lease]struct{}, len(results))
-	for _, r := range results {
-		if _, ok := seen[r.Lease]; ok {
-			return true
-		}
-		seen[r.Lease] = struct{}{}
-	}
-	return false
-}
-
-func firstPerLease(results []store.CompleteParams) []store.CompleteParams {
-	seen := make(map[store.Lease]struct{}, len(results))
-	out := make([]store.CompleteParams, 0, len(results))
-	for _, r := range results {
-		if _, ok := seen[r.Lease]; !ok {
-			seen[r.Lease] = struct{}{}
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// lastError is what a delivery shows as the reason of its latest failure:
-// the attempt's error, or else its HTTP status; a success clears it.
-func lastError(r store.CompleteParams) string {
-	switch {
-	case r.Status == nanohook.DeliverySucceeded:
-		return ""
-	case r.Attempt.Error != "":
-		return r.Attempt.Error
-	case r.Attempt.ResponseStatus != 0:
-		return "HTTP " + strconv.Itoa(r.Attempt.ResponseStatus)
-	}
-	return ""
 }
 
 // pgText makes s storable in a text column. Attempt errors and Location

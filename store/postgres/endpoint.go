@@ -153,7 +153,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 			return wrap("update endpoint", err)
 		}
 		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
-			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, disabledError(e.DisabledReason), e.UpdatedAt, e.ID); err != nil {
+			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, store.DisabledError(e.DisabledReason), e.UpdatedAt, e.ID); err != nil {
 				return wrap("update endpoint: fail pending deliveries", err)
 			}
 		}
@@ -230,7 +230,7 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 			reason := pgText(store.FailingReason(p.Reason, since[i]))
 			b.Queue(`UPDATE endpoints SET status = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3`,
 				reason, now, id)
-			b.Queue(failPendingOfEndpointSQL, disabledError(reason), now, id)
+			b.Queue(failPendingOfEndpointSQL, store.DisabledError(reason), now, id)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return wrap("disable failing endpoints", err)
@@ -241,15 +241,6 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		return nil, err
 	}
 	return ids, nil
-}
-
-// disabledError is the last_error of deliveries failed because their
-// endpoint was disabled.
-func disabledError(reason string) string {
-	if reason == "" {
-		reason = "by its owner"
-	}
-	return "endpoint disabled: " + reason
 }
 
 // eventStrings is ts as the text[] the events column holds.

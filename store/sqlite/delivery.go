@@ -91,7 +91,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		}
 		rows.Close()
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, disabledError(st.reason)
+			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
 			if st.deleted {
 				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
 			}
@@ -141,16 +141,11 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 			return wrap("complete deliveries: record attempts", err)
 		}
 
-		// A lease completes once: should a batch carry the same lease twice,
-		// the first result wins, as it would one statement at a time.
-		updates := results
-		if hasRepeatedLease(results) {
-			updates = firstPerLease(results)
-		}
+		updates := store.FirstPerLease(results)
 		err = s.stmts.completeDeliveries.exec(ctx, tx, len(updates), func(args []any, i int) []any {
 			r := &updates[i]
 			return append(args, r.DeliveryID, r.Token, string(r.Status), int64(r.Attempt.Number),
-				nullMicros(r.NextAttemptAt), lastError(*r), micros(r.Now))
+				nullMicros(r.NextAttemptAt), r.LastError(), micros(r.Now))
 		})
 		if err != nil {
 			return wrap("complete deliveries", err)
@@ -188,29 +183,6 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	})
 }
 
-func hasRepeatedLease(results []store.CompleteParams) bool {
-	seen := make(map[store.Lease]struct{}, len(results))
-	for _, r := range results {
-		if _, ok := seen[r.Lease]; ok {
-			return true
-		}
-		seen[r.Lease] = struct{}{}
-	}
-	return false
-}
-
-func firstPerLease(results []store.CompleteParams) []store.CompleteParams {
-	seen := make(map[store.Lease]struct{}, len(results))
-	out := make([]store.CompleteParams, 0, len(results))
-	for _, r := range results {
-		if _, ok := seen[r.Lease]; !ok {
-			seen[r.Lease] = struct{}{}
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // disableEndpointOf disables the endpoint of r's delivery (the endpoint
 // answered 410 Gone) and fails its pending deliveries. The endpoint is taken
 // from the delivery row, which cannot disagree with it, rather than from
@@ -237,24 +209,10 @@ func (s *Store) disableEndpointOf(ctx context.Context, tx *sql.Tx, r store.Compl
 		return nil // already disabled (its pending deliveries failed then) or deleted
 	}
 	if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-		disabledError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
+		store.DisabledError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
 		return wrap("complete deliveries: fail pending deliveries", err)
 	}
 	return nil
-}
-
-// lastError is what a delivery shows as the reason of its latest failure:
-// the attempt's error, or else its HTTP status; a success clears it.
-func lastError(r store.CompleteParams) string {
-	switch {
-	case r.Status == nanohook.DeliverySucceeded:
-		return ""
-	case r.Attempt.Error != "":
-		return r.Attempt.Error
-	case r.Attempt.ResponseStatus != 0:
-		return "HTTP " + strconv.Itoa(r.Attempt.ResponseStatus)
-	}
-	return ""
 }
 
 // ReleaseDeliveries drops leases without counting an attempt, so that a

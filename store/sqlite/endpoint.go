@@ -120,7 +120,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		}
 		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
 			if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-				disabledError(e.DisabledReason), micros(p.Now), e.ID); err != nil {
+				store.DisabledError(e.DisabledReason), micros(p.Now), e.ID); err != nil {
 				return wrap("update endpoint: fail pending deliveries", err)
 			}
 		}
@@ -190,7 +190,7 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 				WHERE id = ?`, reason, micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints", err)
 			}
-			if _, err := failPending.ExecContext(ctx, disabledError(reason), micros(p.Now), id); err != nil {
+			if _, err := failPending.ExecContext(ctx, store.DisabledError(reason), micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints: fail pending deliveries", err)
 			}
 		}
@@ -200,15 +200,6 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		return nil, err
 	}
 	return ids, nil
-}
-
-// disabledError is the last_error of deliveries failed because their
-// endpoint was disabled.
-func disabledError(reason string) string {
-	if reason == "" {
-		reason = "by its owner"
-	}
-	return "endpoint disabled: " + reason
 }
 
 // Subscribed event types are stored comma-separated: event types never

@@ -144,7 +144,7 @@ func (s *Store) fanTargets(ctx context.Context, tx *sql.Tx, accountID int64) ([]
 			return nil, wrap("publish events: endpoints", err)
 		}
 		if status != string(nanohook.EndpointActive) {
-			t.lastError = disabledError(reason)
+			t.lastError = store.DisabledError(reason)
 		}
 		out = append(out, t)
 	}
