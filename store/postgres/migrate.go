@@ -4,13 +4,10 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/nanohook/nanohook/store"
 )
 
 // migrationFiles holds the schema as numbered SQL files, compiled into the
@@ -26,41 +23,9 @@ var migrationFiles embed.FS
 // "nanohook"), so every version of nanohook agrees on it.
 const migrationLock int64 = 0x6e616e6f686f6f6b
 
-// migration is one numbered schema change.
-type migration struct {
-	version int64
-	name    string
-	sql     string
-}
-
-// migrations lists the embedded files in version order. Files are named
-// NNNN_what.sql; a file without a number is a programming error, so it fails
-// loudly here rather than being skipped.
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFiles, "migrations")
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.ParseInt(num, 10, 64)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %q: name must start with a positive number and an underscore", e.Name())
-		}
-		b, err := migrationFiles.ReadFile(path.Join("migrations", e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	slices.SortFunc(out, func(a, b migration) int { return int(a.version - b.version) })
-	for i := 1; i < len(out); i++ {
-		if out[i].version == out[i-1].version {
-			return nil, fmt.Errorf("migrations %q and %q share version %d", out[i-1].name, out[i].name, out[i].version)
-		}
-	}
-	return out, nil
+// migrations lists the embedded files in version order.
+func migrations() ([]store.Migration, error) {
+	return store.ReadMigrations(migrationFiles, "migrations")
 }
 
 // Migrate applies the embedded migrations that schema_migrations does not
@@ -78,7 +43,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	for _, m := range ms {
-		err := s.inTx(ctx, "migrate "+m.name, func(tx pgx.Tx) error {
+		err := s.inTx(ctx, "migrate "+m.Name, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 				return wrap("migrate: lock", err)
 			}
@@ -90,20 +55,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 			}
 			var applied bool
 			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`,
-				m.version).Scan(&applied); err != nil {
-				return wrap("migrate "+m.name, err)
+				m.Version).Scan(&applied); err != nil {
+				return wrap("migrate "+m.Name, err)
 			}
 			if applied {
 				return nil
 			}
 			// No arguments: pgx sends the file with the simple protocol, which
 			// runs its several statements in order.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return wrap("migrate "+m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return wrap("migrate "+m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-				m.version, us(s.now())); err != nil {
-				return wrap("migrate "+m.name, err)
+				m.Version, us(s.now())); err != nil {
+				return wrap("migrate "+m.Name, err)
 			}
 			return nil
 		})
