@@ -184,16 +184,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var next *string
-	if len(ds) > pg.limit {
-		ds = ds[:pg.limit]
-		c := encodeCursor(ds[len(ds)-1].ID)
-		next = &c
-	}
-	out := make([]deliveryJSON, 0, len(ds))
-	for _, d := range ds {
-		out = append(out, toDeliveryJSON(d))
-	}
+	out, next := pageOf(ds, pg.limit, func(d nanohook.Delivery) int64 { return d.ID }, toDeliveryJSON)
 	s.respondPage(w, r, out, next)
 	return nil
 }

@@ -45,6 +45,23 @@ func parsePage(q url.Values) (page, error) {
 	return p, nil
 }
 
+// pageOf turns the rows of a list query, which asked for one more row than
+// the page holds (limit+1, to tell whether another page follows), into the
+// page's JSON items and the cursor of the next page (nil on the last).
+func pageOf[T, J any](rows []T, limit int, id func(T) int64, toJSON func(T) J) ([]J, *string) {
+	var next *string
+	if len(rows) > limit {
+		rows = rows[:limit]
+		c := encodeCursor(id(rows[len(rows)-1]))
+		next = &c
+	}
+	out := make([]J, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, toJSON(r))
+	}
+	return out, next
+}
+
 // encodeCursor makes the cursor that continues after id.
 func encodeCursor(id int64) string {
 	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt(nil, id, 10))

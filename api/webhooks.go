@@ -84,16 +84,7 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var next *string
-	if len(eps) > p.limit {
-		eps = eps[:p.limit]
-		c := encodeCursor(eps[len(eps)-1].ID)
-		next = &c
-	}
-	out := make([]endpointJSON, 0, len(eps))
-	for _, e := range eps {
-		out = append(out, toEndpointJSON(e))
-	}
+	out, next := pageOf(eps, p.limit, func(e nanohook.Endpoint) int64 { return e.ID }, toEndpointJSON)
 	s.respondPage(w, r, out, next)
 	return nil
 }
