@@ -50,7 +50,7 @@ type sender struct {
 // send posts the delivery's stored payload, signed afresh for this attempt.
 // When base is cancelled (a hard stop) the outcome is marked aborted so the
 // engine releases the delivery instead of counting a failure.
-func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
+func (s *sender) send(base context.Context, c *store.ClaimedDelivery, sign *signers) outcome {
 	start := s.now()
 	out := outcome{attempt: nanohook.Attempt{
 		DeliveryID: c.DeliveryID,
@@ -73,12 +73,12 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
 		nanohook.Header{Name: "Content-Type", Value: "application/json"},
 		nanohook.Header{Name: "User-Agent", Value: s.userAgent},
 		nanohook.Header{Name: webhook.HeaderTimestamp, Value: strconv.FormatInt(ts, 10)},
-		nanohook.Header{Name: webhook.HeaderSignature, Value: webhook.Sign(c.Secret, ts, c.Payload)},
+		nanohook.Header{Name: webhook.HeaderSignature, Value: sign.sign(c.Secret, ts, c.Payload)},
 	)
 	if c.PreviousSecret != "" {
 		// During a rotation's overlap, receivers still configured with the
 		// old secret verify this one.
-		sent = append(sent, nanohook.Header{Name: webhook.HeaderSignaturePrevious, Value: webhook.Sign(c.PreviousSecret, ts, c.Payload)})
+		sent = append(sent, nanohook.Header{Name: webhook.HeaderSignaturePrevious, Value: sign.sign(c.PreviousSecret, ts, c.Payload)})
 	}
 	sent = append(sent,
 		nanohook.Header{Name: webhook.HeaderEventID, Value: c.EventID},
@@ -141,6 +141,34 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery) outcome {
 		out.attempt.Error = ""
 	}
 	return out
+}
+
+// signers keeps one webhook.Signer per secret for one goroutine, so that
+// signing an attempt reuses its HMAC state instead of keying a new one
+// (webhook.Sign: 3.2 us and 10 allocations; a Signer: 0.5 us and the
+// result's). It is bounded: past maxSigners secrets it starts afresh. A nil
+// *signers signs with webhook.Sign.
+type signers struct{ m map[string]*webhook.Signer }
+
+// maxSigners bounds a signers cache: a worker sees the secrets of the
+// endpoints it delivers to, which under load are the busy few.
+const maxSigners = 256
+
+func newSigners() *signers { return &signers{m: make(map[string]*webhook.Signer)} }
+
+func (ss *signers) sign(secret string, ts int64, body []byte) string {
+	if ss == nil {
+		return webhook.Sign(secret, ts, body)
+	}
+	s := ss.m[secret]
+	if s == nil {
+		if len(ss.m) >= maxSigners {
+			clear(ss.m)
+		}
+		s = webhook.NewSigner(secret)
+		ss.m[secret] = s
+	}
+	return s.Sign(ts, body)
 }
 
 // describeTransportError turns a client error into a message for the

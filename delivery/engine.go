@@ -348,12 +348,13 @@ const skippedRecheck = 50 * time.Millisecond
 // worker makes attempts until the jobs channel is closed.
 func (e *Engine) worker() {
 	defer e.workersWG.Done()
+	sign := newSigners()
 	for c := range e.jobs {
 		var out outcome
 		if e.attemptCtx.Err() != nil {
 			out.aborted = true
 		} else {
-			out = e.sender.send(e.attemptCtx, &c)
+			out = e.sender.send(e.attemptCtx, &c, sign)
 		}
 		// The worker is free again as soon as the attempt ends: its outcome
 		// waits for the completer (bounded by the results channel), but a
@@ -515,7 +516,7 @@ func (e *Engine) retryWrite(ctx context.Context, what string, write func(context
 // test call's ping), records it, and returns it. The outcome is final: a
 // test is not retried. A 410 disables the endpoint as on any delivery.
 func (e *Engine) AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error) {
-	out := e.sender.send(ctx, &c)
+	out := e.sender.send(ctx, &c, nil) // a test ping: rare, and not on a worker
 	p := store.CompleteParams{
 		Lease:      c.Lease,
 		Attempt:    out.attempt,
