@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,43 +22,61 @@ import (
 	"github.com/nanohook/nanohook/webhook"
 )
 
-// TestHostileReceivers points one endpoint at each kind of receiver that
-// misbehaves and checks that every delivery ends in its documented state,
-// with an error that says what happened, within the attempt timeout (3 s), and
-// that nothing is left running afterwards (goleak in TestMain).
+// TestHostileReceivers points endpoints at each kind of receiver that
+// misbehaves, several deliveries each, and checks that every delivery ends in
+// its documented state (DESIGN §4) with an error that says what happened,
+// within the attempt timeout (3 s); that the heap and the goroutine count stay
+// bounded while they run; and that nothing is left running afterwards
+// (goleak in TestMain).
+//
+// It does not call t.Parallel: it measures the process's heap and goroutines,
+// which other tests running alongside would disturb.
 func TestHostileReceivers(t *testing.T) {
-	t.Parallel()
 	// Long enough for a TLS handshake under -race on a loaded machine: the
 	// certificate case must fail on the certificate, not on the clock.
 	const timeout = 3 * time.Second
+	// Deliveries per case: fewer than the breaker's threshold (5), so every
+	// one of them is attempted rather than held back by an open breaker.
+	const perCase = 4
+	// A failure waits the first step (30 s, ±10 %) before its retry; a 429's
+	// Retry-After of 120 s is longer than that step and is honoured, up to
+	// the next step (1 h).
+	schedule := []time.Duration{30 * time.Second, time.Hour}
+	const (
+		retryStep = 1 // the attempt is followed by the first step's wait
+		retry429  = 2 // by Retry-After's 120 s
+		final     = 0 // no retry
+	)
 	cases := []struct {
 		name    string
 		url     string
 		status  nanohook.DeliveryStatus
+		retry   int    // retryStep, retry429 or final
 		code    int    // the recorded response status; 0: none
 		errHas  string // in the attempt's error, alternatives split by "|" ("": no error)
 		maxBody int    // most response bytes kept
+		disable bool   // the endpoint ends disabled
 	}{
 		{name: "accepts and never answers", url: "http://" + rawServer(t, holdOpen),
-			status: nanohook.DeliveryFailed, errHas: "timeout"},
+			status: nanohook.DeliveryPending, retry: retryStep, errHas: "timeout"},
 		{name: "headers, then a byte a second", url: "http://" + rawServer(t, trickle),
 			status: nanohook.DeliverySucceeded, code: 200}, // the status decides; the body is cut at the timeout
 		{name: "resets the connection", url: "http://" + rawServer(t, reset),
-			status: nanohook.DeliveryFailed, errHas: "connection reset|EOF"}, // RST while reading; either wording
+			status: nanohook.DeliveryPending, retry: retryStep, errHas: "connection reset|EOF"}, // RST while reading; either wording
 		{name: "malformed status line", url: "http://" + rawServer(t, malformed),
-			status: nanohook.DeliveryFailed, errHas: "malformed HTTP status code"},
+			status: nanohook.DeliveryPending, retry: retryStep, errHas: "malformed HTTP status code"},
 		{name: "self-signed certificate", url: tlsServer(t),
-			status: nanohook.DeliveryFailed, errHas: "certificate"},
+			status: nanohook.DeliveryPending, retry: retryStep, errHas: "certificate"},
 		{name: "endless body", url: httpServer(t, endless),
 			status: nanohook.DeliverySucceeded, code: 200, maxBody: nanohook.MaxStoredResponseBody},
 		{name: "redirect", url: httpServer(t, redirect),
-			status: nanohook.DeliveryFailed, code: http.StatusFound, errHas: "redirects are not followed"},
+			status: nanohook.DeliveryPending, retry: retryStep, code: http.StatusFound, errHas: "redirects are not followed"},
 		{name: "gone", url: httpServer(t, answer(http.StatusGone)),
-			status: nanohook.DeliveryFailed, code: http.StatusGone, errHas: "endpoint disabled"},
+			status: nanohook.DeliveryFailed, code: http.StatusGone, errHas: "endpoint disabled", disable: true},
 		{name: "too many requests", url: httpServer(t, tooMany),
-			status: nanohook.DeliveryFailed, code: http.StatusTooManyRequests, errHas: "HTTP 429"},
+			status: nanohook.DeliveryPending, retry: retry429, code: http.StatusTooManyRequests, errHas: "HTTP 429"},
 		{name: "name that does not resolve", url: "http://no-such-host.invalid/hook",
-			status: nanohook.DeliveryFailed, errHas: "no such host"},
+			status: nanohook.DeliveryPending, retry: retryStep, errHas: "no such host"},
 	}
 
 	ctx := context.Background()
@@ -71,26 +90,36 @@ func TestHostileReceivers(t *testing.T) {
 		}
 		endpoints[ep.ID] = i
 	}
-	e := startEngine(t, delivery.Config{
-		Store: st,
-		Client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: timeout,
-			Resolver: noSuchHost{}}), // no lookup leaves the machine
-		NoRetry: true, Timeout: timeout, Workers: 16, PollInterval: time.Hour,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
-	})
 	body, err := webhook.EncodePayload(webhook.Payload{Event: "job.completed", TaskID: "hostile", TaskType: "image",
 		Status: "completed", Data: []byte(`{}`), Timestamp: "2024-12-23T10:00:00Z"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := st.PublishEvents(ctx, []store.PublishEventParams{{ID: nanohook.NewEventID(), AccountID: acct.ID,
-		Type: nanohook.EventJobCompleted, TaskID: "hostile", TaskType: "image", Payload: body, OccurredAt: time.Now(), Now: time.Now()}})
-	if err != nil || res[0].Deliveries != len(cases) {
-		t.Fatalf("publish: %+v, %v; want %d deliveries", res, err, len(cases))
+	for range perCase {
+		res, err := st.PublishEvents(ctx, []store.PublishEventParams{{ID: nanohook.NewEventID(), AccountID: acct.ID,
+			Type: nanohook.EventJobCompleted, TaskID: "hostile", TaskType: "image", Payload: body, OccurredAt: time.Now(), Now: time.Now()}})
+		if err != nil || res[0].Deliveries != len(cases) {
+			t.Fatalf("publish: %+v, %v; want %d deliveries", res, err, len(cases))
+		}
 	}
+
+	// The baseline is taken with the receivers listening and nothing sent.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	baseHeap, baseGoroutines := ms.HeapAlloc, runtime.NumGoroutine()
+	peak := sampleRuntime(t)
+
+	e := startEngine(t, delivery.Config{
+		Store: st,
+		Client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: timeout,
+			Resolver: noSuchHost{}}), // no lookup leaves the machine
+		Schedule: schedule, Timeout: timeout, Workers: 64, PollInterval: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
+	})
 	e.Wake()
 
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for id, i := range endpoints {
 		c := cases[i]
 		t.Run(c.name, func(t *testing.T) {
@@ -101,35 +130,127 @@ func TestHostileReceivers(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(ds) == 1 && ds[0].Status != nanohook.DeliveryPending {
+				if len(ds) == perCase && attemptedOnce(ctx, t, st, acct.ID, ds) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("delivery still not final: %+v", ds)
+					t.Fatalf("deliveries not all attempted: %+v", ds)
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			d, atts, err := st.GetDelivery(ctx, acct.ID, ds[0].ID)
+			for _, listed := range ds {
+				d, atts, err := st.GetDelivery(ctx, acct.ID, listed.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Status != c.status || len(atts) != 1 {
+					t.Fatalf("status %s after %d attempts, want %s after 1 (%+v)", d.Status, len(atts), c.status, atts)
+				}
+				a := atts[0]
+				if a.ResponseStatus != c.code {
+					t.Errorf("response status %d, want %d", a.ResponseStatus, c.code)
+				}
+				if !errorMatches(a.Error, c.errHas) {
+					t.Errorf("attempt error %q, want one containing %q", a.Error, c.errHas)
+				}
+				if len(a.ResponseBody) > max(c.maxBody, nanohook.MaxStoredResponseBody) {
+					t.Errorf("kept %d bytes of the response, more than %d", len(a.ResponseBody), nanohook.MaxStoredResponseBody)
+				}
+				if a.Duration > timeout+time.Second {
+					t.Errorf("the attempt took %v, beyond its %v timeout", a.Duration, timeout)
+				}
+				// The retry is scheduled from the attempt's end; the window
+				// allows the ±10 % jitter and the attempt's own length.
+				wait := d.NextAttemptAt.Sub(a.StartedAt)
+				switch c.retry {
+				case retryStep:
+					if lo, hi := 27*time.Second, 33*time.Second+timeout+time.Second; wait < lo || wait > hi {
+						t.Errorf("next attempt %v after the first, want the first step's 30 s ±10 %%", wait)
+					}
+				case retry429:
+					if lo, hi := 120*time.Second, 120*time.Second+timeout+time.Second; wait < lo || wait > hi {
+						t.Errorf("next attempt %v after a 429 with Retry-After: 120, want 120 s", wait)
+					}
+				}
+			}
+			ep, err := st.GetEndpoint(ctx, acct.ID, id)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.Status != c.status || len(atts) != 1 {
-				t.Fatalf("status %s after %d attempts, want %s after 1 (%+v)", d.Status, len(atts), c.status, atts)
-			}
-			a := atts[0]
-			if a.ResponseStatus != c.code {
-				t.Errorf("response status %d, want %d", a.ResponseStatus, c.code)
-			}
-			if !errorMatches(a.Error, c.errHas) {
-				t.Errorf("attempt error %q, want one containing %q", a.Error, c.errHas)
-			}
-			if len(a.ResponseBody) > max(c.maxBody, nanohook.MaxStoredResponseBody) {
-				t.Errorf("kept %d bytes of the response, more than %d", len(a.ResponseBody), nanohook.MaxStoredResponseBody)
-			}
-			if a.Duration > timeout+time.Second {
-				t.Errorf("the attempt took %v, beyond its %v timeout", a.Duration, timeout)
+			if disabled := ep.Status == nanohook.EndpointDisabled; disabled != c.disable {
+				t.Errorf("endpoint status %s, want disabled: %v", ep.Status, c.disable)
 			}
 		})
+	}
+
+	heap, goroutines := peak()
+	t.Logf("%d deliveries to %d hostile receivers: peak heap %.1f MiB over a %.1f MiB baseline, peak goroutines %d over %d",
+		perCase*len(cases), len(cases), float64(heap-min(heap, baseHeap))/(1<<20), float64(baseHeap)/(1<<20), goroutines-baseGoroutines, baseGoroutines)
+	// Each attempt may hold its kept prefix of the answer (64 KiB at most),
+	// its request and a transport's buffers: well under 1 MiB. An attempt
+	// that read a whole endless body would pass this bound in a second.
+	if limit := uint64(32 << 20); heap > baseHeap+limit {
+		t.Errorf("peak heap %d MiB above the %d MiB baseline, want under %d MiB", (heap-baseHeap)>>20, baseHeap>>20, limit>>20)
+	}
+	// Per delivery in flight: the worker, the transport's read and write
+	// loops and the receiver's connection; plus the engine's own loops.
+	if limit := 8*perCase*len(cases) + 64; goroutines > baseGoroutines+limit {
+		t.Errorf("peak of %d goroutines over a baseline of %d, want at most %d more", goroutines, baseGoroutines, limit)
+	}
+}
+
+// attemptedOnce reports whether every one of ds has finished its first
+// attempt: it is final, or pending with an attempt recorded.
+func attemptedOnce(ctx context.Context, t *testing.T, st store.Store, accountID int64, ds []nanohook.Delivery) bool {
+	t.Helper()
+	for _, d := range ds {
+		if d.Status != nanohook.DeliveryPending {
+			continue
+		}
+		_, atts, err := st.GetDelivery(ctx, accountID, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(atts) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// sampleRuntime samples the heap in use and the goroutine count every 20 ms
+// until the returned function is called, which stops sampling and returns
+// the peaks seen.
+func sampleRuntime(t *testing.T) (peaks func() (heap uint64, goroutines int)) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var heap uint64
+	var goroutines int
+	sample := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		heap = max(heap, ms.HeapAlloc)
+		goroutines = max(goroutines, runtime.NumGoroutine())
+	}
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			sample()
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	stopNow := func() { once.Do(func() { close(stop); <-done }) }
+	t.Cleanup(stopNow)
+	return func() (uint64, int) {
+		stopNow()
+		return heap, goroutines - 1 // not counting the sampler itself
 	}
 }
 
