@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // nodeRef is one long-lived `node testdata/canon.js` shared by every test of
@@ -31,6 +33,14 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if nodeShared != nil {
 		nodeShared.close()
+	}
+	// Only now that the shared node process is closed may no goroutine be
+	// left: goleak.VerifyTestMain would check before the close.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
 	}
 	os.Exit(code)
 }
