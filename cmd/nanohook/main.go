@@ -37,6 +37,7 @@ Usage:
   nanohook serve     [flags]   run the public API, admin API and delivery workers
   nanohook migrate   [flags]   apply schema migrations and exit
   nanohook accounts create --name N [--json]   create an account, print its API key
+  nanohook secrets reseal|check   encrypt stored webhook secrets under the first NANOHOOK_ENCRYPTION_KEY key, or check they open
   nanohook demo                a self-contained tour in a temporary database
   nanohook listen --secret S [--port P] [--forward-to URL]
                                a local receiver that verifies deliveries (and forwards them to your app)
@@ -71,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runTrigger(ctx, rest, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
+	case "secrets":
+		return runSecrets(ctx, rest, getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "nanohook", version)
 		return nil

@@ -45,6 +45,9 @@ type serveConfig struct {
 	DisableAfter        time.Duration
 	LogFormat           string
 	LogLevel            slog.Level
+	// Keyring encrypts webhook secrets at rest; nil stores them as
+	// plaintext (--encryption-key).
+	Keyring *store.Keyring
 }
 
 // adminTokenEnv names the admin API's bearer token. It is read from the
@@ -94,8 +97,12 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM lets attempts in flight finish before the rest go back to the queue")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
+	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
+		if c.Keyring, err = store.ParseKeyring(*keys); err != nil {
+			return err
+		}
 		if c.RetrySchedule, err = delivery.ParseSchedule(*schedule); err != nil {
 			return fmt.Errorf("--retry-schedule: %w", err)
 		}
@@ -187,9 +194,15 @@ type server struct {
 // startServer opens storage, starts the engine and both listeners. It
 // returns once everything accepts work.
 func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*server, error) {
-	st, err := openStore(ctx, cfg.DB)
+	st, err := openKeyedStore(ctx, cfg.DB, cfg.Keyring)
 	if err != nil {
 		return nil, err
+	}
+	// A key missing from the keyring would otherwise surface as every claim
+	// and endpoint read failing; better not to start at all.
+	if err := st.CheckSecrets(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("refusing to start: %w", err)
 	}
 	client := egress.NewClient(egress.Options{
 		AllowPrivate: cfg.AllowPrivateTargets,

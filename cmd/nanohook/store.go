@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 
@@ -29,6 +30,41 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 		return nil, fmt.Errorf("open SQLite database %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// encryptionKeyUsage is --encryption-key's help, also the README's
+// configuration reference.
+const encryptionKeyUsage = "keys that encrypt webhook secrets at rest (AES-256-GCM): comma-separated, each 32 bytes in base64 or hex (openssl rand -base64 32); the first encrypts, every one decrypts, so \"new,old\" rotates (then run nanohook secrets reseal). Prefer the environment variable: command lines show in ps"
+
+// addEncryptionKeyFlag gives fs --encryption-key (and so
+// NANOHOOK_ENCRYPTION_KEY). It is a plain string flag, parsed by
+// store.ParseKeyring after parseFlags, because parseFlags quotes the value
+// of a flag that fails to parse in its error, and this one is a secret.
+func addEncryptionKeyFlag(fs *flag.FlagSet) *string {
+	return fs.String("encryption-key", "", encryptionKeyUsage)
+}
+
+// keyedStore is a store that seals endpoint secrets with a keyring; both
+// drivers are.
+type keyedStore interface {
+	store.Store
+	SetKeyring(*store.Keyring)
+}
+
+// openKeyedStore is openStore with the keyring set before any secret is
+// read or written.
+func openKeyedStore(ctx context.Context, db string, k *store.Keyring) (store.Store, error) {
+	s, err := openStore(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	ks, ok := s.(keyedStore)
+	if !ok {
+		s.Close()
+		return nil, fmt.Errorf("--db %s: this storage cannot encrypt secrets", redactURL(db))
+	}
+	ks.SetKeyring(k)
+	return ks, nil
 }
 
 func isPostgresURL(db string) bool {

@@ -118,6 +118,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			return nil, wrap("claim deliveries: finish stale", err)
 		}
 	}
+	if err := s.openClaimSecrets(ctx, c, out); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 

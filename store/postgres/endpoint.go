@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -34,15 +35,19 @@ const failPendingOfEndpointSQL = `UPDATE deliveries
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
+	sealed, err := s.seal(p.Secret)
+	if err != nil {
+		return nanohook.Endpoint{}, fmt.Errorf("postgres: create endpoint: %w", err)
+	}
 	c, err := s.acquire(ctx, "create endpoint")
 	if err != nil {
 		return nanohook.Endpoint{}, err
 	}
 	defer c.Release()
-	e, err := scanEndpoint(c.QueryRow(ctx, `INSERT INTO endpoints
+	e, err := s.readEndpoint(c.QueryRow(ctx, `INSERT INTO endpoints
 		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
 		VALUES ($1, $2, $3, 'active', $4, '', $5, $6, $6) RETURNING `+endpointColumns,
-		p.AccountID, p.URL, eventStrings(p.Events), p.Description, p.Secret, us(p.Now)))
+		p.AccountID, p.URL, eventStrings(p.Events), p.Description, sealed, us(p.Now)))
 	if isForeignKey(err) {
 		return nanohook.Endpoint{}, notFound("account", p.AccountID)
 	}
@@ -60,7 +65,7 @@ func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.
 		return nanohook.Endpoint{}, err
 	}
 	defer c.Release()
-	e, err := scanEndpoint(c.QueryRow(ctx, `SELECT `+endpointColumns+`
+	e, err := s.readEndpoint(c.QueryRow(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nanohook.Endpoint{}, notFound("endpoint", id)
@@ -90,7 +95,7 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 	defer rows.Close()
 	out := []nanohook.Endpoint{}
 	for rows.Next() {
-		e, err := scanEndpoint(rows)
+		e, err := s.readEndpoint(rows)
 		if err != nil {
 			return nil, wrap("list endpoints", err)
 		}
@@ -114,7 +119,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 	var e nanohook.Endpoint
 	err := s.inTx(ctx, "update endpoint", func(tx pgx.Tx) error {
 		var err error
-		e, err = scanEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
+		e, err = s.readEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 			FOR NO KEY UPDATE`, p.ID, p.AccountID))
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -78,6 +79,10 @@ type Store struct {
 	// revoked keys). It never decides what is due; callers do that with Now
 	// fields.
 	now func() time.Time
+
+	// keyring seals endpoint secrets on write and opens them on read; nil
+	// stores them as plaintext. See SetKeyring (secrets.go).
+	keyring atomic.Pointer[store.Keyring]
 
 	// Close stops running ListenDue loops before closing the pool, so that
 	// after Close no connection of this Store is left open.

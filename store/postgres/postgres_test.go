@@ -125,6 +125,21 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
+func TestEncryptionConformance(t *testing.T) {
+	t.Parallel()
+	baseURL(t)
+	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) },
+		func(t *testing.T, s store.Store, id int64) (secret, previous string) {
+			t.Helper()
+			err := s.(*Store).pool.QueryRow(t.Context(),
+				`SELECT secret, previous_secret FROM endpoints WHERE id = $1`, id).Scan(&secret, &previous)
+			if err != nil {
+				t.Fatalf("read endpoint %d's stored secrets: %v", id, err)
+			}
+			return secret, previous
+		})
+}
+
 // TestSearchPathSelectsTheSchema checks that search_path in the URL reaches
 // the server (pgx sends unknown parameters as run-time settings): the tables
 // are created in the test's schema and nowhere else.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,14 +21,20 @@ func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (n
 		u := us(p.PreviousValidUntil)
 		until = &u
 	}
+	// The previous secret is copied as stored (sealed or not): it is
+	// opened like the current one when read.
+	sealed, err := s.seal(p.Secret)
+	if err != nil {
+		return nanohook.Endpoint{}, fmt.Errorf("postgres: rotate secret: %w", err)
+	}
 	var e nanohook.Endpoint
-	err := s.inTx(ctx, "rotate secret", func(tx pgx.Tx) error {
+	err = s.inTx(ctx, "rotate secret", func(tx pgx.Tx) error {
 		var err error
-		e, err = scanEndpoint(tx.QueryRow(ctx, `UPDATE endpoints
+		e, err = s.readEndpoint(tx.QueryRow(ctx, `UPDATE endpoints
 			SET previous_secret = CASE WHEN $1::timestamptz IS NULL THEN '' ELSE secret END,
 			    previous_secret_until = $1, secret = $2, updated_at = $3
 			WHERE id = $4 AND account_id = $5 AND deleted_at IS NULL
-			RETURNING `+endpointColumns, until, p.Secret, us(p.Now), p.ID, p.AccountID))
+			RETURNING `+endpointColumns, until, sealed, us(p.Now), p.ID, p.AccountID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("endpoint", p.ID)
 		}

@@ -80,6 +80,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				stale = append(stale, staleClaim{id: c.DeliveryID, deleted: deleted, reason: reason})
 				continue
 			}
+			// A secret that cannot be opened (a key missing from this
+			// node's keyring) fails the whole claim, which rolls back: the
+			// error reaches the engine's log like any storage error, and
+			// nothing stays leased to a node that cannot sign it.
+			// CheckSecrets at start keeps this from happening in practice.
+			if c.Secret, err = s.openSecret(c.EndpointID, c.Secret); err != nil {
+				return wrap("claim deliveries", err)
+			}
+			if c.PreviousSecret, err = s.openSecret(c.EndpointID, c.PreviousSecret); err != nil {
+				return wrap("claim deliveries", err)
+			}
 			c.Token = token
 			c.EventType = nanohook.EventType(eventType)
 			c.Attempt++

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -20,11 +21,15 @@ const endpointColumns = `id, account_id, url, events, status, description, disab
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
+	sealed, err := s.seal(p.Secret)
+	if err != nil {
+		return nanohook.Endpoint{}, fmt.Errorf("sqlite: create endpoint: %w", err)
+	}
 	row := s.writer.QueryRowContext(ctx, `INSERT INTO endpoints
 		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
 		VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
-		p.AccountID, p.URL, joinEvents(p.Events), p.Description, p.Secret, micros(p.Now), micros(p.Now))
-	e, err := scanEndpoint(row)
+		p.AccountID, p.URL, joinEvents(p.Events), p.Description, sealed, micros(p.Now), micros(p.Now))
+	e, err := s.readEndpoint(row)
 	if isForeignKey(err) {
 		return nanohook.Endpoint{}, notFound("account", p.AccountID)
 	}
@@ -37,7 +42,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 // GetEndpoint returns a live endpoint of the account. Another account's
 // endpoint and a deleted one are both store.ErrNotFound.
 func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error) {
-	e, err := scanEndpoint(s.reader.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+	e, err := s.readEndpoint(s.reader.QueryRowContext(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, id, accountID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nanohook.Endpoint{}, notFound("endpoint", id)
@@ -62,7 +67,7 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 	defer rows.Close()
 	out := []nanohook.Endpoint{}
 	for rows.Next() {
-		e, err := scanEndpoint(rows)
+		e, err := s.readEndpoint(rows)
 		if err != nil {
 			return nil, wrap("list endpoints", err)
 		}
@@ -81,7 +86,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 	var e nanohook.Endpoint
 	err := s.inTx(ctx, "update endpoint", func(tx *sql.Tx) error {
 		var err error
-		e, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+		e, err = s.readEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, p.ID, p.AccountID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("endpoint", p.ID)

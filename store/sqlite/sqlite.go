@@ -58,6 +58,10 @@ type Store struct {
 	// revoked keys). It never decides what is due; callers do that with Now
 	// fields.
 	now func() time.Time
+
+	// keyring seals endpoint secrets on write and opens them on read; nil
+	// stores them as plaintext. See SetKeyring (secrets.go).
+	keyring atomic.Pointer[store.Keyring]
 }
 
 // Open opens the database file at path, creating it if needed, and applies

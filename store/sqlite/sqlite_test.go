@@ -45,6 +45,20 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
+func TestEncryptionConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) },
+		func(t *testing.T, s store.Store, id int64) (secret, previous string) {
+			t.Helper()
+			err := s.(*Store).reader.QueryRowContext(t.Context(),
+				`SELECT secret, previous_secret FROM endpoints WHERE id = ?`, id).Scan(&secret, &previous)
+			if err != nil {
+				t.Fatalf("read endpoint %d's stored secrets: %v", id, err)
+			}
+			return secret, previous
+		})
+}
+
 // TestPragmas reads the settings back from several connections of each pool
 // at once, since they must hold on every connection database/sql opens, not
 // just the first.

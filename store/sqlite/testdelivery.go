@@ -51,6 +51,14 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 		if previousUntil <= now {
 			c.PreviousSecret = "" // expired (or never rotated)
 		}
+		// A secret that cannot be opened rolls the whole ping back: nothing
+		// is left behind that the engine could not send either.
+		if c.Secret, err = s.openSecret(p.EndpointID, c.Secret); err != nil {
+			return wrap("create test delivery", err)
+		}
+		if c.PreviousSecret, err = s.openSecret(p.EndpointID, c.PreviousSecret); err != nil {
+			return wrap("create test delivery", err)
+		}
 
 		var pk int64
 		err = tx.QueryRowContext(ctx, `INSERT INTO events

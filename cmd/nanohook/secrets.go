@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/nanohook/nanohook/store"
+)
+
+// runSecrets handles "secrets reseal" and "secrets check", the tools of
+// encryption at rest: reseal encrypts plaintext secrets and moves secrets
+// sealed under an older key to the primary one (the second step of a key
+// rotation); check says whether serve would start with these keys.
+func runSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "reseal" && args[0] != "check") {
+		fmt.Fprintln(stderr, "usage: nanohook secrets reseal|check [--db PATH] (keys in NANOHOOK_ENCRYPTION_KEY)")
+		return errUsageShown
+	}
+	sub := args[0]
+	fs := newFlagSet("secrets "+sub, stderr)
+	addConfigFlag(fs, serveFlagNames()...) // serve's file holds --db and the keys
+	db := fs.String("db", defaultDB, "SQLite file, or a postgres:// URL")
+	keys := addEncryptionKeyFlag(fs)
+	if err := parseFlags(fs, args[1:], getenv); err != nil {
+		return err
+	}
+	k, err := store.ParseKeyring(*keys)
+	if err != nil {
+		return err
+	}
+	if k == nil && sub == "reseal" {
+		return fmt.Errorf("%s is not set: there is no key to encrypt with", store.KeySetting)
+	}
+	s, err := openKeyedStore(ctx, *db, k)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if sub == "check" {
+		if err := s.CheckSecrets(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "every stored webhook secret opens with the configured keys")
+		return nil
+	}
+	// Safe while serve runs: each row is swapped only if unchanged.
+	n, err := s.ResealSecrets(ctx)
+	fmt.Fprintf(stdout, "resealed %d endpoint(s) under key %s\n", n, k.PrimaryKeyID())
+	if err != nil {
+		return fmt.Errorf("secrets reseal: %w", err)
+	}
+	return nil
+}
