@@ -143,8 +143,16 @@ func ValidateSecret(field, s string) error {
 			return Invalid(field, "must contain only printable characters")
 		}
 	}
+	if strings.HasPrefix(s, ReservedSecretPrefix) {
+		return Invalid(field, "must not start with %q (reserved for secrets encrypted at rest)", ReservedSecretPrefix)
+	}
 	return nil
 }
+
+// ReservedSecretPrefix starts every secret as stored encrypted at rest
+// (store.Keyring). A caller's plaintext secret may not start with it, or it
+// would be taken for an encrypted one when read back.
+const ReservedSecretPrefix = "nhenc"
 
 // ValidateDescription checks the free-text description of an endpoint.
 func ValidateDescription(field, s string) error {

@@ -39,6 +39,7 @@ var hostileStrings = []string{
 	"whsec_\xc3\x28invalid",
 	"whsec_\u200babc\u200bdef", // zero-width spaces: format characters, not printable
 	"' OR 1=1 --  ",
+	"nhenc1:0123abcd:AAAA", // looks like a secret encrypted at rest
 }
 
 // TestValidatorsRefuseHostileInput checks that no URL or secret accepted by
@@ -131,7 +132,8 @@ func acceptableURL(s string, allowHTTP bool) bool {
 func acceptableSecret(s string) bool {
 	n := utf8.RuneCountInString(s)
 	return utf8.ValidString(s) && n >= nanohook.MinSecretLen && n <= nanohook.MaxSecretLen &&
-		!strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) })
+		!strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) &&
+		!strings.HasPrefix(s, nanohook.ReservedSecretPrefix)
 }
 
 // wantField fails unless err is a validation error naming field.

@@ -12,6 +12,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/nanohook/nanohook"
 )
 
 // KeySetting names the setting that holds the encryption keys, in every
@@ -21,7 +23,7 @@ const KeySetting = "NANOHOOK_ENCRYPTION_KEY (--encryption-key)"
 // sealPrefix marks a stored secret as sealed by a Keyring. The version in it
 // lets a later format live next to this one; a value without it is a
 // plaintext secret written before encryption was turned on.
-const sealPrefix = "nhenc1:"
+const sealPrefix = nanohook.ReservedSecretPrefix + "1:"
 
 // sealLabel is the additional data of every seal. It binds the ciphertext to
 // its purpose, so that a value sealed under the same key for something else
