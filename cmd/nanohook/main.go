@@ -1,6 +1,7 @@
 // Command nanohook is the webhook service and its tools: serve, migrate,
-// accounts, demo, listen, trigger and bench. main only wires the process to run, which takes
-// everything from its arguments so tests can call it in-process.
+// accounts, secrets, demo, listen, trigger and bench. main only wires the
+// process to run, which takes everything from its arguments so tests can
+// call it in-process.
 package main
 
 import (
