@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // execMainEnv, set to 1 in a child's environment, makes the test binary run
@@ -39,7 +41,17 @@ func TestMain(m *testing.M) {
 		main() // exits 1 itself on failure
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	// Every child process has been waited for and every test server closed
+	// by now: a goroutine still running is a leak in serve, the engine or a
+	// test's cleanup.
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left running after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // nodeProc is one "nanohook serve" child process. Its listen addresses stay
