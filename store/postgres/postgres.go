@@ -49,6 +49,16 @@ var _ store.Store = (*Store)(nil)
 // their own deadline, which for background loops may be never.
 const acquireTimeout = 5 * time.Second
 
+// callTimeout bounds how long one call may hold a connection before the
+// connection's socket times out and the call fails with
+// store.ErrUnavailable. A server that hangs (frozen, or behind a network
+// that drops packets) tells the client nothing, and pgx waits for it as
+// long as the caller's context lets it, which for an HTTP request or a
+// background loop may be forever. Every call nanohook makes, including a
+// batch of 1000 events, takes milliseconds; the schema migrations, which
+// may wait for another node's, are exempt.
+const callTimeout = 8 * time.Second
+
 // lazyPoolConns caps the lazy pool: one engine claims and completes from a
 // couple of goroutines, and a few connections cover several stores sharing
 // a process in tests.
@@ -70,6 +80,10 @@ type Store struct {
 	// WAL is flushed in order, so a later durable commit covers the earlier
 	// lazy ones too.
 	lazy *pgxpool.Pool
+
+	// deadlines holds the socket deadline of every connection handed out
+	// (*pgx.Conn → time.Time), for releaseConn.
+	deadlines sync.Map
 
 	// listenConfig is the configuration ListenDue connects with: the pool's
 	// own, so the listener reaches the same database and schema.
@@ -123,6 +137,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		})
 		return nil
 	}
+	s := &Store{}
+	cfg.AfterRelease = s.releaseConn
 	lazyCfg := cfg.Copy()
 	lazyCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	lazyCfg.MaxConns = min(cfg.MaxConns, lazyPoolConns)
@@ -137,10 +153,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, wrap("open", err)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
+	s.pool, s.lazy, s.listenConfig, s.now, s.closing, s.stop = pool, lazy, listenConfig, time.Now, closing, stop
 	// pgxpool connects lazily: the migrations are the first use, so an
 	// unreachable server or a wrong password fails here, with the cause.
-	if err := s.Migrate(ctx); err != nil {
+	if err := s.Migrate(context.WithValue(ctx, noCallTimeout{}, true)); err != nil {
 		_ = s.Close()
 		return nil, err
 	}
@@ -179,20 +195,29 @@ func (s *Store) Close() error {
 // other failure to get a connection means the database cannot be reached
 // and is store.ErrUnavailable.
 func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
-	return acquireFrom(ctx, s.pool, op)
+	return s.acquireFrom(ctx, s.pool, op)
 }
 
 // acquireLazy is acquire from the lazy pool: for the delivery engine's
 // bookkeeping only, never for what a caller is told is committed.
 func (s *Store) acquireLazy(ctx context.Context, op string) (*pgxpool.Conn, error) {
-	return acquireFrom(ctx, s.lazy, op)
+	return s.acquireFrom(ctx, s.lazy, op)
 }
 
-func acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*pgxpool.Conn, error) {
+// noCallTimeout, as a context key, exempts the calls of that context from
+// callTimeout.
+type noCallTimeout struct{}
+
+func (s *Store) acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*pgxpool.Conn, error) {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
 	c, err := pool.Acquire(actx)
 	if err == nil {
+		if ctx.Value(noCallTimeout{}) == nil {
+			deadline := time.Now().Add(callTimeout)
+			s.deadlines.Store(c.Conn(), deadline)
+			_ = c.Conn().PgConn().Conn().SetDeadline(deadline)
+		}
 		return c, nil
 	}
 	if ctx.Err() != nil {
@@ -205,6 +230,21 @@ func acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*pgxpool.C
 		return nil, fmt.Errorf("postgres: %s: %w: %w", op, store.ErrUnavailable, err)
 	}
 	return nil, fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// releaseConn is the pools' AfterRelease hook: it lifts the socket deadline
+// acquireFrom set, and destroys the connection if that deadline passed,
+// since a timed-out read may have left the protocol in the middle of a
+// message.
+func (s *Store) releaseConn(c *pgx.Conn) bool {
+	d, ok := s.deadlines.LoadAndDelete(c)
+	if !ok {
+		return true
+	}
+	if !time.Now().Before(d.(time.Time)) {
+		return false
+	}
+	return c.PgConn().Conn().SetDeadline(time.Time{}) == nil
 }
 
 // inTx runs fn in a transaction on one connection and commits it if fn

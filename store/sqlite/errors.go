@@ -47,6 +47,13 @@ func isBusy(err error) bool {
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
+// isCantOpen reports SQLITE_CANTOPEN: the file, or a journal beside it,
+// could not be opened.
+func isCantOpen(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_CANTOPEN
+}
+
 // isForeignKey reports a FOREIGN KEY constraint failure, which on inserts
 // means the parent row (an account) does not exist.
 func isForeignKey(err error) bool {

@@ -135,6 +135,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// a file that cannot be opened should fail here with a clear error.
 	if err := connectWriter(ctx, writer); err != nil {
 		_ = s.Close()
+		if isCantOpen(err) {
+			// SQLite says only "unable to open database file"; as the file
+			// may well exist, say what else it needs.
+			return nil, wrap("open "+path+": cannot open it read-write or create its -wal and -shm files beside it"+
+				" (is the file or its directory read-only, or the directory missing?)", err)
+		}
 		return nil, wrap("open "+path, err)
 	}
 	// SQLite opens a file it may not write read-only without a word, and
@@ -233,16 +239,48 @@ func (s *Store) Close() error {
 	return errors.Join(s.stmts.close(), s.writer.Close(), s.reader.Close())
 }
 
+// lockWait bounds how long a write transaction may wait, from the moment
+// it asks for the writer connection, until it holds SQLite's write lock.
+// Without it, while another process holds the lock, writers queued on the
+// one writer connection would each wait their own busy timeout (5 s) in
+// turn, and the n-th caller (a publisher expecting a prompt 503) would wait
+// n times as long: 25 s for the fifth. Twice the busy timeout lets a writer
+// queued behind one that is waiting out the lock still try the lock itself,
+// and leaves room for a writer queue that is merely long under load.
+const lockWait = 10 * time.Second
+
+// errNoWriteLock is why a write transaction gave up at lockWait.
+var errNoWriteLock = fmt.Errorf("no write lock within %v: another connection holds the database's write lock, or the writer is overloaded", lockWait)
+
 // inTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it if fn
 // returns nil. The error is returned as fn returned it, or wrapped with op
 // when BEGIN or COMMIT fail.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	return s.runTx(ctx, op, s.writer.BeginTx, fn)
+	return s.runTx(ctx, op, time.Now().Add(lockWait), s.writer.BeginTx, fn)
 }
 
-// runTx begins a transaction with begin, runs fn in it and commits.
-func (s *Store) runTx(ctx context.Context, op string, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
-	tx, err := begin(ctx, nil)
+// runTx begins a transaction with begin, runs fn in it and commits. Getting
+// the connection and the write lock must be done by lockBy, or the call
+// fails with store.ErrUnavailable.
+//
+// The transaction's context is cancelled at lockBy only if BEGIN has not
+// returned by then: database/sql binds a transaction to the context it
+// began with, so a plain deadline would also cut transactions that got the
+// lock in time. The driver ends a wait for the connection or in the busy
+// handler when that context ends.
+func (s *Store) runTx(ctx context.Context, op string, lockBy time.Time, begin func(context.Context, *sql.TxOptions) (*sql.Tx, error), fn func(tx *sql.Tx) error) error {
+	txCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(time.Until(lockBy), cancel)
+	tx, err := begin(txCtx, nil)
+	if !timer.Stop() && ctx.Err() == nil {
+		// lockBy passed first; a transaction begun at that very moment is
+		// being rolled back by database/sql, since its context is done.
+		if err == nil {
+			_ = tx.Rollback()
+		}
+		return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, errNoWriteLock)
+	}
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -270,15 +308,21 @@ func (s *Store) runTx(ctx context.Context, op string, begin func(context.Context
 // run while the setting is relaxed; if it cannot be restored the
 // connection is discarded and the next one opens with FULL from its DSN.
 func (s *Store) inLazyTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
-	conn, err := s.writer.Conn(ctx)
+	lockBy := time.Now().Add(lockWait)
+	cctx, cancel := context.WithDeadline(ctx, lockBy)
+	conn, err := s.writer.Conn(cctx) // the connection, once had, outlives cctx
+	cancel()
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("sqlite: %s: %w: %w", op, store.ErrUnavailable, errNoWriteLock)
+		}
 		return wrap(op, err)
 	}
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
 		_ = conn.Close()
 		return wrap(op, err)
 	}
-	txErr := s.runTx(ctx, op, conn.BeginTx, fn)
+	txErr := s.runTx(ctx, op, lockBy, conn.BeginTx, fn)
 	// Restored even when ctx is done: the next writer must get FULL.
 	if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn }) // discard this connection
