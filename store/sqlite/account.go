@@ -51,8 +51,12 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (nanohook.Account, err
 // api_keys.account_id is what detects a missing account.
 func (s *Store) CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (nanohook.APIKey, error) {
 	k := nanohook.APIKey{AccountID: p.AccountID, Hash: p.KeyHash, CreatedAt: fromMicros(micros(p.Now))}
-	err := s.writer.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
-		p.AccountID, p.KeyHash, micros(p.Now)).Scan(&k.ID)
+	// In a transaction, like every write, so that a held lock answers
+	// within inTx's bound instead of queueing busy timeouts.
+	err := s.inTx(ctx, "create api key", func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
+			p.AccountID, p.KeyHash, micros(p.Now)).Scan(&k.ID)
+	})
 	if isForeignKey(err) {
 		return nanohook.APIKey{}, notFound("account", p.AccountID)
 	}
@@ -66,14 +70,20 @@ func (s *Store) CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (n
 // can still name the key a request used. The interface passes no time, so
 // revoked_at comes from the Store's clock; it decides nothing but the record.
 func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID int64) error {
-	res, err := s.writer.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
-		WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, micros(s.now()), keyID, accountID)
+	var n int64
+	err := s.inTx(ctx, "delete api key", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE api_keys SET revoked_at = ?
+			WHERE id = ? AND account_id = ? AND revoked_at IS NULL`, micros(s.now()), keyID, accountID)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return wrap("delete api key", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return wrap("delete api key", err)
-	} else if n == 0 {
+	if n == 0 {
 		return notFound("api key", keyID)
 	}
 	return nil

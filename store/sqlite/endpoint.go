@@ -25,11 +25,16 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 	if err != nil {
 		return nanohook.Endpoint{}, fmt.Errorf("sqlite: create endpoint: %w", err)
 	}
-	row := s.writer.QueryRowContext(ctx, `INSERT INTO endpoints
-		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
-		VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
-		p.AccountID, p.URL, joinEvents(p.Events), p.Description, sealed, micros(p.Now), micros(p.Now))
-	e, err := s.readEndpoint(row)
+	var e nanohook.Endpoint
+	err = s.inTx(ctx, "create endpoint", func(tx *sql.Tx) error {
+		row := tx.QueryRowContext(ctx, `INSERT INTO endpoints
+			(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
+			VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
+			p.AccountID, p.URL, joinEvents(p.Events), p.Description, sealed, micros(p.Now), micros(p.Now))
+		var err error
+		e, err = s.readEndpoint(row)
+		return err
+	})
 	if isForeignKey(err) {
 		return nanohook.Endpoint{}, notFound("account", p.AccountID)
 	}
