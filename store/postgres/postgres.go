@@ -81,10 +81,6 @@ type Store struct {
 	// lazy ones too.
 	lazy *pgxpool.Pool
 
-	// deadlines holds the socket deadline of every connection handed out
-	// (*pgx.Conn → time.Time), for releaseConn.
-	deadlines sync.Map
-
 	// listenConfig is the configuration ListenDue connects with: the pool's
 	// own, so the listener reaches the same database and schema.
 	listenConfig *pgx.ConnConfig
@@ -137,8 +133,6 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		})
 		return nil
 	}
-	s := &Store{}
-	cfg.AfterRelease = s.releaseConn
 	lazyCfg := cfg.Copy()
 	lazyCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	lazyCfg.MaxConns = min(cfg.MaxConns, lazyPoolConns)
@@ -153,7 +147,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, wrap("open", err)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	s.pool, s.lazy, s.listenConfig, s.now, s.closing, s.stop = pool, lazy, listenConfig, time.Now, closing, stop
+	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
 	// pgxpool connects lazily: the migrations are the first use, so an
 	// unreachable server or a wrong password fails here, with the cause.
 	if err := s.Migrate(context.WithValue(ctx, noCallTimeout{}, true)); err != nil {
@@ -194,13 +188,13 @@ func (s *Store) Close() error {
 // The caller's own cancellation passes through as the context error; any
 // other failure to get a connection means the database cannot be reached
 // and is store.ErrUnavailable.
-func (s *Store) acquire(ctx context.Context, op string) (*pgxpool.Conn, error) {
+func (s *Store) acquire(ctx context.Context, op string) (*conn, error) {
 	return s.acquireFrom(ctx, s.pool, op)
 }
 
 // acquireLazy is acquire from the lazy pool: for the delivery engine's
 // bookkeeping only, never for what a caller is told is committed.
-func (s *Store) acquireLazy(ctx context.Context, op string) (*pgxpool.Conn, error) {
+func (s *Store) acquireLazy(ctx context.Context, op string) (*conn, error) {
 	return s.acquireFrom(ctx, s.lazy, op)
 }
 
@@ -208,17 +202,17 @@ func (s *Store) acquireLazy(ctx context.Context, op string) (*pgxpool.Conn, erro
 // callTimeout.
 type noCallTimeout struct{}
 
-func (s *Store) acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*pgxpool.Conn, error) {
+func (s *Store) acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) (*conn, error) {
 	actx, cancel := context.WithTimeout(ctx, acquireTimeout)
 	defer cancel()
 	c, err := pool.Acquire(actx)
 	if err == nil {
+		cn := &conn{Conn: c}
 		if ctx.Value(noCallTimeout{}) == nil {
-			deadline := time.Now().Add(callTimeout)
-			s.deadlines.Store(c.Conn(), deadline)
-			_ = c.Conn().PgConn().Conn().SetDeadline(deadline)
+			cn.deadline = time.Now().Add(callTimeout)
+			_ = c.Conn().PgConn().Conn().SetDeadline(cn.deadline)
 		}
-		return c, nil
+		return cn, nil
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", op, ctx.Err())
@@ -232,19 +226,28 @@ func (s *Store) acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) 
 	return nil, fmt.Errorf("postgres: %s: %w", op, err)
 }
 
-// releaseConn is the pools' AfterRelease hook: it lifts the socket deadline
-// acquireFrom set, and destroys the connection if that deadline passed,
-// since a timed-out read may have left the protocol in the middle of a
-// message.
-func (s *Store) releaseConn(c *pgx.Conn) bool {
-	d, ok := s.deadlines.LoadAndDelete(c)
-	if !ok {
-		return true
+// conn is a pooled connection with the socket deadline acquireFrom gave it.
+type conn struct {
+	*pgxpool.Conn
+	deadline time.Time // zero: none
+}
+
+// Release lifts the socket deadline and gives the connection back, or
+// closes it if the deadline passed: a read cut by the deadline may have left
+// the protocol in the middle of a message, and pgx keeps a connection open
+// after a timeout. (The pool's AfterRelease hook could do this too, but
+// pgxpool runs that hook in a goroutine of its own on every release, and the
+// connection is not back in the pool until it has run.)
+func (c *conn) Release() {
+	if !c.deadline.IsZero() {
+		netConn := c.Conn.Conn().PgConn().Conn()
+		if !time.Now().Before(c.deadline) || netConn.SetDeadline(time.Time{}) != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = c.Conn.Conn().Close(ctx) // the pool destroys a closed connection
+			cancel()
+		}
 	}
-	if !time.Now().Before(d.(time.Time)) {
-		return false
-	}
-	return c.PgConn().Conn().SetDeadline(time.Time{}) == nil
+	c.Conn.Release()
 }
 
 // inTx runs fn in a transaction on one connection and commits it if fn

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"net"
 	"net/url"
 	"os"
@@ -831,7 +830,7 @@ func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, open
 func TestOnlyBookkeepingSkipsTheFlush(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
-	setting := func(acquire func(context.Context, string) (*pgxpool.Conn, error)) string {
+	setting := func(acquire func(context.Context, string) (*conn, error)) string {
 		t.Helper()
 		c, err := acquire(ctx, "test")
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
@@ -194,7 +193,7 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 // dropped without the notification ReleaseDeliveries sends: that would wake
 // this node's own claimer too, and it would fail again at once, in a loop.
 // CheckSecrets at start keeps this from happening in practice.
-func (s *Store) openClaimSecrets(ctx context.Context, c *pgxpool.Conn, out []store.ClaimedDelivery) error {
+func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.ClaimedDelivery) error {
 	var openErr error
 	for i := range out {
 		cd := &out[i]
@@ -228,7 +227,7 @@ func (s *Store) openClaimSecrets(ctx context.Context, c *pgxpool.Conn, out []sto
 // is already written and leased when they turn out not to open; it is
 // failed at once with the reason, so that no claim trips over it later and
 // the customer's history says why nothing was sent.
-func (s *Store) openTestSecrets(ctx context.Context, c *pgxpool.Conn, cd *store.ClaimedDelivery, now time.Time) error {
+func (s *Store) openTestSecrets(ctx context.Context, c *conn, cd *store.ClaimedDelivery, now time.Time) error {
 	var err error
 	if cd.Secret, err = s.openSecret(cd.EndpointID, cd.Secret); err == nil {
 		cd.PreviousSecret, err = s.openSecret(cd.EndpointID, cd.PreviousSecret)
