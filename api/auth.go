@@ -44,47 +44,52 @@ func bearer(r *http.Request) (string, bool) {
 // requirePublic authenticates a customer by API key and puts the key's
 // account in the request context. Only the hash of the key is looked up and
 // the key is never echoed. A storage outage answers 503, not 401, so clients
-// do not throw away a good key.
+// do not throw away a good key. Failures count against the client's limit
+// (limitAuth).
 func (s *server) requirePublic(next apiFunc) apiFunc {
-	return func(w http.ResponseWriter, r *http.Request) error {
-		key, ok := bearer(r)
-		if !ok || !strings.HasPrefix(key, nanohook.APIKeyPrefix) {
-			return errUnauthorized
-		}
-		hash := nanohook.HashAPIKey(key)
-		k, err := s.store.APIKeyByHash(r.Context(), hash)
-		if errors.Is(err, store.ErrNotFound) {
-			return errUnauthorized
-		}
-		if err != nil {
-			return err
-		}
-		if subtle.ConstantTimeCompare(k.Hash, hash) != 1 || k.AccountID <= 0 {
-			return errUnauthorized
-		}
-		return next(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, k.AccountID)))
+	return s.limitAuth(s.authenticatePublic, next)
+}
+
+func (s *server) authenticatePublic(r *http.Request) (*http.Request, error) {
+	key, ok := bearer(r)
+	if !ok || !strings.HasPrefix(key, nanohook.APIKeyPrefix) {
+		return nil, errUnauthorized
 	}
+	hash := nanohook.HashAPIKey(key)
+	k, err := s.store.APIKeyByHash(r.Context(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errUnauthorized
+	}
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(k.Hash, hash) != 1 || k.AccountID <= 0 {
+		return nil, errUnauthorized
+	}
+	return r.WithContext(context.WithValue(r.Context(), accountKey{}, k.AccountID)), nil
 }
 
 // requireAdmin authenticates the platform by the admin token. Both sides are
 // hashed before the constant-time compare so that not even the token's length
 // leaks through timing. With no token configured every call is refused: an
-// admin API that runs open would let anyone publish events.
+// admin API that runs open would let anyone publish events. Failures count
+// against the client's limit (limitAuth), which matters most here: the
+// operator chooses the token, and it may be guessable.
 func (s *server) requireAdmin(next apiFunc) apiFunc {
 	var want [sha256.Size]byte
 	configured := s.adminToken != ""
 	if configured {
 		want = sha256.Sum256([]byte(s.adminToken))
 	}
-	return func(w http.ResponseWriter, r *http.Request) error {
+	return s.limitAuth(func(r *http.Request) (*http.Request, error) {
 		token, ok := bearer(r)
 		if !configured || !ok {
-			return errUnauthorized
+			return nil, errUnauthorized
 		}
 		got := sha256.Sum256([]byte(token))
 		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			return errUnauthorized
+			return nil, errUnauthorized
 		}
-		return next(w, r)
-	}
+		return r, nil
+	}, next)
 }

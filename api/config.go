@@ -62,6 +62,20 @@ type Config struct {
 	// excluded) and how long the request took from its arrival to the
 	// commit. Metrics hang here; it must not block.
 	OnPublish func(created int, took time.Duration)
+	// AuthFailureLimit is how many failed authentications (answers 401) one
+	// client address (an IPv6 /64) may make in a row on one listener. Then
+	// its requests that carry credentials answer 429 rate_limited with
+	// Retry-After, before the credentials are looked up, until failures are
+	// forgiven again at one per AuthFailureRefill. Clients are told apart
+	// by the connection's address, never by X-Forwarded-For. 0 means
+	// DefaultAuthFailureLimit; negative turns the limit off.
+	AuthFailureLimit int
+	// AuthFailureRefill is how often one failed authentication is forgiven;
+	// 0 means DefaultAuthFailureRefill.
+	AuthFailureRefill time.Duration
+	// AuthFailureClients caps how many client addresses the limit tracks
+	// at once, which bounds its memory; 0 means DefaultAuthFailureClients.
+	AuthFailureClients int
 }
 
 // server holds the resolved configuration shared by all handlers of one
@@ -79,6 +93,7 @@ type server struct {
 	maxBody      int64
 	maxBatchBody int64
 	onPublish    func(created int, took time.Duration)
+	authLimit    *authLimiter // nil: failed authentications are not limited
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
@@ -116,5 +131,6 @@ func newServer(cfg Config) *server {
 		s.recoverStep = 1000
 	}
 	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
+	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
 	return s
 }

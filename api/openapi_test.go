@@ -318,6 +318,57 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 }
 
+// TestOpenAPIAuthAnswers: every operation that needs credentials documents
+// what a caller gets without them (401 unauthorized) and after too many
+// failures (429 rate_limited with Retry-After, limitAuth), and no open
+// operation documents either.
+func TestOpenAPIAuthAnswers(t *testing.T) {
+	t.Parallel()
+	c, err := loadOpenAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for path, item := range c.model.Paths.PathItems.FromOldest() {
+		for method, op := range item.GetOperations().FromOldest() {
+			secured := len(op.Security) > 0
+			for code, want := range map[string]string{"401": "Unauthorized", "429": "RateLimited"} {
+				resp := op.Responses.Codes.GetOrZero(code)
+				switch {
+				case secured && resp == nil:
+					t.Errorf("%s %s needs credentials but does not document %s", method, path, code)
+				case secured && resp.GoLow().IsReference() && resp.GoLow().GetReference() != "#/components/responses/"+want:
+					t.Errorf("%s %s: %s is %s, want #/components/responses/%s", method, path, code, resp.GoLow().GetReference(), want)
+				case !secured && resp != nil:
+					t.Errorf("%s %s is open but documents %s", method, path, code)
+				}
+			}
+			if secured {
+				checked++
+			}
+		}
+	}
+	limited := c.model.Components.Responses.GetOrZero("RateLimited")
+	if limited == nil || limited.Headers.GetOrZero("Retry-After") == nil {
+		t.Fatal("components/responses/RateLimited must declare the Retry-After header")
+	}
+	t.Logf("%d operations need credentials; each documents 401 and 429", checked)
+}
+
+// RoutePatterns returns the patterns of both listeners' routes as routes.go
+// lists them, for the tests of package api_test that must cover every
+// route: a route added there is then a route those tests must handle.
+func RoutePatterns() (public, admin []string) {
+	s := &server{} // the handlers are listed, never called
+	for _, rt := range s.publicRoutes() {
+		public = append(public, rt.pattern)
+	}
+	for _, rt := range s.adminRoutes() {
+		admin = append(admin, rt.pattern)
+	}
+	return public, admin
+}
+
 // startAPIs serves both APIs on a fresh SQLite database, for the calls that
 // the api_test helpers cannot make from inside the package. configure
 // adjusts the Config once its Store is set.
@@ -345,6 +396,13 @@ const openAPIAdminToken = "openapi-admin-token"
 // answer with its body. header holds name, value pairs.
 func exchange(t *testing.T, srv *httptest.Server, method, path, body string, header ...string) (*http.Response, []byte) {
 	t.Helper()
+	return exchangeVia(t, srv.Client(), srv, method, path, body, header...)
+}
+
+// exchangeVia is exchange through the given client, which may connect from
+// another address.
+func exchangeVia(t *testing.T, client *http.Client, srv *httptest.Server, method, path, body string, header ...string) (*http.Response, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
@@ -359,7 +417,7 @@ func exchange(t *testing.T, srv *httptest.Server, method, path, body string, hea
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	res, err := srv.Client().Do(req)
+	res, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}

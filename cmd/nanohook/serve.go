@@ -45,6 +45,7 @@ type serveConfig struct {
 	DisableAfter        time.Duration
 	LogFormat           string
 	LogLevel            slog.Level
+	AuthFailureLimit    int
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
@@ -97,6 +98,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM lets attempts in flight finish before the rest go back to the queue")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
+	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance")
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
@@ -127,6 +129,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		}
 		if c.LogFormat != "text" && c.LogFormat != "json" {
 			return fmt.Errorf("--log-format must be text or json")
+		}
+		if c.AuthFailureLimit < 0 {
+			return fmt.Errorf("--auth-failure-limit must be 0 (no limit) or positive")
 		}
 		return nil
 	}
@@ -258,6 +263,9 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Waker:      engine,
 		Tester:     engine,
 		OnPublish:  m.ObservePublish,
+	}
+	if acfg.AuthFailureLimit = cfg.AuthFailureLimit; acfg.AuthFailureLimit == 0 {
+		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
 	}
 	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
 	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {
