@@ -75,7 +75,9 @@ func ValidateURL(field, raw string, allowHTTP bool) error {
 		return Invalid(field, "is longer than %d bytes", MaxURLLen)
 	}
 	for _, r := range raw {
-		if r < 0x20 || r == 0x7f || r == ' ' {
+		// C0, DEL, C1 and the two Unicode line separators: none may reach a
+		// request line or a log line.
+		if unicode.IsControl(r) || r == ' ' || r == '\u2028' || r == '\u2029' {
 			return Invalid(field, "contains a control character or space")
 		}
 	}

@@ -26,6 +26,8 @@ var hostileStrings = []string{
 	"https://example.com/\x7fhook",
 	"https://example.com/hook\xff\xfe",
 	"https://example.com/hook\u2028",
+	"https://example.com/hook\u0085", // NEL, a C1 control
+	"https://example.com/\u009bhook", // CSI, a C1 control
 	"https://exa mple.com/hook",
 	"https://example.com/hook#frag",
 	"https://user:pass@example.com/hook",
@@ -119,7 +121,9 @@ func FuzzValidateSecret(f *testing.F) {
 }
 
 func acceptableURL(s string, allowHTTP bool) bool {
-	if len(s) > nanohook.MaxURLLen || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+	if len(s) > nanohook.MaxURLLen || strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	}) {
 		return false
 	}
 	u, err := url.Parse(s)
