@@ -78,6 +78,15 @@ func checkContentType(ct string) error {
 // prefix is prepended to field names ("events[3]") when the object is an item
 // of a larger body; with no prefix a non-object is a malformed request.
 func decodeObject(data []byte, dst any, prefix string) (map[string]json.RawMessage, error) {
+	// encoding/json decodes null into a struct as "nothing to do", which
+	// would let a body of null pass as {} (a rotation with every default,
+	// for one). A body, or a batch item, is an object or nothing.
+	if isNull(data) {
+		if prefix == "" {
+			return nil, nanohook.Errorf(nanohook.CodeInvalidRequest, "", "request body must be a JSON object")
+		}
+		return nil, nanohook.Invalid(prefix, "must be an object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -107,7 +116,84 @@ func decodeObject(data []byte, dst any, prefix string) (map[string]json.RawMessa
 			return nil, nanohook.Invalid(joinField(prefix, name), "must not be null (leave the field out instead)")
 		}
 	}
+	// encoding/json turns an unpaired surrogate escape ("\ud800") into
+	// U+FFFD without a word, so a field holding one would be stored as
+	// something other than what was sent; like invalid UTF-8 (see
+	// readJSONBody) it is refused instead. Raw members (event data) are
+	// left alone: their own parser keeps such escapes exactly, as
+	// JavaScript does.
+	for _, name := range names {
+		raw, ok := members[name]
+		if !ok || isRaw(fieldType(reflect.TypeOf(dst).Elem(), name)) {
+			continue
+		}
+		if hasLoneSurrogate(raw) {
+			return nil, nanohook.Invalid(joinField(prefix, name),
+				"contains an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), which has no UTF-8 form and cannot be stored as sent")
+		}
+	}
 	return members, nil
+}
+
+// isRaw reports whether a field keeps its JSON undecoded: json.RawMessage
+// or a slice of them (batch items, decoded one by one later).
+func isRaw(t reflect.Type) bool {
+	return t == rawMessageType || (t != nil && t.Kind() == reflect.Slice && t.Elem() == rawMessageType)
+}
+
+// hasLoneSurrogate reports whether the JSON text raw holds a \u escape of a
+// UTF-16 surrogate that is not one half of a high-low pair. raw has already
+// been decoded successfully, so escapes are well formed; a backslash only
+// occurs inside strings.
+func hasLoneSurrogate(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; skipping it also skips an escaped backslash
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(raw[i+1:])
+		if !ok {
+			continue
+		}
+		i += 4 // the last hex digit
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true // a low half with no high half before it
+		case r >= 0xD800 && r <= 0xDBFF:
+			if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if lo, ok := hex4(raw[i+3:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return true // a high half not followed by a low half
+		}
+	}
+	return false
+}
+
+// hex4 reads the four hex digits of a \u escape.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // decodeError translates an encoding/json error into the public contract.

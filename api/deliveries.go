@@ -124,6 +124,11 @@ func badParam(name, format string, args ...any) error {
 // parseDeliveryFilters reads status, event, since and until of a delivery
 // listing into p.
 func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
+	for _, name := range []string{"status", "event", "since", "until"} {
+		if err := onlyOnce(q, name); err != nil {
+			return err
+		}
+	}
 	if q.Has("status") {
 		switch st := nanohook.DeliveryStatus(q.Get("status")); st {
 		case nanohook.DeliveryPending, nanohook.DeliverySucceeded, nanohook.DeliveryFailed, nanohook.DeliveryCancelled:
@@ -164,7 +169,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	pg, err := parsePage(q)
+	pg, err := parsePage(q, deliveryScope(accountID(r.Context()), id))
 	if err != nil {
 		return err
 	}
@@ -184,7 +189,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, next := pageOf(ds, pg.limit, func(d nanohook.Delivery) int64 { return d.ID }, toDeliveryJSON)
+	out, next := pageOf(ds, pg.limit, deliveryScope(accountID(r.Context()), id), func(d nanohook.Delivery) int64 { return d.ID }, toDeliveryJSON)
 	s.respondPage(w, r, out, next)
 	return nil
 }

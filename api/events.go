@@ -116,8 +116,9 @@ func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// batchRefusal is a batch refused because of invalid items. It answers as
-// its first item's error (status, code, field) and lists every refused item.
+// batchRefusal is a batch refused because of invalid items: its first
+// item's error (code, field) and every refused item. publishBatch answers
+// it as a 422.
 type batchRefusal struct {
 	first *nanohook.Error
 	items []itemError

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/nanohook/nanohook"
 )
@@ -21,11 +22,19 @@ type page struct {
 }
 
 // parsePage reads limit (1..maxPageLimit) and cursor from a query. A cursor
-// is opaque to clients; it is the base64url form of the last id seen, and
-// anything that does not decode to exactly that form is refused rather than
-// guessed at.
-func parsePage(q url.Values) (page, error) {
+// is opaque to clients; it is the base64url form of the list it belongs to
+// (scope, see webhookScope and deliveryScope) and the last id seen, and
+// anything that does not decode to exactly that form, or belongs to another
+// list (another account's, another endpoint's, another kind of list), is
+// refused rather than guessed at: a cursor handed from one list to another
+// is a client bug that should surface, not a page of unrelated rows.
+func parsePage(q url.Values, scope string) (page, error) {
 	p := page{limit: defaultPageLimit}
+	for _, name := range []string{"limit", "cursor"} {
+		if err := onlyOnce(q, name); err != nil {
+			return page{}, err
+		}
+	}
 	if s := q.Get("limit"); s != "" || q.Has("limit") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxPageLimit {
@@ -35,24 +44,46 @@ func parsePage(q url.Values) (page, error) {
 		p.limit = n
 	}
 	if c := q.Get("cursor"); c != "" || q.Has("cursor") {
-		id, ok := decodeCursor(c)
+		id, ok := decodeCursor(c, scope)
 		if !ok {
 			return page{}, nanohook.Errorf(nanohook.CodeInvalidRequest, "cursor",
-				"cursor: is not a cursor returned by this API")
+				"cursor: is not a cursor returned by this API for this list")
 		}
 		p.afterID = id
 	}
 	return p, nil
 }
 
+// onlyOnce refuses a query parameter given more than once ("limit=1&limit=
+// 500"): which one counts is a guess that proxies, caches and this server
+// could each make differently, so none is made.
+func onlyOnce(q url.Values, name string) error {
+	if len(q[name]) > 1 {
+		return nanohook.Errorf(nanohook.CodeInvalidRequest, name, "%s: must be given at most once", name)
+	}
+	return nil
+}
+
+// webhookScope names the endpoint list of an account in its cursors.
+func webhookScope(accountID int64) string {
+	return "w" + strconv.FormatInt(accountID, 10)
+}
+
+// deliveryScope names the delivery history of one endpoint of an account in
+// its cursors.
+func deliveryScope(accountID, endpointID int64) string {
+	return "d" + strconv.FormatInt(accountID, 10) + "-" + strconv.FormatInt(endpointID, 10)
+}
+
 // pageOf turns the rows of a list query, which asked for one more row than
 // the page holds (limit+1, to tell whether another page follows), into the
-// page's JSON items and the cursor of the next page (nil on the last).
-func pageOf[T, J any](rows []T, limit int, id func(T) int64, toJSON func(T) J) ([]J, *string) {
+// page's JSON items and the cursor of the next page (nil on the last), bound
+// to the list's scope.
+func pageOf[T, J any](rows []T, limit int, scope string, id func(T) int64, toJSON func(T) J) ([]J, *string) {
 	var next *string
 	if len(rows) > limit {
 		rows = rows[:limit]
-		c := encodeCursor(id(rows[len(rows)-1]))
+		c := encodeCursor(scope, id(rows[len(rows)-1]))
 		next = &c
 	}
 	out := make([]J, 0, len(rows))
@@ -62,20 +93,26 @@ func pageOf[T, J any](rows []T, limit int, id func(T) int64, toJSON func(T) J) (
 	return out, next
 }
 
-// encodeCursor makes the cursor that continues after id.
-func encodeCursor(id int64) string {
-	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt(nil, id, 10))
+// encodeCursor makes the cursor of the list scope that continues after id.
+func encodeCursor(scope string, id int64) string {
+	b := append([]byte(scope), '.')
+	return base64.RawURLEncoding.EncodeToString(strconv.AppendInt(b, id, 10))
 }
 
-// decodeCursor accepts only what encodeCursor makes: a positive id in its
-// canonical decimal form, base64url without padding.
-func decodeCursor(c string) (int64, bool) {
+// decodeCursor accepts only what encodeCursor makes for scope: a positive
+// id in its canonical decimal form after the scope, base64url without
+// padding.
+func decodeCursor(c, scope string) (int64, bool) {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
 		return 0, false
 	}
-	id, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || id <= 0 || encodeCursor(id) != c {
+	rest, ok := strings.CutPrefix(string(b), scope+".")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || id <= 0 || encodeCursor(scope, id) != c {
 		return 0, false
 	}
 	return id, true

@@ -82,7 +82,11 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = statusOf(e.Code)
 		body = errorBody{Code: e.Code, Message: e.Message, Field: e.Field}
 		if br, ok := errors.AsType[*batchRefusal](err); ok {
-			body.Message, body.Items = br.Error(), br.items
+			// A refused batch is a 422 whatever its first item's code: an
+			// item's unknown field alone would map to 400, which the
+			// contract (openapi.json) does not give this answer and which
+			// would read as "the batch itself is malformed".
+			status, body.Message, body.Items = http.StatusUnprocessableEntity, br.Error(), br.items
 		}
 		if status == http.StatusInternalServerError {
 			s.logError(r, "api: internal error", err)

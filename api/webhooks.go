@@ -72,7 +72,8 @@ func pathID(r *http.Request, name string) (int64, error) {
 
 // listWebhooks answers the account's endpoints by ascending id, one page.
 func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
-	p, err := parsePage(r.URL.Query())
+	scope := webhookScope(accountID(r.Context()))
+	p, err := parsePage(r.URL.Query(), scope)
 	if err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, next := pageOf(eps, p.limit, func(e nanohook.Endpoint) int64 { return e.ID }, toEndpointJSON)
+	out, next := pageOf(eps, p.limit, scope, func(e nanohook.Endpoint) int64 { return e.ID }, toEndpointJSON)
 	s.respondPage(w, r, out, next)
 	return nil
 }
