@@ -36,6 +36,10 @@ func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if s.tester == nil {
+		// Another account's id is still a 404, engine or not.
+		if _, err := s.store.GetEndpoint(r.Context(), accountID(r.Context()), id); err != nil {
+			return err
+		}
 		return nanohook.Errorf(nanohook.CodeUnavailable, "", "the delivery engine is not running here")
 	}
 	now := s.now()

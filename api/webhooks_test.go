@@ -398,3 +398,16 @@ func TestPublicAuth(t *testing.T) {
 // ioReader hides the type of a reader so that net/http cannot learn its
 // length.
 type ioReader interface{ Read([]byte) (int, error) }
+
+// TestTestCallWithoutEngineStillHidesOtherAccounts: a server with no
+// delivery engine answers its own endpoints' test calls with 503, but
+// another account's endpoint stays a 404, as on every other route.
+func TestTestCallWithoutEngineStillHidesOtherAccounts(t *testing.T) {
+	b := setup(t) // no Tester
+	_, keyA := b.newAccount(t, "A")
+	_, keyB := b.newAccount(t, "B")
+	id := b.newWebhook(t, keyA, "https://a.example.com/hook")
+	path := fmt.Sprintf("/api/v1/webhooks/%d/test", id)
+	b.pub(t, "POST", path, keyB, "").wantError(t, 404, "not_found", "")
+	b.pub(t, "POST", path, keyA, "").wantError(t, 503, "storage_unavailable", "")
+}
