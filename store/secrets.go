@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/nanohook/nanohook"
 )
@@ -153,6 +154,18 @@ func (k *Keyring) Seal(plain string) (string, error) {
 // cannot open; callers branch on it to tell a key problem from a storage
 // failure.
 var ErrSecretSealed = errors.New("webhook secret cannot be decrypted")
+
+// SecretUnopenedError is the last_error of a delivery whose endpoint's secret
+// cannot be opened. Customers read last_error, so it names no key id,
+// endpoint or setting; the operator finds those with `nanohook secrets
+// check`.
+const SecretUnopenedError = "the endpoint's signing secret cannot be decrypted on this server; an operator must fix the encryption key"
+
+// SecretRetryDelay is how far a claim pushes back a delivery whose secret
+// it cannot open, without counting an attempt. Long enough that the claimer
+// does not trip over it at every poll, short enough that a node with the key
+// (or this one, restarted with it) takes it soon.
+const SecretRetryDelay = time.Minute
 
 // Open returns the plaintext of a stored secret. A value without the
 // "nhenc1:" prefix is returned as it is: rows written before encryption was

@@ -118,10 +118,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			return nil, wrap("claim deliveries: finish stale", err)
 		}
 	}
-	if err := s.openClaimSecrets(ctx, c, out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return s.openClaimSecrets(ctx, c, out, p.Now)
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted

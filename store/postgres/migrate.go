@@ -37,13 +37,23 @@ func migrations() ([]store.Migration, error) {
 // then creates schema_migrations if needed and checks the version: nodes
 // starting together queue on the lock instead of racing each other's CREATE
 // TABLE, and each finds what the previous one recorded.
+//
+// A migration may wait on the lock for as long as another node's takes, and
+// may itself take long on a big table: the migrations are exempt from
+// callTimeout, and lift the sessions' statement_timeout and lock_timeout
+// for their own transactions (SET LOCAL ends with the transaction, so the
+// pooled connection keeps its limits for later calls).
 func (s *Store) Migrate(ctx context.Context) error {
+	ctx = context.WithValue(ctx, noCallTimeout{}, true)
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
 	for _, m := range ms {
 		err := s.inTx(ctx, "migrate "+m.Name, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0`); err != nil {
+				return wrap("migrate: lift timeouts", err)
+			}
 			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
 				return wrap("migrate: lock", err)
 			}

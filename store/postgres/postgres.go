@@ -59,6 +59,15 @@ const acquireTimeout = 5 * time.Second
 // may wait for another node's, are exempt.
 const callTimeout = 8 * time.Second
 
+// serverTimeout is the statement_timeout and lock_timeout every session
+// runs with, a little under callTimeout. The socket deadline gives up on the
+// client's side only; without these, the server would go on running the
+// statement, or waiting for its lock, holding what it took meanwhile. A bit
+// shorter, so that the server usually cancels first and the connection comes
+// back clean with a plain error instead of being cut. The migrations lift
+// both for their own transactions.
+const serverTimeout = "7s"
+
 // lazyPoolConns caps the lazy pool: one engine claims and completes from a
 // couple of goroutines, and a few connections cover several stores sharing
 // a process in tests.
@@ -121,6 +130,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		// Name the connections in pg_stat_activity for operators, unless the
 		// URL does.
 		cfg.ConnConfig.RuntimeParams["application_name"] = "nanohook"
+	}
+	for _, name := range []string{"statement_timeout", "lock_timeout"} {
+		if _, ok := cfg.ConnConfig.RuntimeParams[name]; !ok {
+			cfg.ConnConfig.RuntimeParams[name] = serverTimeout
+		}
 	}
 	listenConfig := cfg.ConnConfig.Copy()
 	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
@@ -230,6 +244,7 @@ func (s *Store) acquireFrom(ctx context.Context, pool *pgxpool.Pool, op string) 
 type conn struct {
 	*pgxpool.Conn
 	deadline time.Time // zero: none
+	released bool
 }
 
 // Release lifts the socket deadline and gives the connection back, or
@@ -237,8 +252,14 @@ type conn struct {
 // the protocol in the middle of a message, and pgx keeps a connection open
 // after a timeout. (The pool's AfterRelease hook could do this too, but
 // pgxpool runs that hook in a goroutine of its own on every release, and the
-// connection is not back in the pool until it has run.)
+// connection is not back in the pool until it has run.) A second Release
+// does nothing, as pgxpool's own does: the connection is no longer ours to
+// look at.
 func (c *conn) Release() {
+	if c.released {
+		return
+	}
+	c.released = true
 	if !c.deadline.IsZero() {
 		netConn := c.Conn.Conn().PgConn().Conn()
 		if !time.Now().Before(c.deadline) || netConn.SetDeadline(time.Time{}) != nil {

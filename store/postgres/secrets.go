@@ -85,18 +85,15 @@ func secretsAfter(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-// CheckSecrets opens every stored secret with the keyring, in batches.
+// CheckSecrets opens every stored secret with the keyring, in batches. Each
+// batch takes a connection of its own, so that a large table is not one
+// call: a call is cut at callTimeout, and serve would refuse to start.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	c, err := s.acquire(ctx, "check secrets")
-	if err != nil {
-		return err
-	}
-	defer c.Release()
 	check := s.keyring.Load().NewSecretCheck()
 	for after := int64(0); ; {
-		batch, err := secretsAfter(ctx, c, after)
+		batch, err := s.secretsBatch(ctx, after)
 		if err != nil {
-			return wrap("check secrets", err)
+			return err
 		}
 		for _, r := range batch {
 			check.Add(r.id, r.secret, r.previous)
@@ -106,6 +103,20 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 		}
 		after = batch[len(batch)-1].id
 	}
+}
+
+// secretsBatch is secretsAfter on a connection of its own.
+func (s *Store) secretsBatch(ctx context.Context, after int64) ([]storedSecrets, error) {
+	c, err := s.acquire(ctx, "check secrets")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	batch, err := secretsAfter(ctx, c, after)
+	if err != nil {
+		return nil, wrap("check secrets", err)
+	}
+	return batch, nil
 }
 
 // ResealSecrets seals under the primary key every secret that is plaintext
@@ -185,48 +196,52 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 	return total, fmt.Errorf("postgres: reseal secrets: endpoints kept changing during %d passes; run it again", resealPasses)
 }
 
-// openClaimSecrets opens the secrets of a claim in place. If one cannot be
-// opened (a key missing from this node's keyring), the whole claim is given
-// back and the error returned: it reaches the engine's log like any storage
-// error, and nothing stays leased to a node that cannot sign it, so a node
-// with the right keys takes the work at its next poll. The leases are
-// dropped without the notification ReleaseDeliveries sends: that would wake
-// this node's own claimer too, and it would fail again at once, in a loop.
-// CheckSecrets at start keeps this from happening in practice.
-func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.ClaimedDelivery) error {
-	var openErr error
-	for i := range out {
-		cd := &out[i]
-		var err error
-		if cd.Secret, err = s.openSecret(cd.EndpointID, cd.Secret); err != nil {
-			openErr = err
-			break
+// openClaimSecrets opens the secrets of a claim in place and returns the
+// deliveries whose secrets opened. One whose secret cannot be opened (a key
+// missing from this node's keyring, a corrupt row) is handed back due
+// store.SecretRetryDelay later, with the customer-safe reason in last_error
+// and no attempt counted; the rest of the claim goes ahead. Failing the
+// whole claim instead would stop every delivery: the unopenable one stays
+// first in due order and would fail every later claim too. Pushing it back
+// keeps the claimer from tripping over it at every poll, and a node with the
+// key, or this one restarted with it, takes it at its new time. No
+// notification is sent: the other nodes find it when it is due.
+//
+// The store has no logger, so the detail (endpoint, key id, setting) is not
+// reported here: CheckSecrets reports it, at serve's start and through
+// `nanohook secrets check`.
+func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.ClaimedDelivery, now time.Time) ([]store.ClaimedDelivery, error) {
+	var ids, tokens []int64
+	kept := out[:0]
+	for _, cd := range out {
+		var err1, err2 error
+		cd.Secret, err1 = s.openSecret(cd.EndpointID, cd.Secret)
+		cd.PreviousSecret, err2 = s.openSecret(cd.EndpointID, cd.PreviousSecret)
+		if err1 != nil || err2 != nil {
+			ids, tokens = append(ids, cd.DeliveryID), append(tokens, cd.Token)
+			continue
 		}
-		if cd.PreviousSecret, err = s.openSecret(cd.EndpointID, cd.PreviousSecret); err != nil {
-			openErr = err
-			break
-		}
+		kept = append(kept, cd)
 	}
-	if openErr == nil {
-		return nil
+	if len(ids) == 0 {
+		return kept, nil
 	}
-	ids := make([]int64, len(out))
-	tokens := make([]int64, len(out))
-	for i, cd := range out {
-		ids[i], tokens[i] = cd.DeliveryID, cd.Token
-	}
-	if _, err := c.Exec(ctx, `UPDATE deliveries d SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
+	// The lease token in the WHERE makes sure only this claim's rows move.
+	if _, err := c.Exec(ctx, `UPDATE deliveries d
+		SET next_attempt_at = $3, last_error = $4, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $5
 		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, lease_token)
-		WHERE d.id = v.id AND d.lease_token = v.lease_token`, ids, tokens); err != nil {
-		return errors.Join(wrap("claim deliveries", openErr), wrap("claim deliveries: give back", err))
+		WHERE d.id = v.id AND d.lease_token = v.lease_token`,
+		ids, tokens, us(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, us(now)); err != nil {
+		return nil, wrap("claim deliveries: postpone undecryptable", err)
 	}
-	return wrap("claim deliveries", openErr)
+	return kept, nil
 }
 
 // openTestSecrets opens the secrets of a test delivery in place. The ping
 // is already written and leased when they turn out not to open; it is
-// failed at once with the reason, so that no claim trips over it later and
-// the customer's history says why nothing was sent.
+// failed at once, so that no claim trips over it later and the customer's
+// history says why nothing was sent. The customer reads last_error, so it
+// gets the generic reason; the caller gets the detail in the error.
 func (s *Store) openTestSecrets(ctx context.Context, c *conn, cd *store.ClaimedDelivery, now time.Time) error {
 	var err error
 	if cd.Secret, err = s.openSecret(cd.EndpointID, cd.Secret); err == nil {
@@ -237,7 +252,7 @@ func (s *Store) openTestSecrets(ctx context.Context, c *conn, cd *store.ClaimedD
 	}
 	if _, ferr := c.Exec(ctx, `UPDATE deliveries
 		SET status = 'failed', last_error = $1, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
-		WHERE id = $3 AND lease_token = $4`, err.Error(), us(now), cd.DeliveryID, cd.Token); ferr != nil {
+		WHERE id = $3 AND lease_token = $4`, store.SecretUnopenedError, us(now), cd.DeliveryID, cd.Token); ferr != nil {
 		return errors.Join(wrap("create test delivery", err), wrap("create test delivery: fail", ferr))
 	}
 	return wrap("create test delivery", err)

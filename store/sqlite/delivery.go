@@ -55,6 +55,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 
 		out = make([]store.ClaimedDelivery, 0, n)
 		var stale []staleClaim
+		var unopened []int64
 		rows, err = tx.StmtContext(ctx, s.stmts.claimed).QueryContext(ctx, string(ids))
 		if err != nil {
 			return wrap("claim deliveries: fetch", err)
@@ -81,15 +82,14 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				continue
 			}
 			// A secret that cannot be opened (a key missing from this
-			// node's keyring) fails the whole claim, which rolls back: the
-			// error reaches the engine's log like any storage error, and
-			// nothing stays leased to a node that cannot sign it.
-			// CheckSecrets at start keeps this from happening in practice.
-			if c.Secret, err = s.openSecret(c.EndpointID, c.Secret); err != nil {
-				return wrap("claim deliveries", err)
-			}
-			if c.PreviousSecret, err = s.openSecret(c.EndpointID, c.PreviousSecret); err != nil {
-				return wrap("claim deliveries", err)
+			// node's keyring, a corrupt row) holds back only its own
+			// delivery: see postponeUnopened.
+			var err1, err2 error
+			c.Secret, err1 = s.openSecret(c.EndpointID, c.Secret)
+			c.PreviousSecret, err2 = s.openSecret(c.EndpointID, c.PreviousSecret)
+			if err1 != nil || err2 != nil {
+				unopened = append(unopened, c.DeliveryID)
+				continue
 			}
 			c.Token = token
 			c.EventType = nanohook.EventType(eventType)
@@ -112,7 +112,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				return wrap("claim deliveries: finish stale", err)
 			}
 		}
-		return nil
+		return postponeUnopened(ctx, tx, unopened, p.Now)
 	})
 	if err != nil {
 		return nil, err
@@ -121,6 +121,28 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		out = []store.ClaimedDelivery{}
 	}
 	return out, nil
+}
+
+// postponeUnopened hands back the deliveries of a claim whose endpoint's
+// secret this node cannot open, due again store.SecretRetryDelay later, with
+// the customer-safe reason in last_error and no attempt counted. Failing the
+// whole claim instead would stop every delivery: the unopenable one stays
+// first in due order and would fail every later claim too. Pushing it back
+// keeps the claimer from tripping over it at every poll, and a node with the
+// key, or this one restarted with it, takes it at its new time.
+//
+// The store has no logger, so the detail (endpoint, key id, setting) is not
+// reported here: CheckSecrets reports it, at serve's start and through
+// `nanohook secrets check`.
+func postponeUnopened(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
+			SET next_attempt_at = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
+			WHERE id = ?`, micros(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, micros(now), id); err != nil {
+			return wrap("claim deliveries: postpone undecryptable", err)
+		}
+	}
+	return nil
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted

@@ -30,13 +30,15 @@ type Keyed interface {
 // secrets are sealed on disk and plaintext to callers, rows written before
 // encryption keep working and are converted by ResealSecrets, keys rotate
 // without an unreadable endpoint, and a missing key is caught by
-// CheckSecrets instead of by every delivery. Changing the keyring of one
+// CheckSecrets instead of by every delivery, while one delivery whose secret
+// cannot be opened holds back only itself. Changing the keyring of one
 // open store stands in for restarting with other keys.
 func RunEncryption(t *testing.T, open func(t *testing.T) store.Store, raw RawSecrets) {
 	t.Run("SealedAtRest", func(t *testing.T) { t.Parallel(); testSealedAtRest(t, open, raw) })
 	t.Run("PlaintextRowsKeepWorking", func(t *testing.T) { t.Parallel(); testPlaintextRows(t, open, raw) })
 	t.Run("KeyRotation", func(t *testing.T) { t.Parallel(); testKeyRotation(t, open, raw) })
 	t.Run("MissingKey", func(t *testing.T) { t.Parallel(); testMissingKey(t, open) })
+	t.Run("UnopenableSecretPostponed", func(t *testing.T) { t.Parallel(); testUnopenableSecret(t, open) })
 	t.Run("ResealDuringRotations", func(t *testing.T) { t.Parallel(); testResealDuringRotations(t, open, raw) })
 }
 
@@ -317,8 +319,10 @@ func testMissingKey(t *testing.T, open func(t *testing.T) store.Store) {
 	if _, err := b.s.GetEndpoint(b.ctx, a.ID, e1.ID); !errors.Is(err, store.ErrSecretSealed) {
 		t.Fatalf("GetEndpoint with the wrong key: %v", err)
 	}
-	if c, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: b.now, LeaseUntil: b.now.Add(time.Hour), Limit: 10}); !errors.Is(err, store.ErrSecretSealed) {
-		t.Fatalf("ClaimDeliveries with the wrong key: %d claims, %v", len(c), err)
+	// A claim does not fail on them (that would stop every delivery behind
+	// them) but hands them back for later.
+	if c, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: b.now, LeaseUntil: b.now.Add(time.Hour), Limit: 10}); err != nil || len(c) != 0 {
+		t.Fatalf("ClaimDeliveries with the wrong key: %d claims, %v; want none and no error", len(c), err)
 	}
 	if _, err := b.s.CreateTestDelivery(b.ctx, store.TestDeliveryParams{AccountID: a.ID, EndpointID: e2.ID,
 		EventID: nanohook.NewEventID(), Payload: []byte(`{}`), Now: b.now, LeaseUntil: b.now.Add(time.Hour)}); !errors.Is(err, store.ErrSecretSealed) {
@@ -344,11 +348,12 @@ func testMissingKey(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("ResealSecrets without keys: %v", err)
 	}
 
-	// The failed claim and ping left nothing leased: with the key back, the
-	// published deliveries are claimable at once, and no ping is among them.
+	// The claim and the ping left nothing leased: with the key back, the
+	// published deliveries are claimable once their postponement is over,
+	// and no ping is among them.
 	b.k.SetKeyring(keyring(t, rawB, rawA))
 	requireNoError(t, b.s.CheckSecrets(b.ctx))
-	claims := b.claim(t, b.now, 10)
+	claims := b.claim(t, b.now.Add(store.SecretRetryDelay), 10)
 	got := map[int64]string{}
 	for _, c := range claims {
 		if c.EventType == nanohook.EventPing {
@@ -405,5 +410,81 @@ func testResealDuringRotations(t *testing.T, open func(t *testing.T) store.Store
 	for i, id := range ids {
 		equal(t, fmt.Sprintf("endpoint %d's claimed secrets", id), got[id],
 			[2]string{fmt.Sprintf("whsec_race_%03d_b", i), fmt.Sprintf("whsec_race_%03d", i)})
+	}
+}
+
+// testUnopenableSecret: one endpoint's secret cannot be opened after start
+// (sealed under a key this node lacks: a reseal with "new,old" while serve
+// runs with "old"). Its delivery is first in due order; the claim must
+// still hand out the delivery behind it, and push the bad one back without
+// counting an attempt, with a reason a customer may read. With the key
+// back, it is claimed once its postponement is over.
+func testUnopenableSecret(t *testing.T, open func(t *testing.T) store.Store) {
+	b := setupKeyed(t, open, nil)
+	rawA, rawB := testKey(t), testKey(t)
+	keyA := keyring(t, rawA)
+	b.k.SetKeyring(keyA)
+	a, _ := b.account(t, "unopenable")
+	bad := b.secretEndpoint(t, a.ID, "whsec_unopenable_bad")
+	b.k.SetKeyring(keyring(t, rawB))
+	good := b.secretEndpoint(t, a.ID, "whsec_unopenable_good")
+	b.publish(t, b.event(a.ID))
+
+	claims := b.claim(t, b.now, 10)
+	if len(claims) != 1 || claims[0].EndpointID != good.ID {
+		t.Fatalf("claim with one unopenable secret: %d claims %+v, want only endpoint %d's delivery", len(claims), claims, good.ID)
+	}
+	equal(t, "the good delivery's secret", claims[0].Secret, "whsec_unopenable_good")
+	equal(t, "the good delivery's attempt", claims[0].Attempt, 1)
+
+	list, err := b.s.ListDeliveries(b.ctx, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: bad.ID, Limit: 10})
+	requireNoError(t, err)
+	equal(t, "deliveries of the unopenable endpoint", len(list), 1)
+	d, attempts := b.delivery(t, a.ID, list[0].ID)
+	equal(t, "the postponed delivery's status", d.Status, nanohook.DeliveryPending)
+	equal(t, "the postponed delivery's attempt count", d.Attempts, 0)
+	equal(t, "the postponed delivery's recorded attempts", len(attempts), 0)
+	equal(t, "the postponed delivery's last_error", d.LastError, store.SecretUnopenedError)
+	sameTime(t, "the postponed delivery's next attempt", d.NextAttemptAt, b.now.Add(store.SecretRetryDelay))
+
+	// Nothing more until then, and the next claims do not fail either.
+	b.complete(t, claims[0], b.now, nanohook.DeliverySucceeded, 200, "", time.Time{})
+	for _, at := range []time.Time{b.now, b.now.Add(store.SecretRetryDelay - time.Microsecond)} {
+		if c := b.claim(t, at, 10); len(c) != 0 {
+			t.Fatalf("claim at %v, before the postponement is over: %d claims, want none", at, len(c))
+		}
+	}
+
+	// The key is back (a restart with "B,A"): the delivery is taken when due,
+	// as its first attempt, with the right secret.
+	b.k.SetKeyring(keyring(t, rawB, rawA))
+	claims = b.claim(t, b.now.Add(store.SecretRetryDelay), 10)
+	if len(claims) != 1 || claims[0].DeliveryID != d.ID {
+		t.Fatalf("claim with the key back: %d claims %+v, want delivery %d", len(claims), claims, d.ID)
+	}
+	equal(t, "the postponed delivery's secret", claims[0].Secret, "whsec_unopenable_bad")
+	equal(t, "the postponed delivery's attempt", claims[0].Attempt, 1)
+
+	// A ping to the endpoint without its key fails for the caller with the
+	// detail, and whatever it recorded shows customers only the generic
+	// reason: no key id, no endpoint id, no setting.
+	b.k.SetKeyring(keyring(t, rawB))
+	_, err = b.s.CreateTestDelivery(b.ctx, store.TestDeliveryParams{AccountID: a.ID, EndpointID: bad.ID,
+		EventID: nanohook.NewEventID(), Payload: []byte(`{}`), Now: b.now, LeaseUntil: b.now.Add(time.Hour), Owner: "test"})
+	if !errors.Is(err, store.ErrSecretSealed) || !strings.Contains(err.Error(), keyA.PrimaryKeyID()) {
+		t.Fatalf("CreateTestDelivery without the key: %v, want store.ErrSecretSealed naming key %s", err, keyA.PrimaryKeyID())
+	}
+	list, err = b.s.ListDeliveries(b.ctx, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: bad.ID, Limit: 10})
+	requireNoError(t, err)
+	for _, d := range list {
+		if d.EventType == nanohook.EventPing {
+			equal(t, "the failed ping's status", d.Status, nanohook.DeliveryFailed)
+			equal(t, "the failed ping's last_error", d.LastError, store.SecretUnopenedError)
+		}
+		for _, leak := range []string{keyA.PrimaryKeyID(), "NANOHOOK", fmt.Sprint(bad.ID)} {
+			if strings.Contains(d.LastError, leak) {
+				t.Fatalf("delivery %d's last_error %q shows customers %q", d.ID, d.LastError, leak)
+			}
+		}
 	}
 }
