@@ -45,14 +45,16 @@ func bearer(r *http.Request) (string, bool) {
 // account in the request context. Only the hash of the key is looked up and
 // the key is never echoed. A storage outage answers 503, not 401, so clients
 // do not throw away a good key. Failures count against the client's limit
-// (limitAuth).
+// (limitAuth), and a key that authenticated is served even from a limited
+// address.
 func (s *server) requirePublic(next apiFunc) apiFunc {
 	return s.limitAuth(s.authenticatePublic, next)
 }
 
-func (s *server) authenticatePublic(r *http.Request) (*http.Request, error) {
-	key, ok := bearer(r)
-	if !ok || !strings.HasPrefix(key, nanohook.APIKeyPrefix) {
+// authenticatePublic looks the key up by its hash. The limiter's SHA-256
+// of it is not reused: the store's hash is HashAPIKey's to define.
+func (s *server) authenticatePublic(r *http.Request, key string, _ credential) (*http.Request, error) {
+	if !strings.HasPrefix(key, nanohook.APIKeyPrefix) {
 		return nil, errUnauthorized
 	}
 	hash := nanohook.HashAPIKey(key)
@@ -81,13 +83,8 @@ func (s *server) requireAdmin(next apiFunc) apiFunc {
 	if configured {
 		want = sha256.Sum256([]byte(s.adminToken))
 	}
-	return s.limitAuth(func(r *http.Request) (*http.Request, error) {
-		token, ok := bearer(r)
-		if !configured || !ok {
-			return nil, errUnauthorized
-		}
-		got := sha256.Sum256([]byte(token))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+	return s.limitAuth(func(r *http.Request, _ string, got credential) (*http.Request, error) {
+		if !configured || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			return nil, errUnauthorized
 		}
 		return r, nil

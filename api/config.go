@@ -67,7 +67,9 @@ type Config struct {
 	// its requests that carry credentials answer 429 rate_limited with
 	// Retry-After, before the credentials are looked up, until failures are
 	// forgiven again at one per AuthFailureRefill. Clients are told apart
-	// by the connection's address, never by X-Forwarded-For. 0 means
+	// by the connection's address, never by X-Forwarded-For. Credentials
+	// that authenticated successfully within the last hour, from any
+	// address, are still looked up and served. 0 means
 	// DefaultAuthFailureLimit; negative turns the limit off.
 	AuthFailureLimit int
 	// AuthFailureRefill is how often one failed authentication is forgiven;

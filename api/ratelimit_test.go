@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -96,7 +98,8 @@ func clientFrom(t *testing.T, local string) *http.Client {
 
 // TestAuthRateLimit: after DefaultAuthFailureLimit failed authentications a
 // client's requests with credentials answer 429 with Retry-After, even with
-// a right key, without the key being looked up; X-Forwarded-For does not
+// a right key that never authenticated, without the key being looked up (a
+// key that did is served: TestAuthLimitProvenCredentials); X-Forwarded-For does not
 // change who the client is; another address is not affected; successful
 // requests cost nothing; once Retry-After has passed the client is heard
 // again, for one failure per second. Both listeners are limited, each on
@@ -112,10 +115,13 @@ func TestAuthRateLimit(t *testing.T) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	adminAuth := []string{"Authorization", "Bearer " + openAPIAdminToken}
-	key := jsonData(t, admin, "POST", "/admin/v1/accounts", `{"name":"limited"}`, 201, adminAuth...)["api_key"].(string)
+	d := jsonData(t, admin, "POST", "/admin/v1/accounts", `{"name":"limited"}`, 201, adminAuth...)
+	key := d["api_key"].(string)
 	good := []string{"Authorization", "Bearer " + key}
+	// A right key that has not authenticated yet when the client is limited.
+	fresh := []string{"Authorization", "Bearer " + jsonData(t, admin, "POST", fmt.Sprintf("/admin/v1/accounts/%d/keys", int64(d["id"].(float64))), "", 201, adminAuth...)["api_key"].(string)}
 	wrong := func(i int) []string { return []string{"Authorization", fmt.Sprintf("Bearer nhk_wrong%04d", i)} }
-	requests := 1
+	requests := 2 // the account and the fresh key
 	ex := func(srv *httptest.Server, method, path, body string, header ...string) (*http.Response, []byte) {
 		t.Helper()
 		requests++
@@ -167,8 +173,8 @@ func TestAuthRateLimit(t *testing.T) {
 	if secs != 1 {
 		t.Fatalf("Retry-After %d, want 1 (one failure is forgiven per second)", secs)
 	}
-	wantLimited(status(public, good...)) // the right key waits too
-	wantLimited(status(public, append(good, "X-Forwarded-For", "198.51.100.7")...))
+	wantLimited(status(public, fresh...)) // a right key that never authenticated waits too
+	wantLimited(status(public, append(fresh, "X-Forwarded-For", "198.51.100.7")...))
 	// The dashboard's probes and the document need no credentials.
 	res, raw = ex(public, "GET", "/healthz", "")
 	want(res, raw, http.StatusOK, "/healthz while limited")
@@ -182,16 +188,18 @@ func TestAuthRateLimit(t *testing.T) {
 	// Another address is not affected.
 	other := clientFrom(t, "127.0.0.2")
 	requests++
-	res, raw = exchangeVia(t, other, public, "GET", "/api/v1/webhooks", "", good...)
-	want(res, raw, http.StatusOK, "the right key from another address")
+	res, raw = exchangeVia(t, other, public, "GET", "/api/v1/webhooks", "", fresh...)
+	want(res, raw, http.StatusOK, "a right key from another address")
 
-	// The admin listener counts on its own, and limits the right token too.
+	// The admin listener counts on its own, and still serves its token,
+	// which authenticated before (creating the account).
 	for i := range DefaultAuthFailureLimit {
 		res, raw = ex(admin, "POST", "/admin/v1/accounts", `{"name":"x"}`, wrong(i)...)
 		want(res, raw, http.StatusUnauthorized, "a wrong admin token")
 	}
+	wantLimited(ex(admin, "POST", "/admin/v1/accounts", `{"name":"x"}`, wrong(99)...))
 	res, raw = ex(admin, "POST", "/admin/v1/accounts", `{"name":"x"}`, adminAuth...)
-	wantLimited(res, raw) // the admin token after 20 failures
+	want(res, raw, http.StatusCreated, "the admin token after 20 failures")
 
 	// Once Retry-After has passed, one failure is allowed again.
 	clock.advance(time.Duration(secs) * time.Second)
@@ -265,9 +273,10 @@ func TestAuthLimiterRetryAfter(t *testing.T) {
 }
 
 // TestAuthLimiterBounded: the limiter never tracks more clients than its
-// cap, keeps the most recent limited client when it must drop one, drops
-// clients that are no longer limited first, and forgets everyone once they
-// have been quiet long enough to refill.
+// cap, and clients beyond it are limited too (by the overflow bucket,
+// TestAuthLimiterFlood); it drops clients that are no longer limited to
+// make room, and forgets everyone once they have been quiet long enough to
+// refill.
 func TestAuthLimiterBounded(t *testing.T) {
 	t.Parallel()
 	clock := newTestClock()
@@ -316,8 +325,9 @@ func TestAuthLimiterBounded(t *testing.T) {
 }
 
 // TestAuthLimiterMemory measures what the default cap of clients costs,
-// with twice as many clients failing, and holds it under 8 MiB. Not
-// parallel, so that the heap measured is this test's.
+// with twice as many clients failing, and holds it under 8 MiB; then the
+// same for the proven credentials, with twice their cap authenticating.
+// Not parallel, so that the heap measured is this test's.
 func TestAuthLimiterMemory(t *testing.T) {
 	clock := newTestClock()
 	ctx := context.Background()
@@ -339,7 +349,122 @@ func TestAuthLimiterMemory(t *testing.T) {
 	if heap > 8<<20 {
 		t.Fatalf("the limiter holds %d bytes for %d clients, want under 8 MiB", heap, n)
 	}
+
 	runtime.KeepAlive(l)
+
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	l = newAuthLimiter(Config{}, clock.now, slog.New(slog.DiscardHandler))
+	for i := range 2 * authProvenMax {
+		tk, _, ok := l.admit("192.0.2.1", sha256.Sum256(fmt.Appendf(nil, "nhk_key%d", i)))
+		if !ok {
+			t.Fatalf("credential %d refused", i)
+		}
+		l.done(ctx, tk, nil)
+		clock.advance(time.Millisecond)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	l.mu.Lock()
+	n = len(l.proven.at)
+	l.mu.Unlock()
+	if n != authProvenMax {
+		t.Fatalf("%d proven credentials after %d, want the cap %d", n, 2*authProvenMax, authProvenMax)
+	}
+	heap = int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("rate limiter: %d proven credentials (cap), heap %.2f MiB, %d bytes a credential", n, float64(heap)/(1<<20), heap/int64(n))
+	if heap > 4<<20 {
+		t.Fatalf("the limiter holds %d bytes for %d proven credentials, want under 4 MiB", heap, n)
+	}
+	runtime.KeepAlive(l)
+}
+
+// TestAuthProvenSet: the proven credentials expire authProvenTTL after
+// their last success, and at the cap the least recently successful goes
+// first (the probe sees the whole of a small set).
+func TestAuthProvenSet(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	p := provenSet{ttl: time.Hour, max: 4, at: map[credential]int64{}}
+	cred := func(i int) credential { return sha256.Sum256(fmt.Appendf(nil, "nhk_%d", i)) }
+	for i := range 4 {
+		p.add(cred(i), clock.now())
+		clock.advance(time.Minute)
+	}
+	p.add(cred(0), clock.now()) // used again: now the most recent
+	p.add(cred(4), clock.now()) // full: the oldest, 1, goes
+	for i, want := range []bool{true, false, true, true, true} {
+		if got := p.has(cred(i), clock.now()); got != want {
+			t.Errorf("credential %d proven: %v, want %v", i, got, want)
+		}
+	}
+	if len(p.at) != 4 {
+		t.Fatalf("%d credentials, cap 4", len(p.at))
+	}
+	clock.advance(time.Hour - time.Minute)
+	if p.has(cred(2), clock.now()) || !p.has(cred(0), clock.now()) {
+		t.Fatal("a credential outlived its hour since its last success, or one did not reach it")
+	}
+	p.forget(cred(0))
+	if p.has(cred(0), clock.now()) {
+		t.Fatal("a forgotten credential is still proven")
+	}
+}
+
+// TestAuthLimiterTickets: an authentication holds a token while it runs
+// and gives it back unless it fails, also when it panics; a proven
+// credential holds none, and a failure forgets it.
+func TestAuthLimiterTickets(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	ctx := context.Background()
+	l := newAuthLimiter(Config{AuthFailureLimit: 2}, clock.now, slog.New(slog.DiscardHandler))
+	const client = "192.0.2.1"
+	key, other := sha256.Sum256([]byte("nhk_right")), sha256.Sum256([]byte("nhk_other"))
+	t1, _, ok1 := l.admit(client, key)
+	t2, _, ok2 := l.admit(client, other)
+	if !ok1 || !ok2 {
+		t.Fatal("the first two authentications were refused")
+	}
+	if _, secs, ok := l.admit(client, credential{}); ok || secs < 1 {
+		t.Fatalf("a third authentication while two hold the 2 tokens: admitted %v, Retry-After %d", ok, secs)
+	}
+	l.done(ctx, t1, nil) // a success gives its token back and proves the key
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic of authenticate was swallowed")
+			}
+		}()
+		l.settle(ctx, t2, func() (*http.Request, error) { panic("a bug in authenticate") })
+	}()
+	// A storage outage gives its token back too.
+	t3, _, ok := l.admit(client, other)
+	if !ok {
+		t.Fatal("refused after a success and a panic gave their tokens back")
+	}
+	l.done(ctx, t3, errors.New("storage unavailable"))
+	// Two failures spend the allowance.
+	for i := range 2 {
+		tk, _, ok := l.admit(client, other)
+		if !ok {
+			t.Fatalf("failure %d refused: a token was lost", i+1)
+		}
+		l.done(ctx, tk, errUnauthorized)
+	}
+	if _, _, ok := l.admit(client, other); ok {
+		t.Fatal("admitted after 2 failures of 2")
+	}
+	// The proven key is still admitted, holding no token; when it fails
+	// (revoked) it is forgotten and waits like the rest.
+	tk, _, ok := l.admit(client, key)
+	if !ok || tk.b != nil {
+		t.Fatalf("the proven key from a limited client: admitted %v, holding a token %v", ok, tk.b != nil)
+	}
+	l.done(ctx, tk, errUnauthorized)
+	if _, _, ok := l.admit(client, key); ok {
+		t.Fatal("the proven key is still admitted after it failed")
+	}
 }
 
 // TestClientOf: clients are told apart by the connection's address; an
@@ -363,5 +488,248 @@ func TestClientOf(t *testing.T) {
 		if got := clientOf(r); got != want {
 			t.Errorf("RemoteAddr %q: client %q, want %q", remote, got, want)
 		}
+	}
+}
+
+// TestAuthLimitProvenCredentials: behind a reverse proxy every customer
+// shares one address, so a guesser (or a cron job with a revoked key) gets
+// it limited for all. Credentials that authenticated before, from any
+// address, are still looked up and served from a limited address; a
+// guessed key, and a right key that never authenticated, wait without a
+// lookup; a revoked key that had authenticated is looked up once more,
+// answers 401 and then waits like the rest. The admin token likewise.
+func TestAuthLimitProvenCredentials(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	var counted *countingStore
+	public, admin := startAPIs(t, func(c *Config) {
+		counted = &countingStore{Store: c.Store}
+		c.Store, c.Now = counted, clock.now
+	})
+	adminAuth := []string{"Authorization", "Bearer " + openAPIAdminToken}
+	d := jsonData(t, admin, "POST", "/admin/v1/accounts", `{"name":"proxied"}`, 201, adminAuth...)
+	acct, used := int64(d["id"].(float64)), d["api_key"].(string)
+	newKey := func() (string, int64) {
+		d := jsonData(t, admin, "POST", fmt.Sprintf("/admin/v1/accounts/%d/keys", acct), "", 201, adminAuth...)
+		return d["api_key"].(string), int64(d["id"].(float64))
+	}
+	unused, _ := newKey()
+	revoked, revokedID := newKey()
+	bearerOf := func(key string) []string { return []string{"Authorization", "Bearer " + key} }
+	status := func(srv *httptest.Server, method, path, body string, key string) int {
+		t.Helper()
+		res, _ := exchange(t, srv, method, path, body, bearerOf(key)...)
+		return res.StatusCode
+	}
+	list := func(key string) int {
+		t.Helper()
+		return status(public, "GET", "/api/v1/webhooks", "", key)
+	}
+
+	// Two customers' keys authenticate, then one is revoked.
+	for _, k := range []string{used, revoked} {
+		if got := list(k); got != http.StatusOK {
+			t.Fatalf("a new key: %d, want 200", got)
+		}
+	}
+	if got := status(admin, "DELETE", fmt.Sprintf("/admin/v1/accounts/%d/keys/%d", acct, revokedID), "", openAPIAdminToken); got != http.StatusOK {
+		t.Fatalf("revoke a key: %d", got)
+	}
+	// Someone behind the same proxy guesses until the address is limited.
+	for i := range DefaultAuthFailureLimit {
+		if got := list(fmt.Sprintf("nhk_guess%04d", i)); got != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d, want 401", i, got)
+		}
+	}
+	before := counted.lookups.Load()
+	if got := list("nhk_guess9999"); got != http.StatusTooManyRequests {
+		t.Fatalf("a guess from the limited address: %d, want 429", got)
+	}
+	if got := list(unused); got != http.StatusTooManyRequests {
+		t.Fatalf("a right key that never authenticated, from the limited address: %d, want 429", got)
+	}
+	if n := counted.lookups.Load() - before; n != 0 {
+		t.Fatalf("%d key lookups for unproven credentials while limited, want none", n)
+	}
+	for range 5 {
+		if got := list(used); got != http.StatusOK {
+			t.Fatalf("a key that authenticated before, from the limited address: %d, want 200", got)
+		}
+	}
+	if n := counted.lookups.Load() - before; n != 5 {
+		t.Fatalf("%d key lookups for the proven key, want 5", n)
+	}
+	// The revoked key is looked up once, refused, and forgotten.
+	if got := list(revoked); got != http.StatusUnauthorized {
+		t.Fatalf("a revoked key that had authenticated: %d, want 401", got)
+	}
+	if got := list(revoked); got != http.StatusTooManyRequests {
+		t.Fatalf("the revoked key again: %d, want 429", got)
+	}
+	if n := counted.lookups.Load() - before; n != 6 {
+		t.Fatalf("%d key lookups, want 6 (5 for the proven key, 1 for the revoked one)", n)
+	}
+
+	// The admin listener: its token authenticated above, so it outlives a
+	// guesser; a guess does not.
+	for i := range DefaultAuthFailureLimit {
+		if got := status(admin, "POST", "/admin/v1/accounts", `{"name":"x"}`, fmt.Sprintf("guess%d", i)); got != http.StatusUnauthorized {
+			t.Fatalf("admin guess %d: %d, want 401", i, got)
+		}
+	}
+	if got := status(admin, "POST", "/admin/v1/accounts", `{"name":"x"}`, "guess-again"); got != http.StatusTooManyRequests {
+		t.Fatalf("an admin guess from the limited address: %d, want 429", got)
+	}
+	if got := status(admin, "POST", "/admin/v1/accounts", `{"name":"still-served"}`, openAPIAdminToken); got != http.StatusCreated {
+		t.Fatalf("the admin token, which authenticated before, from the limited address: %d, want 201", got)
+	}
+}
+
+// gatedStore is the real store whose key lookups wait at a gate until the
+// test opens it, so that every request of a burst is in the server at once.
+type gatedStore struct {
+	store.Store
+	entered chan struct{} // one value per lookup that reached the gate
+	gate    chan struct{} // closed by the test
+}
+
+func (s *gatedStore) APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error) {
+	s.entered <- struct{}{}
+	<-s.gate
+	return s.Store.APIKeyByHash(ctx, hash)
+}
+
+// TestAuthLimitConcurrentGuesses: wrong keys sent all at once cannot
+// outrun the limit. Each lookup holds one of the client's tokens until its
+// answer is known, so however many requests arrive together, at most
+// DefaultAuthFailureLimit keys are looked up; the rest answer 429 at once.
+// The lookups wait at a gate that opens only when every request is either
+// inside a lookup or answered: no timing is involved, and without the
+// limit every request would be inside a lookup.
+func TestAuthLimitConcurrentGuesses(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	gated := &gatedStore{entered: make(chan struct{}, n), gate: make(chan struct{})}
+	opened := false
+	open := func() {
+		if !opened {
+			opened = true
+			close(gated.gate)
+		}
+	}
+	t.Cleanup(open) // never leave a handler waiting
+	public, _ := startAPIs(t, func(c *Config) {
+		gated.Store = c.Store
+		c.Store, c.Now = gated, newTestClock().now
+	})
+	client := public.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = n
+	answered := make(chan int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			req, err := http.NewRequest("GET", public.URL+"/api/v1/webhooks", nil)
+			if err != nil {
+				t.Error(err)
+				answered <- 0
+				return
+			}
+			req.Header.Set("Authorization", fmt.Sprintf("Bearer nhk_concurrent%04d", i))
+			res, err := client.Do(req)
+			if err != nil {
+				t.Error(err)
+				answered <- 0
+				return
+			}
+			res.Body.Close()
+			if res.StatusCode == http.StatusTooManyRequests {
+				if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err != nil || secs < 1 {
+					t.Errorf("429 with Retry-After %q", res.Header.Get("Retry-After"))
+				}
+			}
+			answered <- res.StatusCode
+		})
+	}
+	close(start)
+	codes := map[int]int{}
+	inside, done := 0, 0
+	for done < n {
+		if inside+done == n {
+			open() // every request is looked up or answered
+		}
+		select {
+		case <-gated.entered:
+			inside++
+		case code := <-answered:
+			codes[code]++
+			done++
+		case <-time.After(time.Minute):
+			open()
+			wg.Wait()
+			t.Fatalf("stuck: %d lookups, %d answers of %d", inside, done, n)
+		}
+	}
+	wg.Wait()
+	t.Logf("concurrent guesses: %d requests at once, %d key lookups (limit %d), answers %v", n, inside, DefaultAuthFailureLimit, codes)
+	if inside > DefaultAuthFailureLimit {
+		t.Fatalf("%d wrong keys looked up from one client sending %d at once, want at most %d", inside, n, DefaultAuthFailureLimit)
+	}
+	if codes[http.StatusUnauthorized] != inside || codes[http.StatusTooManyRequests] != n-inside {
+		t.Fatalf("answers %v, want %d × 401 (one per lookup) and the rest 429", codes, inside)
+	}
+}
+
+// TestAuthLimiterFlood: an attacker with more addresses than the limiter
+// tracks (IPv6 /64s are cheap) cannot get limited clients dropped to start
+// afresh. Limited clients stay; new clients beyond the cap share one
+// overflow bucket, so the flood as a whole is limited once it is spent,
+// and memory stays at the cap.
+func TestAuthLimiterFlood(t *testing.T) {
+	t.Parallel()
+	const capacity = 3
+	clock := newTestClock()
+	ctx := context.Background()
+	l := newAuthLimiter(Config{AuthFailureClients: capacity}, clock.now, slog.New(slog.DiscardHandler))
+	limited := func(c string) bool {
+		_, lim := l.retryAfter(c)
+		return lim
+	}
+	for i := range capacity {
+		c := fmt.Sprintf("2001:db8:%x::/64", i)
+		for range DefaultAuthFailureLimit {
+			l.fail(ctx, c)
+		}
+	}
+	// The next address fails its allowance (the overflow's) and is limited.
+	for range DefaultAuthFailureLimit {
+		l.fail(ctx, "2001:db8:ff::/64")
+	}
+	if !limited("2001:db8:ff::/64") {
+		t.Fatal("a client beyond the cap is not limited after its failures")
+	}
+	// Every later address finds the overflow spent, and no limited client
+	// was dropped to make room.
+	for i := range 1000 {
+		c := fmt.Sprintf("2001:db8:1:%x::/64", i)
+		if !limited(c) {
+			t.Fatalf("new client %d of a flood beyond the cap is not limited", i)
+		}
+		l.fail(ctx, c)
+	}
+	for i := range capacity {
+		if c := fmt.Sprintf("2001:db8:%x::/64", i); !limited(c) {
+			t.Fatalf("limited client %s was dropped during the flood", c)
+		}
+	}
+	if n := l.tracked(); n > capacity {
+		t.Fatalf("tracked %d clients, cap %d", n, capacity)
+	}
+	// Once the tracked clients have refilled, a new client has a bucket
+	// of its own again.
+	clock.advance(max(authSweepEvery, DefaultAuthFailureLimit*DefaultAuthFailureRefill) + time.Second)
+	if limited("2001:db8:2:1::/64") {
+		t.Fatal("a new client is limited after the flood refilled")
 	}
 }

@@ -98,7 +98,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long SIGTERM lets attempts in flight finish before the rest go back to the queue")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
-	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance")
+	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance (credentials that authenticated in the last hour are still served)")
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
