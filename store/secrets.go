@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nanohook/nanohook"
@@ -311,4 +312,28 @@ func (c *SecretCheck) Err() error {
 	}
 	return fmt.Errorf("%w for %d endpoint(s) (ids %s%s): %s", ErrSecretSealed, c.rows,
 		strings.Join(ids, ", "), more, strings.Join(parts, "; "))
+}
+
+// Secrets is a store's keyring, swapped atomically: each driver keeps one
+// and goes through it for every secret it writes or reads.
+type Secrets struct{ k atomic.Pointer[Keyring] }
+
+// Set replaces the keyring; nil stores new secrets as plaintext and refuses
+// sealed ones.
+func (s *Secrets) Set(k *Keyring) { s.k.Store(k) }
+
+// Keyring is the keyring now in use (nil: none).
+func (s *Secrets) Keyring() *Keyring { return s.k.Load() }
+
+// Seal is the stored form of a secret about to be written.
+func (s *Secrets) Seal(secret string) (string, error) { return s.k.Load().Seal(secret) }
+
+// Open is the plaintext of an endpoint's stored secret, with the endpoint
+// named in the error.
+func (s *Secrets) Open(endpointID int64, stored string) (string, error) {
+	plain, err := s.k.Load().Open(stored)
+	if err != nil {
+		return "", fmt.Errorf("endpoint %d: %w", endpointID, err)
+	}
+	return plain, nil
 }

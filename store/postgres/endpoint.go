@@ -35,7 +35,7 @@ const failPendingOfEndpointSQL = `UPDATE deliveries
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
-	sealed, err := s.seal(p.Secret)
+	sealed, err := s.secrets.Seal(p.Secret)
 	if err != nil {
 		return nanohook.Endpoint{}, fmt.Errorf("postgres: create endpoint: %w", err)
 	}

@@ -31,7 +31,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,9 +98,9 @@ type Store struct {
 	// fields.
 	now func() time.Time
 
-	// keyring seals endpoint secrets on write and opens them on read; nil
+	// secrets seals endpoint secrets on write and opens them on read; nil
 	// stores them as plaintext. See SetKeyring (secrets.go).
-	keyring atomic.Pointer[store.Keyring]
+	secrets store.Secrets
 
 	// Close stops running ListenDue loops before closing the pool, so that
 	// after Close no connection of this Store is left open.

@@ -28,22 +28,7 @@ const resealPasses = 5
 // on read; nil stores new secrets as plaintext and refuses sealed ones. It
 // is meant to be called once, right after Open; it is safe at any time.
 // Every node sharing the database needs keys that open every row.
-func (s *Store) SetKeyring(k *store.Keyring) { s.keyring.Store(k) }
-
-// seal is the stored form of a secret about to be written.
-func (s *Store) seal(secret string) (string, error) {
-	return s.keyring.Load().Seal(secret)
-}
-
-// openSecret is the plaintext of a stored secret, with the endpoint named in
-// the error.
-func (s *Store) openSecret(endpointID int64, stored string) (string, error) {
-	plain, err := s.keyring.Load().Open(stored)
-	if err != nil {
-		return "", fmt.Errorf("endpoint %d: %w", endpointID, err)
-	}
-	return plain, nil
-}
+func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
 // readEndpoint is scanEndpoint with the secret opened.
 func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
@@ -51,7 +36,7 @@ func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
 	if err != nil {
 		return e, err
 	}
-	if e.Secret, err = s.openSecret(e.ID, e.Secret); err != nil {
+	if e.Secret, err = s.secrets.Open(e.ID, e.Secret); err != nil {
 		return nanohook.Endpoint{}, err
 	}
 	return e, nil
@@ -89,7 +74,7 @@ func secretsAfter(ctx context.Context, q interface {
 // batch takes a connection of its own, so that a large table is not one
 // call: a call is cut at callTimeout, and serve would refuse to start.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	check := s.keyring.Load().NewSecretCheck()
+	check := s.secrets.Keyring().NewSecretCheck()
 	for after := int64(0); ; {
 		batch, err := s.secretsBatch(ctx, after)
 		if err != nil {
@@ -125,7 +110,7 @@ func (s *Store) secretsBatch(ctx context.Context, after int64) ([]storedSecrets,
 // COMMITTED the UPDATE re-checks that against the latest committed row), so
 // a concurrent rotation always wins and its row is read again.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
-	k := s.keyring.Load()
+	k := s.secrets.Keyring()
 	if k == nil {
 		return 0, fmt.Errorf("postgres: reseal secrets: %s is not set: there is no key to encrypt with", store.KeySetting)
 	}
@@ -215,8 +200,8 @@ func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.Claim
 	kept := out[:0]
 	for _, cd := range out {
 		var err1, err2 error
-		cd.Secret, err1 = s.openSecret(cd.EndpointID, cd.Secret)
-		cd.PreviousSecret, err2 = s.openSecret(cd.EndpointID, cd.PreviousSecret)
+		cd.Secret, err1 = s.secrets.Open(cd.EndpointID, cd.Secret)
+		cd.PreviousSecret, err2 = s.secrets.Open(cd.EndpointID, cd.PreviousSecret)
 		if err1 != nil || err2 != nil {
 			ids, tokens = append(ids, cd.DeliveryID), append(tokens, cd.Token)
 			continue
@@ -244,8 +229,8 @@ func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.Claim
 // gets the generic reason; the caller gets the detail in the error.
 func (s *Store) openTestSecrets(ctx context.Context, c *conn, cd *store.ClaimedDelivery, now time.Time) error {
 	var err error
-	if cd.Secret, err = s.openSecret(cd.EndpointID, cd.Secret); err == nil {
-		cd.PreviousSecret, err = s.openSecret(cd.EndpointID, cd.PreviousSecret)
+	if cd.Secret, err = s.secrets.Open(cd.EndpointID, cd.Secret); err == nil {
+		cd.PreviousSecret, err = s.secrets.Open(cd.EndpointID, cd.PreviousSecret)
 	}
 	if err == nil {
 		return nil

@@ -85,8 +85,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			// node's keyring, a corrupt row) holds back only its own
 			// delivery: see postponeUnopened.
 			var err1, err2 error
-			c.Secret, err1 = s.openSecret(c.EndpointID, c.Secret)
-			c.PreviousSecret, err2 = s.openSecret(c.EndpointID, c.PreviousSecret)
+			c.Secret, err1 = s.secrets.Open(c.EndpointID, c.Secret)
+			c.PreviousSecret, err2 = s.secrets.Open(c.EndpointID, c.PreviousSecret)
 			if err1 != nil || err2 != nil {
 				unopened = append(unopened, c.DeliveryID)
 				continue

@@ -21,7 +21,7 @@ const endpointColumns = `id, account_id, url, events, status, description, disab
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
-	sealed, err := s.seal(p.Secret)
+	sealed, err := s.secrets.Seal(p.Secret)
 	if err != nil {
 		return nanohook.Endpoint{}, fmt.Errorf("sqlite: create endpoint: %w", err)
 	}

@@ -24,22 +24,7 @@ const resealPasses = 5
 // SetKeyring sets the keys that seal endpoint secrets on write and open them
 // on read; nil stores new secrets as plaintext and refuses sealed ones. It
 // is meant to be called once, right after Open; it is safe at any time.
-func (s *Store) SetKeyring(k *store.Keyring) { s.keyring.Store(k) }
-
-// seal is the stored form of a secret about to be written.
-func (s *Store) seal(secret string) (string, error) {
-	return s.keyring.Load().Seal(secret)
-}
-
-// openSecret is the plaintext of a stored secret, with the endpoint named in
-// the error.
-func (s *Store) openSecret(endpointID int64, stored string) (string, error) {
-	plain, err := s.keyring.Load().Open(stored)
-	if err != nil {
-		return "", fmt.Errorf("endpoint %d: %w", endpointID, err)
-	}
-	return plain, nil
-}
+func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
 // readEndpoint is scanEndpoint with the secret opened.
 func (s *Store) readEndpoint(r scanner) (nanohook.Endpoint, error) {
@@ -47,7 +32,7 @@ func (s *Store) readEndpoint(r scanner) (nanohook.Endpoint, error) {
 	if err != nil {
 		return e, err
 	}
-	if e.Secret, err = s.openSecret(e.ID, e.Secret); err != nil {
+	if e.Secret, err = s.secrets.Open(e.ID, e.Secret); err != nil {
 		return nanohook.Endpoint{}, err
 	}
 	return e, nil
@@ -85,7 +70,7 @@ func secretsAfter(ctx context.Context, q interface {
 // batches on the read pool so that a large table holds no snapshot for
 // long.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	check := s.keyring.Load().NewSecretCheck()
+	check := s.secrets.Keyring().NewSecretCheck()
 	for after := int64(0); ; {
 		batch, err := secretsAfter(ctx, s.reader, after)
 		if err != nil {
@@ -104,7 +89,7 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 // ResealSecrets seals under the primary key every secret that is plaintext
 // or sealed under another key, one write transaction per batch.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
-	k := s.keyring.Load()
+	k := s.secrets.Keyring()
 	if k == nil {
 		return 0, fmt.Errorf("sqlite: reseal secrets: %s is not set: there is no key to encrypt with", store.KeySetting)
 	}

@@ -59,9 +59,9 @@ type Store struct {
 	// fields.
 	now func() time.Time
 
-	// keyring seals endpoint secrets on write and opens them on read; nil
+	// secrets seals endpoint secrets on write and opens them on read; nil
 	// stores them as plaintext. See SetKeyring (secrets.go).
-	keyring atomic.Pointer[store.Keyring]
+	secrets store.Secrets
 }
 
 // Open opens the database file at path, creating it if needed, and applies

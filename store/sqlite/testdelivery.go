@@ -53,10 +53,10 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 		}
 		// A secret that cannot be opened rolls the whole ping back: nothing
 		// is left behind that the engine could not send either.
-		if c.Secret, err = s.openSecret(p.EndpointID, c.Secret); err != nil {
+		if c.Secret, err = s.secrets.Open(p.EndpointID, c.Secret); err != nil {
 			return wrap("create test delivery", err)
 		}
-		if c.PreviousSecret, err = s.openSecret(p.EndpointID, c.PreviousSecret); err != nil {
+		if c.PreviousSecret, err = s.secrets.Open(p.EndpointID, c.PreviousSecret); err != nil {
 			return wrap("create test delivery", err)
 		}
 
