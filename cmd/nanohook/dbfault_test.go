@@ -32,8 +32,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
@@ -56,78 +54,7 @@ const (
 // application_name of their own, so that only they are ever terminated.
 func newFaultCluster(t *testing.T, via func(dbURL string) string) *cluster {
 	t.Helper()
-	base := testPostgresURL(t)
-	c := &cluster{endpointPaths: map[int64]string{}}
-	dir, err := os.MkdirTemp("", "nanohook-"+strings.ReplaceAll(t.Name(), "/", "_")+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.logDir = dir
-	t.Cleanup(func() {
-		if !t.Failed() {
-			os.RemoveAll(dir)
-			return
-		}
-		for _, n := range c.nodes {
-			t.Logf("%s (node id %q):\n%s", n.name, n.id, n.logTail(60))
-		}
-		t.Logf("node logs are kept in %s", dir)
-	})
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, withoutPoolParams(t, base))
-	if err != nil {
-		t.Fatalf("connect to NANOHOOK_TEST_POSTGRES_URL: %v", err)
-	}
-	c.schema = "nh_df_" + randomHex(t, 6)
-	ident := pgx.Identifier{c.schema}.Sanitize()
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+ident); err != nil {
-		conn.Close(ctx)
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+ident+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", c.schema, err)
-		}
-		conn.Close(ctx)
-	})
-	if _, err := conn.Exec(ctx, "SET search_path TO "+ident); err != nil {
-		t.Fatal(err)
-	}
-	c.db = conn
-	c.dbURL = withParam(t, base, "search_path", c.schema)
-
-	c.rcv = newReceiver()
-	t.Cleanup(c.rcv.srv.Close)
-
-	addrs := freeAddrs(t, 2)
-	n := &nodeProc{
-		name: "node1", addr: addrs[0], adminAddr: addrs[1], logDir: dir,
-		env: childEnv("NANOHOOK_ADMIN_TOKEN=" + mnAdminToken),
-	}
-	db := withParam(t, c.dbURL, "application_name", c.appName(n))
-	if via != nil {
-		db = via(db)
-	}
-	n.args = append([]string{"serve", "--db", db, "--addr", n.addr, "--admin-addr", n.adminAddr}, mnServeFlags...)
-	c.nodes = []*nodeProc{n}
-	t.Cleanup(func() {
-		if err := n.kill(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := n.start(); err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer rcancel()
-	if err := n.waitReady(rctx); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return newClusterVia(t, 1, via)
 }
 
 // publishTry is one publish request and what came of it.

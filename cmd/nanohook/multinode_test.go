@@ -86,6 +86,13 @@ type cluster struct {
 // deployment), waiting until every node answers /healthz.
 func newCluster(t *testing.T, nodes int) *cluster {
 	t.Helper()
+	return newClusterVia(t, nodes, nil)
+}
+
+// newClusterVia is newCluster with every node's database URL passed through
+// via first, unless via is nil.
+func newClusterVia(t *testing.T, nodes int, via func(dbURL string) string) *cluster {
+	t.Helper()
 	base := testPostgresURL(t)
 	c := &cluster{endpointPaths: map[int64]string{}}
 
@@ -144,6 +151,9 @@ func newCluster(t *testing.T, nodes int) *cluster {
 			env: childEnv("NANOHOOK_ADMIN_TOKEN=" + mnAdminToken),
 		}
 		db := withParam(t, c.dbURL, "application_name", c.appName(n))
+		if via != nil {
+			db = via(db)
+		}
 		n.args = append([]string{"serve", "--db", db, "--addr", n.addr, "--admin-addr", n.adminAddr}, mnServeFlags...)
 		c.nodes = append(c.nodes, n)
 	}
