@@ -425,15 +425,17 @@ func clientOf(r *http.Request) string {
 // authenticated recently are the exception (authLimiter): they are
 // authenticated as usual, so that customers sharing a proxy's address are
 // not locked out by one of them. Requests without credentials are refused
-// with 401 as usual. Every 401 costs the client a token; other outcomes
-// (success, a storage outage) cost nothing. authenticate gets the bearer
+// with 401 as usual and cost nothing. Every other 401 costs the client a
+// token; other outcomes (success, a storage outage) cost nothing. authenticate gets the bearer
 // token and its SHA-256; a malformed Authorization header is a 401
 // without calling it.
 func (s *server) limitAuth(authenticate func(r *http.Request, token string, cred credential) (*http.Request, error), next apiFunc) apiFunc {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		client := clientOf(r)
 		if _, sent := r.Header["Authorization"]; !sent {
-			s.authLimit.fail(r.Context(), client)
+			// Nothing was guessed and nothing is looked up, so it costs
+			// nothing: behind a shared proxy, a crawler without credentials
+			// must not get every customer's new keys refused.
 			return errUnauthorized
 		}
 		token, ok := bearer(r)

@@ -733,3 +733,23 @@ func TestAuthLimiterFlood(t *testing.T) {
 		t.Fatal("a new client is limited after the flood refilled")
 	}
 }
+
+// TestAuthLimitIgnoresRequestsWithoutCredentials: a request with no
+// Authorization header guesses nothing and causes no lookup, so it costs
+// nothing. Behind a shared proxy, a crawler sending none must not get
+// every customer's not yet proven keys refused.
+func TestAuthLimitIgnoresRequestsWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	clock := newTestClock()
+	public, admin := startAPIs(t, func(c *Config) { c.Now = clock.now })
+	adminAuth := []string{"Authorization", "Bearer " + openAPIAdminToken}
+	key := jsonData(t, admin, "POST", "/admin/v1/accounts", `{"name":"crawled"}`, 201, adminAuth...)["api_key"].(string)
+	for i := range 3 * DefaultAuthFailureLimit {
+		if res, raw := exchange(t, public, "GET", "/api/v1/webhooks", ""); res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("request %d without credentials: %d %s, want 401", i, res.StatusCode, raw)
+		}
+	}
+	if res, raw := exchange(t, public, "GET", "/api/v1/webhooks", "", "Authorization", "Bearer "+key); res.StatusCode != http.StatusOK {
+		t.Fatalf("a right key after %d requests without credentials: %d %s, want 200", 3*DefaultAuthFailureLimit, res.StatusCode, raw)
+	}
+}
