@@ -57,6 +57,57 @@ func newFaultCluster(t *testing.T, via func(dbURL string) string) *cluster {
 	return newClusterVia(t, 1, via)
 }
 
+// faultRun is what every PostgreSQL fault test runs on: one node, one
+// account with one endpoint, and publishers running until the test ends;
+// ctx bounds the test.
+type faultRun struct {
+	c    *cluster
+	n    *nodeProc
+	acct testAccount
+	l    *faultLoad
+	ctx  context.Context
+	// stopLoad stops the publishers and waits for them; the test's cleanup
+	// calls it too.
+	stopLoad func()
+}
+
+// startFaultRun starts a faultRun whose node's database URL passes through
+// via (see newFaultCluster), with workers publishing.
+func startFaultRun(t *testing.T, via func(dbURL string) string, workers int) faultRun {
+	t.Helper()
+	r := faultRun{c: newFaultCluster(t, via)}
+	r.n = r.c.nodes[0]
+	r.acct = r.c.setupAccounts(t, 1, 1)[0]
+	r.l = newFaultLoad(t, r.n, r.acct.id, 1)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan struct{})
+	go func() { defer close(loadDone); r.l.run(loadCtx, workers, 10*time.Millisecond) }()
+	r.stopLoad = sync.OnceFunc(func() { stopLoad(); <-loadDone })
+	t.Cleanup(r.stopLoad)
+	return r
+}
+
+// startProxiedFaultRun is startFaultRun with a pgProxy between the node and
+// PostgreSQL.
+func startProxiedFaultRun(t *testing.T, workers int) (*pgProxy, faultRun) {
+	t.Helper()
+	var proxy *pgProxy
+	r := startFaultRun(t, func(dbURL string) string {
+		u, err := url.Parse(dbURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy = startPGProxy(t, u.Host)
+		u.Host = proxy.ln.Addr().String()
+		return u.String()
+	}, workers)
+	return proxy, r
+}
+
 // publishTry is one publish request and what came of it.
 type publishTry struct {
 	task       string
@@ -413,17 +464,8 @@ func TestPostgresTerminatedBackendsUnderLoad(t *testing.T) {
 		interval  = 150 * time.Millisecond // between two rounds of terminations
 		publishes = 30                     // acknowledged before and after the storm
 	)
-	c := newFaultCluster(t, nil)
-	n := c.nodes[0]
-	acct := c.setupAccounts(t, 1, 1)[0]
-	l := newFaultLoad(t, n, acct.id, 1)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan struct{})
-	go func() { defer close(loadDone); l.run(loadCtx, workers, 10*time.Millisecond) }()
-	t.Cleanup(func() { stopLoad(); <-loadDone })
+	r := startFaultRun(t, nil, workers)
+	c, n, acct, l, ctx := r.c, r.n, r.acct, r.l, r.ctx
 
 	l.waitAcked(t, ctx, publishes, time.Time{})
 
@@ -448,8 +490,7 @@ func TestPostgresTerminatedBackendsUnderLoad(t *testing.T) {
 
 	ready := waitReadyz(t, ctx, n.adminAddr)
 	firstAck := l.waitAcked(t, ctx, publishes, stormEnd)
-	stopLoad()
-	<-loadDone
+	r.stopLoad()
 
 	all := l.snapshot()
 	checkTries(t, all, false)
@@ -654,26 +695,8 @@ func TestPostgresOutageThroughProxy(t *testing.T) {
 		outage    = 5 * time.Second
 		publishes = 30
 	)
-	var proxy *pgProxy
-	c := newFaultCluster(t, func(dbURL string) string {
-		u, err := url.Parse(dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy = startPGProxy(t, u.Host)
-		u.Host = proxy.ln.Addr().String()
-		return u.String()
-	})
-	n := c.nodes[0]
-	acct := c.setupAccounts(t, 1, 1)[0]
-	l := newFaultLoad(t, n, acct.id, 1)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan struct{})
-	go func() { defer close(loadDone); l.run(loadCtx, workers, 10*time.Millisecond) }()
-	t.Cleanup(func() { stopLoad(); <-loadDone })
+	proxy, r := startProxiedFaultRun(t, workers)
+	c, n, acct, l, ctx := r.c, r.n, r.acct, r.l, r.ctx
 
 	l.waitAcked(t, ctx, publishes, time.Time{})
 
@@ -688,8 +711,7 @@ func TestPostgresOutageThroughProxy(t *testing.T) {
 
 	ready := waitReadyz(t, ctx, n.adminAddr)
 	firstAck := l.waitAcked(t, ctx, publishes, restoredAt)
-	stopLoad()
-	<-loadDone
+	r.stopLoad()
 
 	all := l.snapshot()
 	checkTries(t, all, true)
@@ -1082,26 +1104,8 @@ func TestPostgresStalledThroughProxy(t *testing.T) {
 		stall     = faultAnswerBound + 5*time.Second
 		publishes = 30
 	)
-	var proxy *pgProxy
-	c := newFaultCluster(t, func(dbURL string) string {
-		u, err := url.Parse(dbURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		proxy = startPGProxy(t, u.Host)
-		u.Host = proxy.ln.Addr().String()
-		return u.String()
-	})
-	n := c.nodes[0]
-	acct := c.setupAccounts(t, 1, 1)[0]
-	l := newFaultLoad(t, n, acct.id, 1)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	loadCtx, stopLoad := context.WithCancel(ctx)
-	loadDone := make(chan struct{})
-	go func() { defer close(loadDone); l.run(loadCtx, workers, 10*time.Millisecond) }()
-	t.Cleanup(func() { stopLoad(); <-loadDone })
+	proxy, r := startProxiedFaultRun(t, workers)
+	c, n, acct, l, ctx := r.c, r.n, r.acct, r.l, r.ctx
 
 	l.waitAcked(t, ctx, publishes, time.Time{})
 
@@ -1115,8 +1119,7 @@ func TestPostgresStalledThroughProxy(t *testing.T) {
 
 	ready := waitReadyz(t, ctx, n.adminAddr)
 	firstAck := l.waitAcked(t, ctx, publishes, resumedAt)
-	stopLoad()
-	<-loadDone
+	r.stopLoad()
 
 	all := l.snapshot()
 	checkTries(t, all, false)
