@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,18 +10,6 @@ import (
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
 )
-
-// secretBatch is how many endpoints one step of CheckSecrets or
-// ResealSecrets reads; a step of ResealSecrets is one short transaction, so
-// that it never holds many row locks while the API and the engines run.
-const secretBatch = 200
-
-// resealPasses bounds how often ResealSecrets goes over the table again
-// because rows changed under it: an endpoint rotated (on any node) between
-// its read and its compare-and-swap is read again in the next pass, since
-// rotating copied the old secret, perhaps sealed under an old key, into
-// previous_secret.
-const resealPasses = 5
 
 // SetKeyring sets the keys that seal endpoint secrets on write and open them
 // on read; nil stores new secrets as plaintext and refuses sealed ones. It
@@ -42,27 +29,22 @@ func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
 	return e, nil
 }
 
-// storedSecrets is one endpoint's secret columns as stored.
-type storedSecrets struct {
-	id               int64
-	secret, previous string
-}
-
-// secretsAfter reads the secret columns of up to secretBatch endpoints with
-// ids above after, deleted ones included: their secrets are at rest too.
+// secretsAfter reads the secret columns of up to store.SecretBatch
+// endpoints with ids above after, deleted ones included: their secrets are
+// at rest too.
 func secretsAfter(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, after int64) ([]storedSecrets, error) {
+}, after int64) ([]store.StoredSecrets, error) {
 	rows, err := q.Query(ctx, `SELECT id, secret, previous_secret FROM endpoints
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, secretBatch)
+		WHERE id > $1 ORDER BY id LIMIT $2`, after, store.SecretBatch)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []storedSecrets
+	var out []store.StoredSecrets
 	for rows.Next() {
-		var r storedSecrets
-		if err := rows.Scan(&r.id, &r.secret, &r.previous); err != nil {
+		var r store.StoredSecrets
+		if err := rows.Scan(&r.ID, &r.Secret, &r.Previous); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -74,111 +56,61 @@ func secretsAfter(ctx context.Context, q interface {
 // batch takes a connection of its own, so that a large table is not one
 // call: a call is cut at callTimeout, and serve would refuse to start.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	check := s.secrets.Keyring().NewSecretCheck()
-	for after := int64(0); ; {
-		batch, err := s.secretsBatch(ctx, after)
+	return store.CheckSecrets(ctx, s.secrets.Keyring(), func(ctx context.Context, after int64) ([]store.StoredSecrets, error) {
+		c, err := s.acquire(ctx, "check secrets")
 		if err != nil {
-			return err
+			return nil, err
 		}
-		for _, r := range batch {
-			check.Add(r.id, r.secret, r.previous)
+		defer c.Release()
+		batch, err := secretsAfter(ctx, c, after)
+		if err != nil {
+			return nil, wrap("check secrets", err)
 		}
-		if len(batch) < secretBatch {
-			return check.Err()
-		}
-		after = batch[len(batch)-1].id
-	}
-}
-
-// secretsBatch is secretsAfter on a connection of its own.
-func (s *Store) secretsBatch(ctx context.Context, after int64) ([]storedSecrets, error) {
-	c, err := s.acquire(ctx, "check secrets")
-	if err != nil {
-		return nil, err
-	}
-	defer c.Release()
-	batch, err := secretsAfter(ctx, c, after)
-	if err != nil {
-		return nil, wrap("check secrets", err)
-	}
-	return batch, nil
+		return batch, nil
+	})
 }
 
 // ResealSecrets seals under the primary key every secret that is plaintext
 // or sealed under another key, one transaction per batch. Each row is
 // swapped only if both its columns still hold what was read (under READ
 // COMMITTED the UPDATE re-checks that against the latest committed row), so
-// a concurrent rotation always wins and its row is read again.
+// a concurrent rotation on any node always wins and its row is read again
+// in the next pass.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
-	k := s.secrets.Keyring()
-	if k == nil {
-		return 0, fmt.Errorf("postgres: reseal secrets: %s is not set: there is no key to encrypt with", store.KeySetting)
-	}
-	total := 0
-	for range resealPasses {
-		check := k.NewSecretCheck()
-		missed := 0
-		for after := int64(0); ; {
-			var batch []storedSecrets
-			done, skipped := 0, 0 // counted into total and missed once committed
-			err := s.inTx(ctx, "reseal secrets", func(tx pgx.Tx) error {
-				var err error
-				if batch, err = secretsAfter(ctx, tx, after); err != nil {
-					return wrap("reseal secrets", err)
-				}
-				b := &pgx.Batch{}
-				for _, r := range batch {
-					secret, c1, err1 := k.Reseal(r.secret)
-					previous, c2, err2 := k.Reseal(r.previous)
-					if err1 != nil || err2 != nil {
-						check.Add(r.id, r.secret, r.previous)
-						continue
-					}
-					if !c1 && !c2 {
-						continue
-					}
-					// updated_at is left alone: nothing a customer sees
-					// changed.
-					b.Queue(`UPDATE endpoints SET secret = $1, previous_secret = $2
-						WHERE id = $3 AND secret = $4 AND previous_secret = $5`,
-						secret, previous, r.id, r.secret, r.previous)
-				}
-				if b.Len() == 0 {
-					return nil
-				}
-				br := tx.SendBatch(ctx, b)
-				for range b.Len() {
-					tag, err := br.Exec()
-					if err != nil {
-						_ = br.Close()
-						return wrap("reseal secrets", err)
-					}
-					if tag.RowsAffected() == 1 {
-						done++
-					} else {
-						skipped++
-					}
-				}
-				if err := br.Close(); err != nil {
-					return wrap("reseal secrets", err)
-				}
+	return store.ResealSecrets(ctx, "postgres", s.secrets.Keyring(), func(ctx context.Context, after int64, plan func([]store.StoredSecrets) []store.SecretSwap) (batch []store.StoredSecrets, swapped int, err error) {
+		err = s.inTx(ctx, "reseal secrets", func(tx pgx.Tx) error {
+			swapped = 0
+			var err error
+			if batch, err = secretsAfter(ctx, tx, after); err != nil {
+				return wrap("reseal secrets", err)
+			}
+			swaps := plan(batch)
+			if len(swaps) == 0 {
 				return nil
-			})
-			if err != nil {
-				return total, err
 			}
-			total += done
-			missed += skipped
-			if len(batch) < secretBatch {
-				break
+			b := &pgx.Batch{}
+			for _, w := range swaps {
+				// updated_at is left alone: nothing a customer sees changed.
+				b.Queue(`UPDATE endpoints SET secret = $1, previous_secret = $2
+					WHERE id = $3 AND secret = $4 AND previous_secret = $5`,
+					w.Secret, w.Previous, w.Old.ID, w.Old.Secret, w.Old.Previous)
 			}
-			after = batch[len(batch)-1].id
-		}
-		if missed == 0 {
-			return total, check.Err()
-		}
-	}
-	return total, fmt.Errorf("postgres: reseal secrets: endpoints kept changing during %d passes; run it again", resealPasses)
+			br := tx.SendBatch(ctx, b)
+			for range swaps {
+				tag, err := br.Exec()
+				if err != nil {
+					_ = br.Close()
+					return wrap("reseal secrets", err)
+				}
+				swapped += int(tag.RowsAffected())
+			}
+			if err := br.Close(); err != nil {
+				return wrap("reseal secrets", err)
+			}
+			return nil
+		})
+		return batch, swapped, err
+	})
 }
 
 // openClaimSecrets opens the secrets of a claim in place and returns the

@@ -3,23 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"fmt"
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
 )
-
-// secretBatch is how many endpoints one step of CheckSecrets or
-// ResealSecrets reads. A step of ResealSecrets is one write transaction:
-// small enough that the API and the engine barely notice it holding the
-// single writer, large enough that a big table takes few of them.
-const secretBatch = 200
-
-// resealPasses bounds how often ResealSecrets goes over the table again
-// because rows changed under it (a rotation between its read and its
-// write). SQLite's single writer makes that impossible here, but the
-// compare-and-swap is kept so both drivers behave alike.
-const resealPasses = 5
 
 // SetKeyring sets the keys that seal endpoint secrets on write and open them
 // on read; nil stores new secrets as plaintext and refuses sealed ones. It
@@ -38,27 +25,22 @@ func (s *Store) readEndpoint(r scanner) (nanohook.Endpoint, error) {
 	return e, nil
 }
 
-// storedSecrets is one endpoint's secret columns as stored.
-type storedSecrets struct {
-	id               int64
-	secret, previous string
-}
-
-// secretsAfter reads the secret columns of up to secretBatch endpoints with
-// ids above after, deleted ones included: their secrets are at rest too.
+// secretsAfter reads the secret columns of up to store.SecretBatch
+// endpoints with ids above after, deleted ones included: their secrets are
+// at rest too.
 func secretsAfter(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, after int64) ([]storedSecrets, error) {
+}, after int64) ([]store.StoredSecrets, error) {
 	rows, err := q.QueryContext(ctx, `SELECT id, secret, previous_secret FROM endpoints
-		WHERE id > ? ORDER BY id LIMIT ?`, after, secretBatch)
+		WHERE id > ? ORDER BY id LIMIT ?`, after, store.SecretBatch)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []storedSecrets
+	var out []store.StoredSecrets
 	for rows.Next() {
-		var r storedSecrets
-		if err := rows.Scan(&r.id, &r.secret, &r.previous); err != nil {
+		var r store.StoredSecrets
+		if err := rows.Scan(&r.ID, &r.Secret, &r.Previous); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -70,83 +52,43 @@ func secretsAfter(ctx context.Context, q interface {
 // batches on the read pool so that a large table holds no snapshot for
 // long.
 func (s *Store) CheckSecrets(ctx context.Context) error {
-	check := s.secrets.Keyring().NewSecretCheck()
-	for after := int64(0); ; {
+	return store.CheckSecrets(ctx, s.secrets.Keyring(), func(ctx context.Context, after int64) ([]store.StoredSecrets, error) {
 		batch, err := secretsAfter(ctx, s.reader, after)
 		if err != nil {
-			return wrap("check secrets", err)
+			return nil, wrap("check secrets", err)
 		}
-		for _, r := range batch {
-			check.Add(r.id, r.secret, r.previous)
-		}
-		if len(batch) < secretBatch {
-			return check.Err()
-		}
-		after = batch[len(batch)-1].id
-	}
+		return batch, nil
+	})
 }
 
 // ResealSecrets seals under the primary key every secret that is plaintext
-// or sealed under another key, one write transaction per batch.
+// or sealed under another key, one write transaction per batch. SQLite's
+// single writer means no rotation can come between a batch's read and its
+// write, but the swaps are compare-and-swap all the same, as on PostgreSQL.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
-	k := s.secrets.Keyring()
-	if k == nil {
-		return 0, fmt.Errorf("sqlite: reseal secrets: %s is not set: there is no key to encrypt with", store.KeySetting)
-	}
-	total := 0
-	for range resealPasses {
-		check := k.NewSecretCheck()
-		missed := 0
-		for after := int64(0); ; {
-			var batch []storedSecrets
-			done, skipped := 0, 0 // counted into total and missed once committed
-			err := s.inTx(ctx, "reseal secrets", func(tx *sql.Tx) error {
-				var err error
-				if batch, err = secretsAfter(ctx, tx, after); err != nil {
+	return store.ResealSecrets(ctx, "sqlite", s.secrets.Keyring(), func(ctx context.Context, after int64, plan func([]store.StoredSecrets) []store.SecretSwap) (batch []store.StoredSecrets, swapped int, err error) {
+		err = s.inTx(ctx, "reseal secrets", func(tx *sql.Tx) error {
+			swapped = 0 // counted afresh if inTx runs again
+			var err error
+			if batch, err = secretsAfter(ctx, tx, after); err != nil {
+				return wrap("reseal secrets", err)
+			}
+			for _, w := range plan(batch) {
+				// updated_at is left alone: nothing a customer sees changed.
+				res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secret = ?, previous_secret = ?
+					WHERE id = ? AND secret = ? AND previous_secret = ?`,
+					w.Secret, w.Previous, w.Old.ID, w.Old.Secret, w.Old.Previous)
+				if err != nil {
 					return wrap("reseal secrets", err)
 				}
-				for _, r := range batch {
-					secret, c1, err1 := k.Reseal(r.secret)
-					previous, c2, err2 := k.Reseal(r.previous)
-					if err1 != nil || err2 != nil {
-						check.Add(r.id, r.secret, r.previous)
-						continue
-					}
-					if !c1 && !c2 {
-						continue
-					}
-					// Compare-and-swap: only the values read above are
-					// replaced. updated_at is left alone: nothing a customer
-					// sees changed.
-					res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secret = ?, previous_secret = ?
-						WHERE id = ? AND secret = ? AND previous_secret = ?`,
-						secret, previous, r.id, r.secret, r.previous)
-					if err != nil {
-						return wrap("reseal secrets", err)
-					}
-					if n, err := res.RowsAffected(); err != nil {
-						return wrap("reseal secrets", err)
-					} else if n == 1 {
-						done++
-					} else {
-						skipped++
-					}
+				n, err := res.RowsAffected()
+				if err != nil {
+					return wrap("reseal secrets", err)
 				}
-				return nil
-			})
-			if err != nil {
-				return total, err
+				swapped += int(n)
 			}
-			total += done
-			missed += skipped
-			if len(batch) < secretBatch {
-				break
-			}
-			after = batch[len(batch)-1].id
-		}
-		if missed == 0 {
-			return total, check.Err()
-		}
-	}
-	return total, fmt.Errorf("sqlite: reseal secrets: endpoints kept changing during %d passes; run it again", resealPasses)
+			return nil
+		})
+		return batch, swapped, err
+	})
 }
