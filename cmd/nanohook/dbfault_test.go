@@ -690,9 +690,41 @@ func (p *pgProxy) close() {
 // 503; after the restore the node must serve 2xx again by itself, and
 // every acknowledged event must be stored and delivered.
 func TestPostgresOutageThroughProxy(t *testing.T) {
+	var closed int
+	runProxyFault(t, proxyFault{
+		what: "outage", length: 5 * time.Second, allowNoAnswer: true,
+		set: func(p *pgProxy, on bool) {
+			if on {
+				closed = p.setCut(true)
+			} else {
+				p.setCut(false)
+			}
+		},
+		report: func(p *pgProxy) string {
+			return fmt.Sprintf("the cut closed %d proxied connections; connections accepted %d, closed on arrival during the cut %d",
+				closed, p.accepted.Load(), p.refused.Load())
+		},
+	})
+}
+
+// proxyFault is one way for runProxyFault to take PostgreSQL away.
+type proxyFault struct {
+	what          string        // "outage", "stall": for messages
+	length        time.Duration // how long the fault lasts
+	set           func(p *pgProxy, on bool)
+	report        func(p *pgProxy) string // the proxy's own figures, logged
+	allowNoAnswer bool                    // see checkTries
+}
+
+// runProxyFault puts a node under publish load behind a pgProxy, applies
+// the fault for its length, and requires: every publish started and
+// answered during it failed (503 storage_unavailable, never a 2xx: the
+// database could not have stored it), /readyz said 503 half-way through,
+// the node recovered by itself within faultRecoverBound, and every
+// acknowledged event was stored and delivered.
+func runProxyFault(t *testing.T, f proxyFault) {
 	const (
 		workers   = 4
-		outage    = 5 * time.Second
 		publishes = 30
 	)
 	proxy, r := startProxiedFaultRun(t, workers)
@@ -700,45 +732,44 @@ func TestPostgresOutageThroughProxy(t *testing.T) {
 
 	l.waitAcked(t, ctx, publishes, time.Time{})
 
-	cutAt := time.Now()
-	closed := proxy.setCut(true)
-	cutDone := time.Now()
-	time.Sleep(outage / 2)
+	start := time.Now()
+	f.set(proxy, true)
+	applied := time.Now()
+	time.Sleep(f.length / 2)
 	midReady := readyStatus(n.adminAddr)
-	time.Sleep(outage - time.Since(cutAt))
-	restoredAt := time.Now()
-	proxy.setCut(false)
+	time.Sleep(f.length - time.Since(start))
+	ended := time.Now()
+	f.set(proxy, false)
 
 	ready := waitReadyz(t, ctx, n.adminAddr)
-	firstAck := l.waitAcked(t, ctx, publishes, restoredAt)
+	firstAck := l.waitAcked(t, ctx, publishes, ended)
 	r.stopLoad()
 
 	all := l.snapshot()
-	checkTries(t, all, true)
-	var inCut []publishTry
+	checkTries(t, all, f.allowNoAnswer)
+	var during []publishTry
 	for _, p := range all {
-		if p.start.After(cutDone) && p.end.Before(restoredAt) {
-			inCut = append(inCut, p)
+		if p.start.After(applied) && p.end.Before(ended) {
+			during = append(during, p)
 		}
 	}
-	cc := countTries(inCut)
-	t.Logf("outage: %v; the cut closed %d proxied connections; connections accepted %d, closed on arrival during the cut %d",
-		restoredAt.Sub(cutAt).Round(time.Millisecond), closed, proxy.accepted.Load(), proxy.refused.Load())
-	t.Logf("publishes started and answered during the outage: %s", summarizeTries(inCut))
+	dc := countTries(during)
+	t.Logf("%s: %v; %s", f.what, ended.Sub(start).Round(time.Millisecond), f.report(proxy))
+	t.Logf("publishes started and answered during the %s: %s", f.what, summarizeTries(during))
 	t.Logf("all publishes: %s", summarizeTries(all))
-	t.Logf("recovery: /readyz 200 %v after the restore, first publish started after it acknowledged %v after it",
-		ready.Sub(restoredAt).Round(time.Millisecond), firstAck.Sub(restoredAt).Round(time.Millisecond))
-	if cc.acked > 0 {
-		t.Errorf("%d publishes started during the outage were answered 2xx: the database could not have stored them", cc.acked)
+	t.Logf("recovery: /readyz 200 %v after the %s ended, first publish started after it acknowledged %v after it",
+		ready.Sub(ended).Round(time.Millisecond), f.what, firstAck.Sub(ended).Round(time.Millisecond))
+	if dc.acked > 0 {
+		t.Errorf("%d publishes started during the %s were answered 2xx: the database could not have stored them", dc.acked, f.what)
 	}
-	if cc.unavailable == 0 {
-		t.Errorf("no publish was answered 503 during the outage")
+	if dc.unavailable == 0 {
+		t.Errorf("no publish was answered 503 during the %s", f.what)
 	}
 	if midReady != http.StatusServiceUnavailable {
-		t.Errorf("/readyz in the middle of the outage answered %d, want 503", midReady)
+		t.Errorf("/readyz in the middle of the %s answered %d, want 503", f.what, midReady)
 	}
-	if ready.Sub(restoredAt) > faultRecoverBound {
-		t.Errorf("/readyz took %v to answer 200 after the restore", ready.Sub(restoredAt))
+	if ready.Sub(ended) > faultRecoverBound {
+		t.Errorf("/readyz took %v to answer 200 after the %s", ready.Sub(ended), f.what)
 	}
 
 	settleAndVerify(t, ctx, c, l, acct)
@@ -1099,53 +1130,11 @@ func TestServeDatabaseTurnsReadOnly(t *testing.T) {
 // within the bound; afterwards the node must serve 2xx again by itself and
 // deliver everything it acknowledged.
 func TestPostgresStalledThroughProxy(t *testing.T) {
-	const (
-		workers   = 4
-		stall     = faultAnswerBound + 5*time.Second
-		publishes = 30
-	)
-	proxy, r := startProxiedFaultRun(t, workers)
-	c, n, acct, l, ctx := r.c, r.n, r.acct, r.l, r.ctx
-
-	l.waitAcked(t, ctx, publishes, time.Time{})
-
-	stalledAt := time.Now()
-	proxy.setStalled(true)
-	time.Sleep(stall / 2)
-	midReady := readyStatus(n.adminAddr)
-	time.Sleep(stall - time.Since(stalledAt))
-	resumedAt := time.Now()
-	proxy.setStalled(false)
-
-	ready := waitReadyz(t, ctx, n.adminAddr)
-	firstAck := l.waitAcked(t, ctx, publishes, resumedAt)
-	r.stopLoad()
-
-	all := l.snapshot()
-	checkTries(t, all, false)
-	var inStall []publishTry
-	for _, p := range all {
-		if p.start.After(stalledAt) && p.end.Before(resumedAt) {
-			inStall = append(inStall, p)
-		}
-	}
-	sc := countTries(inStall)
-	t.Logf("stall: %v; connections accepted %d", resumedAt.Sub(stalledAt).Round(time.Millisecond), proxy.accepted.Load())
-	t.Logf("publishes started and answered during the stall: %s", summarizeTries(inStall))
-	t.Logf("all publishes: %s", summarizeTries(all))
-	t.Logf("recovery: /readyz 200 %v after the stall ended, first publish started after it acknowledged %v after it",
-		ready.Sub(resumedAt).Round(time.Millisecond), firstAck.Sub(resumedAt).Round(time.Millisecond))
-	if sc.acked > 0 {
-		t.Errorf("%d publishes started during the stall were answered 2xx before it ended", sc.acked)
-	}
-	if sc.unavailable == 0 {
-		t.Errorf("no publish was answered 503 during the stall")
-	}
-	if midReady != http.StatusServiceUnavailable {
-		t.Errorf("/readyz in the middle of the stall answered %d, want 503", midReady)
-	}
-
-	settleAndVerify(t, ctx, c, l, acct)
-	t.Logf("node log: %d ERROR lines, %d WARN lines", n.logCount(`"level":"ERROR"`), n.logCount(`"level":"WARN"`))
-	c.stopGracefully(t)
+	runProxyFault(t, proxyFault{
+		what: "stall", length: faultAnswerBound + 5*time.Second,
+		set: func(p *pgProxy, on bool) { p.setStalled(on) },
+		report: func(p *pgProxy) string {
+			return fmt.Sprintf("connections accepted %d", p.accepted.Load())
+		},
+	})
 }
