@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 // decodeBody reads the JSON request body (at most limit bytes) and decodes
@@ -127,7 +128,7 @@ func decodeObject(data []byte, dst any, prefix string) (map[string]json.RawMessa
 		if !ok || isRaw(fieldType(reflect.TypeOf(dst).Elem(), name)) {
 			continue
 		}
-		if hasLoneSurrogate(raw) {
+		if webhook.HasLoneSurrogate(raw) {
 			return nil, nanohook.Invalid(joinField(prefix, name),
 				"contains an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), which has no UTF-8 form and cannot be stored as sent")
 		}
@@ -139,61 +140,6 @@ func decodeObject(data []byte, dst any, prefix string) (map[string]json.RawMessa
 // or a slice of them (batch items, decoded one by one later).
 func isRaw(t reflect.Type) bool {
 	return t == rawMessageType || (t != nil && t.Kind() == reflect.Slice && t.Elem() == rawMessageType)
-}
-
-// hasLoneSurrogate reports whether the JSON text raw holds a \u escape of a
-// UTF-16 surrogate that is not one half of a high-low pair. raw has already
-// been decoded successfully, so escapes are well formed; a backslash only
-// occurs inside strings.
-func hasLoneSurrogate(raw []byte) bool {
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			continue
-		}
-		i++ // the escaped character; skipping it also skips an escaped backslash
-		if i >= len(raw) || raw[i] != 'u' {
-			continue
-		}
-		r, ok := hex4(raw[i+1:])
-		if !ok {
-			continue
-		}
-		i += 4 // the last hex digit
-		switch {
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return true // a low half with no high half before it
-		case r >= 0xD800 && r <= 0xDBFF:
-			if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
-				if lo, ok := hex4(raw[i+3:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
-					i += 6
-					continue
-				}
-			}
-			return true // a high half not followed by a low half
-		}
-	}
-	return false
-}
-
-// hex4 reads the four hex digits of a \u escape.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case c >= 'a' && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case c >= 'A' && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	return r, true
 }
 
 // decodeError translates an encoding/json error into the public contract.

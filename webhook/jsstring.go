@@ -144,6 +144,43 @@ func appendCodeUnit(dst []byte, u uint16) []byte {
 	}
 }
 
+// HasLoneSurrogate reports whether the valid JSON text raw holds a \u
+// escape of a UTF-16 surrogate that is not one half of a high-low pair.
+// JavaScript keeps such a string as it is (and JSON.stringify writes the
+// escape back); Go's encoding/json turns it into U+FFFD without a word, so
+// a caller decoding into Go strings can refuse it instead of storing
+// something other than what was sent. A backslash only occurs inside
+// strings, and escapes in valid JSON are well formed.
+func HasLoneSurrogate(raw []byte) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character; skipping it also skips an escaped backslash
+		if i >= len(raw) || raw[i] != 'u' {
+			continue
+		}
+		u, ok := hex4(raw[i+1:])
+		if !ok {
+			continue
+		}
+		i += 4 // the last hex digit
+		switch {
+		case u >= 0xdc00 && u < 0xe000:
+			return true // a low half with no high half before it
+		case u >= 0xd800 && u < 0xdc00:
+			if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if lo, ok := hex4(raw[i+3:]); ok && lo >= 0xdc00 && lo < 0xe000 {
+					i += 6
+					continue
+				}
+			}
+			return true // a high half not followed by a low half
+		}
+	}
+	return false
+}
+
 // hex4 decodes the four hex digits that start b.
 func hex4(b []byte) (uint16, bool) {
 	if len(b) < 4 {
