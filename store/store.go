@@ -79,20 +79,34 @@ type Store interface {
 	// A missing account makes the whole call fail with ErrNotFound.
 	PublishEvents(ctx context.Context, events []PublishEventParams) ([]PublishResult, error)
 
-	// ClaimDeliveries leases up to Limit due deliveries: pending, due at or
-	// before Now, and not leased (or their lease expired before Now). Each
-	// claim carries a fresh lease token that CompleteDeliveries must present.
+	// QueueHeads lists every endpoint that has pending deliveries, ascending
+	// by endpoint id, with its account and its head: the earliest
+	// next_attempt_at among them. A leased delivery's next_attempt_at is its
+	// lease's expiry (see ClaimDeliveries), so a head at or before now means
+	// the endpoint has work to claim now, and the earliest head is when the
+	// next work falls due. The engine plans its claims from this list (fair
+	// shares across accounts and endpoints); its cost is one index probe per
+	// endpoint listed, however many deliveries each has queued.
+	QueueHeads(ctx context.Context) ([]QueueHead, error)
+	// ClaimDeliveries leases, for each of p.Quotas, up to Limit of that
+	// endpoint's due deliveries (pending, next_attempt_at at or before Now),
+	// oldest first (next_attempt_at, then id). Leasing sets next_attempt_at
+	// to LeaseUntil as well as the lease columns, so a leased delivery is not
+	// due again until its lease expires; the claim's Lease.DueAt keeps the
+	// time it was due, for ReleaseDeliveries. Each claim carries a fresh
+	// lease token that CompleteDeliveries must present. Claims come back
+	// grouped by quota, in quota order, each group oldest first.
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]ClaimedDelivery, error)
 	// CompleteDeliveries records attempts and moves deliveries on, in one
 	// transaction. A result whose lease token no longer matches (the lease
 	// expired and another worker claimed the delivery) still records its
 	// attempt but does not change the delivery.
 	CompleteDeliveries(ctx context.Context, results []CompleteParams) error
-	// ReleaseDeliveries gives leased deliveries back unattempted (shutdown).
+	// ReleaseDeliveries gives leased deliveries back unattempted (shutdown,
+	// or a claim beyond an endpoint's limit): the lease is dropped and the
+	// delivery is due again at its Lease.DueAt. Leases that are no longer
+	// current are ignored.
 	ReleaseDeliveries(ctx context.Context, leases []Lease) error
-	// NextDueAt is the earliest time a pending delivery becomes claimable
-	// (counting expiring leases); ok is false when nothing is pending.
-	NextDueAt(ctx context.Context) (t time.Time, ok bool, err error)
 
 	// GetDelivery returns a delivery of an account with all its attempts,
 	// ordered by number (ErrNotFound for another account's delivery).
@@ -316,23 +330,40 @@ type PublishResult struct {
 	Duplicate  bool // the idempotency key was already used
 }
 
-// ClaimParams asks for due work.
+// QueueHead is one endpoint's queue of pending deliveries, as
+// QueueHeads sees it.
+type QueueHead struct {
+	EndpointID int64
+	AccountID  int64
+	// DueAt is the earliest next_attempt_at of the endpoint's pending
+	// deliveries: work is claimable now when it is not after now.
+	DueAt time.Time
+}
+
+// ClaimParams asks for due work: so many deliveries of each endpoint.
 type ClaimParams struct {
 	Now        time.Time
 	LeaseUntil time.Time // the lease expires then; another worker may claim after
+	Owner      string    // who claims (node id), for diagnostics
+	// Quotas say how many due deliveries to lease from which endpoints. The
+	// engine decides them (fair shares, per-endpoint limits, breakers); the
+	// driver only runs the claim. An endpoint listed twice is claimed twice.
+	Quotas []EndpointQuota
+}
+
+// EndpointQuota asks for up to Limit due deliveries of one endpoint.
+type EndpointQuota struct {
+	EndpointID int64
 	Limit      int
-	Owner      string // who claims (node id), for diagnostics
-	// SkipEndpoints are endpoints whose deliveries this claim must leave
-	// alone: the engine's per-endpoint cap is reached or its circuit
-	// breaker is open, so a slow or failing endpoint cannot take every
-	// worker.
-	SkipEndpoints []int64
 }
 
 // Lease identifies one claim of one delivery.
 type Lease struct {
 	DeliveryID int64
 	Token      int64
+	// DueAt is when the delivery was due before it was leased:
+	// ReleaseDeliveries makes it due then again. Only releases read it.
+	DueAt time.Time
 }
 
 // ClaimedDelivery is everything a worker needs to make one attempt without
@@ -348,9 +379,12 @@ type ClaimedDelivery struct {
 	PreviousSecret string
 	EventID        string
 	EventType      nanohook.EventType
-	Payload        []byte
-	Attempt        int // the number this attempt will have (1 for the first)
-	CreatedAt      time.Time
+	// Payload is the body to send. Deliveries of one event returned by one
+	// call share one slice (a fan-out to many endpoints holds the bytes
+	// once): nobody may modify it.
+	Payload   []byte
+	Attempt   int // the number this attempt will have (1 for the first)
+	CreatedAt time.Time
 }
 
 // CompleteParams is the outcome of one attempt.
