@@ -69,3 +69,52 @@ func NextDueAt(heads []QueueHead) (t time.Time, ok bool) {
 	}
 	return t, len(heads) > 0
 }
+
+// MergeQuotas is how a driver reads p.Quotas: one quota per endpoint, in
+// the order each endpoint first appears, with the limits of an endpoint
+// listed twice added up, and quotas of no more than zero left out. A
+// driver claims the merged quotas (each endpoint's rows once, in one
+// place: a statement that claimed one endpoint twice would find its own
+// leases twice) and GroupByQuota puts the claims back in the caller's
+// order.
+func MergeQuotas(quotas []EndpointQuota) []EndpointQuota {
+	out := make([]EndpointQuota, 0, len(quotas))
+	at := make(map[int64]int, len(quotas))
+	for _, q := range quotas {
+		if q.Limit <= 0 {
+			continue
+		}
+		if i, ok := at[q.EndpointID]; ok {
+			out[i].Limit += q.Limit
+			continue
+		}
+		at[q.EndpointID] = len(out)
+		out = append(out, q)
+	}
+	return out
+}
+
+// GroupByQuota orders the claims of one ClaimDeliveries call as the
+// contract promises: grouped by quota in quota order, each group oldest
+// first, an endpoint listed twice giving its oldest claims to its first
+// quota. claims must hold each endpoint's claims oldest first (their
+// order across endpoints does not matter), as many as MergeQuotas allowed.
+// When no endpoint is listed twice, claims already grouped in the order
+// of MergeQuotas come back as they are.
+func GroupByQuota(quotas []EndpointQuota, claims []ClaimedDelivery) []ClaimedDelivery {
+	byEndpoint := make(map[int64][]ClaimedDelivery, len(quotas))
+	for _, c := range claims {
+		byEndpoint[c.EndpointID] = append(byEndpoint[c.EndpointID], c)
+	}
+	out := make([]ClaimedDelivery, 0, len(claims))
+	for _, q := range quotas {
+		if q.Limit <= 0 {
+			continue
+		}
+		rest := byEndpoint[q.EndpointID]
+		n := min(q.Limit, len(rest))
+		out = append(out, rest[:n]...)
+		byEndpoint[q.EndpointID] = rest[n:]
+	}
+	return out
+}
