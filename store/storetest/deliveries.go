@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +37,7 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "payload", string(c.Payload), string(ev.Payload))
 		equal(t, "attempt", c.Attempt, 1)
 		sameTime(t, "created at", c.CreatedAt, b.now)
+		sameTime(t, "due at", c.DueAt, b.now)
 	})
 
 	t.Run("OnlyDue", func(t *testing.T) {
@@ -80,22 +82,65 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		b := setup(t, open)
 		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
+		e := b.endpoint(t, a.ID)
 		b.publish(t, b.event(a.ID))
+		quota := store.EndpointQuota{EndpointID: e.ID, Limit: 10}
 
-		first, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: b.now, LeaseUntil: b.now.Add(30 * time.Second), Limit: 10, Owner: "node-a"})
-		requireNoError(t, err)
+		// Claimed a second after it fell due, by a node that then crashes.
+		claimedAt, leaseUntil := b.now.Add(time.Second), b.now.Add(30*time.Second)
+		first := b.claimQuotas(t, claimedAt, leaseUntil, quota)
 		equal(t, "first claim", len(first), 1)
-		equal(t, "claimed during the lease", len(b.claim(t, b.now.Add(29*time.Second), 10)), 0)
+		sameTime(t, "lease due at", first[0].DueAt, b.now)
+		// The lease is the delivery's next attempt time until it ends.
+		d, _ := b.delivery(t, a.ID, first[0].DeliveryID)
+		sameTime(t, "next attempt at while leased", d.NextAttemptAt, leaseUntil)
+		equal(t, "claimed during the lease", len(b.claimQuotas(t, leaseUntil.Add(-time.Microsecond), leaseUntil.Add(time.Hour), quota)), 0)
 
-		// Lease rescue: after the lease expires, another worker takes it with
-		// a new token, and it is still the first attempt.
-		rescued := b.claim(t, b.now.Add(30*time.Second+time.Microsecond), 10)
-		equal(t, "claimed after expiry", len(rescued), 1)
+		// Lease rescue: once the lease expires, another worker takes it with
+		// a new token, and it is still the first attempt. It was due (for
+		// the rescuer) when the lease expired.
+		rescued := b.claimQuotas(t, leaseUntil, leaseUntil.Add(time.Minute), quota)
+		equal(t, "claimed at expiry", len(rescued), 1)
 		equal(t, "rescued delivery", rescued[0].DeliveryID, first[0].DeliveryID)
 		equal(t, "rescued attempt", rescued[0].Attempt, 1)
+		sameTime(t, "rescued lease due at", rescued[0].DueAt, leaseUntil)
 		if rescued[0].Token == first[0].Token {
 			t.Fatalf("rescue reused lease token %d", first[0].Token)
+		}
+	})
+
+	t.Run("PayloadSharedByAnEventsDeliveries", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "acme")
+		e1, e2, e3 := b.endpoint(t, a.ID), b.endpoint(t, a.ID), b.endpoint(t, a.ID)
+		big := b.event(a.ID)
+		big.Payload = fmt.Appendf(nil, `{"event":"job.completed","data":%q}`, strings.Repeat("x", 64<<10))
+		other := b.event(a.ID)
+		b.publish(t, big, other)
+
+		claimed := b.claimQuotas(t, b.now, b.now.Add(time.Minute),
+			store.EndpointQuota{EndpointID: e1.ID, Limit: 10},
+			store.EndpointQuota{EndpointID: e2.ID, Limit: 10},
+			store.EndpointQuota{EndpointID: e3.ID, Limit: 10})
+		equal(t, "claimed", len(claimed), 6)
+		byEvent := map[string][]store.ClaimedDelivery{}
+		for _, c := range claimed {
+			byEvent[c.EventID] = append(byEvent[c.EventID], c)
+		}
+		for _, ev := range []store.PublishEventParams{big, other} {
+			cs := byEvent[ev.ID]
+			equal(t, "deliveries of "+ev.ID, len(cs), 3)
+			for _, c := range cs {
+				equal(t, "payload of "+ev.ID, string(c.Payload), string(ev.Payload))
+				if &c.Payload[0] != &cs[0].Payload[0] {
+					t.Fatalf("deliveries %d and %d of event %s hold copies of its payload, want one shared slice",
+						cs[0].DeliveryID, c.DeliveryID, ev.ID)
+				}
+			}
+		}
+		if &byEvent[big.ID][0].Payload[0] == &byEvent[other.ID][0].Payload[0] {
+			t.Fatal("two events share one payload slice")
 		}
 	})
 
@@ -116,14 +161,18 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		b := setup(t, open)
 		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
-		b.endpoint(t, a.ID)
-		events := make([]store.PublishEventParams, 150)
+		var quotas []store.EndpointQuota
+		for range 3 {
+			quotas = append(quotas, store.EndpointQuota{EndpointID: b.endpoint(t, a.ID).ID, Limit: 3})
+		}
+		events := make([]store.PublishEventParams, 100)
 		for i := range events {
 			events[i] = b.event(a.ID)
 		}
 		b.publish(t, events...)
 
+		// Every worker asks for the same endpoints at once, each in its own
+		// order, so claims overlap on every endpoint's queue head.
 		const workers = 8
 		var (
 			wg   sync.WaitGroup
@@ -132,12 +181,16 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 			errs = make(chan error, workers)
 		)
 		for w := range workers {
+			mine := slices.Clone(quotas)
+			if w%2 == 1 {
+				slices.Reverse(mine)
+			}
 			wg.Go(func() {
 				// Bounded, so a driver that hands out leased rows again fails
 				// on the duplicate check instead of looping forever.
 				for range 100 {
 					claimed, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{
-						Now: b.now, LeaseUntil: b.now.Add(time.Minute), Limit: 7, Owner: string(rune('a' + w)),
+						Now: b.now, LeaseUntil: b.now.Add(time.Minute), Owner: string(rune('a' + w)), Quotas: mine,
 					})
 					if err != nil {
 						errs <- err
@@ -174,6 +227,12 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		b.endpoint(t, a.ID)
 		b.publish(t, b.event(a.ID))
 		equal(t, "claimed with Limit 0", len(b.claim(t, b.now, 0)), 0)
+		equal(t, "claimed with no quotas", len(b.claimQuotas(t, b.now, b.now.Add(time.Minute))), 0)
+		e := b.heads(t)[0].EndpointID
+		equal(t, "claimed with a quota of 0", len(b.claimQuotas(t, b.now, b.now.Add(time.Minute),
+			store.EndpointQuota{EndpointID: e, Limit: 0})), 0)
+		equal(t, "claimed with a negative quota", len(b.claimQuotas(t, b.now, b.now.Add(time.Minute),
+			store.EndpointQuota{EndpointID: e, Limit: -1})), 0)
 		equal(t, "claimed afterwards", len(b.claim(t, b.now, 1)), 1)
 	})
 }
@@ -411,19 +470,36 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 }
 
 func testRelease(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("ReleasedIsClaimableAtOnceWithoutAnAttempt", func(t *testing.T) {
+	t.Run("ReleasedIsDueAgainAtItsDueTimeWithoutAnAttempt", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
 		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
-		b.publish(t, b.event(a.ID), b.event(a.ID))
-		claimed := b.claim(t, b.now, 2)
+		e := b.endpoint(t, a.ID)
+		b.publish(t, b.event(a.ID))
+		later := b.event(a.ID)
+		later.Now = b.now.Add(time.Second)
+		b.publish(t, later)
+		claimedAt := b.now.Add(time.Minute)
+		claimed := b.claimQuotas(t, claimedAt, claimedAt.Add(time.Hour), store.EndpointQuota{EndpointID: e.ID, Limit: 2})
 		equal(t, "claimed", len(claimed), 2)
 
+		// Released in reverse: each goes back to its own due time, so the
+		// endpoint's queue is as it was before the claim.
+		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{claimed[1].Lease}))
+		d, _ := b.delivery(t, a.ID, claimed[1].DeliveryID)
+		sameTime(t, "next attempt at after release", d.NextAttemptAt, later.Now)
+		heads := b.heads(t)
+		equal(t, "heads", len(heads), 1)
+		sameTime(t, "head with the older one still leased", heads[0].DueAt, later.Now)
 		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{claimed[0].Lease}))
-		again := b.claim(t, b.now, 10)
-		equal(t, "claimable after release", len(again), 1)
-		equal(t, "released delivery", again[0].DeliveryID, claimed[0].DeliveryID)
+		sameTime(t, "head after both releases", b.heads(t)[0].DueAt, b.now)
+
+		equal(t, "claimable before its due time", len(b.claim(t, b.now.Add(-time.Microsecond), 10)), 0)
+		again := b.claimQuotas(t, claimedAt, claimedAt.Add(time.Hour), store.EndpointQuota{EndpointID: e.ID, Limit: 10})
+		equal(t, "claimable after release", len(again), 2)
+		equal(t, "first released delivery", again[0].DeliveryID, claimed[0].DeliveryID)
+		equal(t, "second released delivery", again[1].DeliveryID, claimed[1].DeliveryID)
+		sameTime(t, "due at of the reclaim", again[0].DueAt, b.now)
 		equal(t, "attempt after release", again[0].Attempt, 1)
 		d, attempts := b.delivery(t, a.ID, claimed[0].DeliveryID)
 		equal(t, "attempts counted", d.Attempts, 0)
@@ -441,80 +517,24 @@ func testRelease(t *testing.T, open func(t *testing.T) store.Store) {
 
 		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{old.Lease}))
 		equal(t, "claimable while the current lease holds", len(b.claim(t, b.now.Add(2*time.Minute), 1)), 0)
+		d, _ := b.delivery(t, a.ID, old.DeliveryID)
+		sameTime(t, "next attempt at after a stale release", d.NextAttemptAt, b.now.Add(3*time.Minute))
 		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{current.Lease}))
 		equal(t, "claimable after the current release", len(b.claim(t, b.now.Add(2*time.Minute), 1)), 1)
 	})
-}
 
-func testNextDueAt(t *testing.T, open func(t *testing.T) store.Store) {
-	next := func(t *testing.T, b *bundle) (time.Time, bool) {
-		t.Helper()
-		at, ok, err := b.s.NextDueAt(b.ctx)
-		requireNoError(t, err)
-		return at, ok
-	}
-
-	t.Run("NothingPending", func(t *testing.T) {
+	t.Run("CompletionAfterReleaseChangesNothing", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)
-		_, ok := next(t, b)
-		equal(t, "ok on an empty store", ok, false)
-
 		a, _ := b.account(t, "acme")
 		b.endpoint(t, a.ID)
 		b.publish(t, b.event(a.ID))
 		c := b.claim(t, b.now, 1)[0]
+		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{c.Lease}))
 		b.complete(t, c, b.now, nanohook.DeliverySucceeded, 200, "", time.Time{})
-		_, ok = next(t, b)
-		equal(t, "ok with only finished deliveries", ok, false)
-	})
-
-	t.Run("DueNowAndFutureRetry", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t, open)
-		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
-		b.publish(t, b.event(a.ID))
-		at, ok := next(t, b)
-		equal(t, "ok", ok, true)
-		sameTime(t, "next due", at, b.now)
-
-		c := b.claim(t, b.now, 1)[0]
-		retryAt := b.now.Add(5 * time.Minute)
-		b.complete(t, c, b.now, nanohook.DeliveryPending, 500, "", retryAt)
-		at, ok = next(t, b)
-		equal(t, "ok", ok, true)
-		sameTime(t, "next due after a retry", at, retryAt)
-	})
-
-	t.Run("ExpiringLease", func(t *testing.T) {
-		t.Parallel()
-		b := setup(t, open)
-		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
-		b.publish(t, b.event(a.ID))
-		leaseUntil := b.now.Add(30 * time.Second)
-		_, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: b.now, LeaseUntil: leaseUntil, Limit: 1, Owner: "x"})
-		requireNoError(t, err)
-		at, ok := next(t, b)
-		equal(t, "ok with a leased delivery", ok, true)
-		sameTime(t, "next due is the lease expiry", at, leaseUntil)
-
-		// A later event due before the lease expires comes first.
-		ev := b.event(a.ID)
-		ev.Now = b.now.Add(10 * time.Second)
-		b.publish(t, ev)
-		at, _ = next(t, b)
-		sameTime(t, "next due with an earlier pending delivery", at, ev.Now)
-
-		// And one due after it does not.
-		ev2 := b.event(a.ID)
-		ev2.Now = b.now.Add(time.Hour)
-		b.publish(t, ev2)
-		_, err = b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: ev.Now, LeaseUntil: ev.Now.Add(time.Hour), Limit: 1, Owner: "x"})
-		requireNoError(t, err)
-		at, _ = next(t, b)
-		sameTime(t, "next due with the earlier lease expiring first", at, leaseUntil)
+		d, _ := b.delivery(t, a.ID, c.DeliveryID)
+		equal(t, "status", d.Status, nanohook.DeliveryPending)
+		sameTime(t, "next attempt at", d.NextAttemptAt, b.now)
 	})
 }
 

@@ -321,7 +321,7 @@ func testMissingKey(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 	// A claim does not fail on them (that would stop every delivery behind
 	// them) but hands them back for later.
-	if c, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: b.now, LeaseUntil: b.now.Add(time.Hour), Limit: 10}); err != nil || len(c) != 0 {
+	if c, err := store.ClaimDue(b.ctx, b.s, store.ClaimDueParams{Now: b.now, LeaseUntil: b.now.Add(time.Hour), Limit: 10}); err != nil || len(c) != 0 {
 		t.Fatalf("ClaimDeliveries with the wrong key: %d claims, %v; want none and no error", len(c), err)
 	}
 	if _, err := b.s.CreateTestDelivery(b.ctx, store.TestDeliveryParams{AccountID: a.ID, EndpointID: e2.ID,

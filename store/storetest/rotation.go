@@ -52,7 +52,7 @@ func testRotation(t *testing.T, open func(t *testing.T) store.Store) {
 		claimOne := func(at time.Time) store.ClaimedDelivery {
 			t.Helper()
 			// Leases outlast the test, so each claim sees only the new delivery.
-			c, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: at, LeaseUntil: at.Add(1000 * time.Hour), Limit: 10})
+			c, err := store.ClaimDue(ctx, s, store.ClaimDueParams{Now: at, LeaseUntil: at.Add(1000 * time.Hour), Limit: 10})
 			if err != nil || len(c) != 1 {
 				t.Fatalf("claim at %s: %d, %v", at, len(c), err)
 			}

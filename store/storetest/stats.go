@@ -33,8 +33,7 @@ func testStats(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Parallel()
 		b := setup(t, open)
 		a, _ := b.account(t, "acme")
-		b.endpoint(t, a.ID)
-		b.endpoint(t, a.ID)
+		e1, e2 := b.endpoint(t, a.ID), b.endpoint(t, a.ID)
 		b.publish(t, b.event(a.ID)) // two deliveries due at t0
 		later := b.event(a.ID)
 		later.Now = b.now.Add(time.Minute)
@@ -52,9 +51,15 @@ func testStats(t *testing.T, open func(t *testing.T) store.Store) {
 		now := b.now.Add(2 * time.Minute)
 		counts(t, "at t0+2m", stats(t, b, now), 4, 0)
 
-		// A claimed delivery is still pending and due: it is being attempted.
-		cs := b.claim(t, now, 2)
-		counts(t, "with two leased", stats(t, b, now), 4, 0)
+		// A claimed delivery is in flight: no longer waiting for an attempt,
+		// it counts as scheduled (at its lease's expiry) until its outcome
+		// is recorded or its lease expires.
+		cs := b.claimQuotas(t, now, now.Add(time.Minute),
+			store.EndpointQuota{EndpointID: e1.ID, Limit: 1}, store.EndpointQuota{EndpointID: e2.ID, Limit: 1})
+		st = stats(t, b, now)
+		counts(t, "with two leased", st, 2, 2)
+		sameTime(t, "oldest due with the t0 deliveries leased", st.OldestDueAt, later.Now)
+		counts(t, "when the leases have expired", stats(t, b, now.Add(time.Minute)), 4, 0)
 
 		// One fails and waits an hour; one succeeds and leaves the queue.
 		b.complete(t, cs[0], now, nanohook.DeliveryPending, 500, "", now.Add(time.Hour))

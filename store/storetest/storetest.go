@@ -32,9 +32,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Endpoints", func(t *testing.T) { t.Parallel(); testEndpoints(t, open) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, open) })
 	t.Run("Claim", func(t *testing.T) { t.Parallel(); testClaim(t, open) })
+	t.Run("Quotas", func(t *testing.T) { t.Parallel(); testQuotas(t, open) })
+	t.Run("QueueHeads", func(t *testing.T) { t.Parallel(); testQueueHeads(t, open) })
 	t.Run("Complete", func(t *testing.T) { t.Parallel(); testComplete(t, open) })
 	t.Run("Release", func(t *testing.T) { t.Parallel(); testRelease(t, open) })
-	t.Run("NextDueAt", func(t *testing.T) { t.Parallel(); testNextDueAt(t, open) })
 	t.Run("GetDelivery", func(t *testing.T) { t.Parallel(); testGetDelivery(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, open) })
 	t.Run("Leadership", func(t *testing.T) { t.Parallel(); testLeadership(t, open) })
@@ -43,7 +44,6 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("RetryDelivery", func(t *testing.T) { t.Parallel(); testRetryDelivery(t, open) })
 	t.Run("RecoverDeliveries", func(t *testing.T) { t.Parallel(); testRecoverDeliveries(t, open) })
 	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
-	t.Run("SkipEndpoints", func(t *testing.T) { t.Parallel(); testSkipEndpoints(t, open) })
 	t.Run("TestDelivery", func(t *testing.T) { t.Parallel(); testTestDelivery(t, open) })
 	t.Run("AutoDisable", func(t *testing.T) { t.Parallel(); testAutoDisable(t, open) })
 	t.Run("Stats", func(t *testing.T) { t.Parallel(); testStats(t, open) })
@@ -129,12 +129,41 @@ func (b *bundle) publish(t *testing.T, events ...store.PublishEventParams) []sto
 	return res
 }
 
-// claim claims up to limit deliveries due at now, leased for a minute.
+// claim claims up to limit deliveries due at now, of any endpoints
+// (store.ClaimDue), leased for a minute.
 func (b *bundle) claim(t *testing.T, now time.Time, limit int) []store.ClaimedDelivery {
 	t.Helper()
-	c, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: limit, Owner: "test"})
+	c, err := store.ClaimDue(b.ctx, b.s, store.ClaimDueParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: limit, Owner: "test"})
 	requireNoError(t, err)
 	return c
+}
+
+// claimQuotas claims by quotas at now, leased until leaseUntil.
+func (b *bundle) claimQuotas(t *testing.T, now, leaseUntil time.Time, quotas ...store.EndpointQuota) []store.ClaimedDelivery {
+	t.Helper()
+	c, err := b.s.ClaimDeliveries(b.ctx, store.ClaimParams{Now: now, LeaseUntil: leaseUntil, Owner: "test", Quotas: quotas})
+	requireNoError(t, err)
+	if c == nil {
+		t.Fatal("ClaimDeliveries returned nil, want an empty slice")
+	}
+	return c
+}
+
+// heads returns QueueHeads.
+func (b *bundle) heads(t *testing.T) []store.QueueHead {
+	t.Helper()
+	h, err := b.s.QueueHeads(b.ctx)
+	requireNoError(t, err)
+	if h == nil {
+		t.Fatal("QueueHeads returned nil, want an empty slice")
+	}
+	return h
+}
+
+// nextDue is the earliest queue head (store.NextDueAt of QueueHeads).
+func (b *bundle) nextDue(t *testing.T) (time.Time, bool) {
+	t.Helper()
+	return store.NextDueAt(b.heads(t))
 }
 
 // complete finishes one claim with an attempt that took 250ms and answered

@@ -73,8 +73,9 @@ func testTestDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 			t.Fatal("ClaimDeliveries returned the leased test delivery")
 		}
 		equal(t, "claims before the lease ends", len(b.claim(t, p.LeaseUntil.Add(-time.Microsecond), 10)), 0)
-		next, ok, err := b.s.NextDueAt(b.ctx)
-		requireNoError(t, err)
+		sameTime(t, "lease due at", c.DueAt, p.Now)
+		sameTime(t, "next attempt at while leased", d.NextAttemptAt, p.LeaseUntil)
+		next, ok := b.nextDue(t)
 		equal(t, "something pending", ok, true)
 		sameTime(t, "next due at", next, p.LeaseUntil)
 
@@ -91,6 +92,25 @@ func testTestDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "reclaimed event type", again[0].EventType, nanohook.EventPing)
 		if again[0].Token == c.Token {
 			t.Fatal("the reclaim kept the test delivery's lease token")
+		}
+	})
+
+	t.Run("ReleaseMakesItDueAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "acme")
+		e := b.endpoint(t, a.ID)
+		p := b.ping(a.ID, e.ID)
+		c, err := b.s.CreateTestDelivery(b.ctx, p)
+		requireNoError(t, err)
+		requireNoError(t, b.s.ReleaseDeliveries(b.ctx, []store.Lease{c.Lease}))
+		d, _ := b.delivery(t, a.ID, c.DeliveryID)
+		sameTime(t, "next attempt at after release", d.NextAttemptAt, p.Now)
+		got := b.claimQuotas(t, p.Now, p.LeaseUntil, store.EndpointQuota{EndpointID: e.ID, Limit: 10})
+		equal(t, "claims after release", len(got), 1)
+		equal(t, "claimed ping", got[0].DeliveryID, c.DeliveryID)
+		if !bytes.Equal(got[0].Payload, p.Payload) {
+			t.Fatalf("claimed payload = %q, want %q", got[0].Payload, p.Payload)
 		}
 	})
 
@@ -195,9 +215,7 @@ func testTestDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 			requireNotFound(t, err, "GetEvent after a refused test delivery to a "+tc.what)
 		}
 		equal(t, "claims", len(b.claim(t, b.now.Add(time.Hour), 10)), 0)
-		_, ok, err := b.s.NextDueAt(b.ctx)
-		requireNoError(t, err)
-		equal(t, "anything pending", ok, false)
+		equal(t, "endpoints with anything pending", len(b.heads(t)), 0)
 	})
 
 	t.Run("NeverDeduplicated", func(t *testing.T) {
