@@ -34,10 +34,11 @@ const faultSlack = 3 * time.Second
 // faultFixture is a Store on a file of its own, with one account and one
 // endpoint, so that every publish creates one delivery.
 type faultFixture struct {
-	s       *Store
-	path    string
-	account int64
-	now     time.Time
+	s        *Store
+	path     string
+	account  int64
+	endpoint int64
+	now      time.Time
 }
 
 func newFaultFixture(t *testing.T) *faultFixture {
@@ -57,13 +58,14 @@ func newFaultFixture(t *testing.T) *faultFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.CreateEndpoint(t.Context(), store.CreateEndpointParams{
+	e, err := s.CreateEndpoint(t.Context(), store.CreateEndpointParams{
 		AccountID: a.ID, URL: "https://example.com/hook", Events: []nanohook.EventType{nanohook.EventJobCompleted},
 		Secret: "whsec_fault_test_secret", Now: now,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &faultFixture{s: s, path: path, account: a.ID, now: now}
+	return &faultFixture{s: s, path: path, account: a.ID, endpoint: e.ID, now: now}
 }
 
 // publish publishes the job.completed event of task and returns how long
@@ -78,11 +80,14 @@ func (f *faultFixture) publish(ctx context.Context, task string) ([]store.Publis
 	return res, time.Since(start), err
 }
 
-// claim claims every due delivery and returns how long the call took.
+// claim claims every due delivery of the endpoint and returns how long the
+// call took. It asks for the endpoint whether or not anything is due, so
+// that it writes (and meets a held lock) even when nothing is.
 func (f *faultFixture) claim(ctx context.Context) ([]store.ClaimedDelivery, time.Duration, error) {
 	start := time.Now()
 	got, err := f.s.ClaimDeliveries(ctx, store.ClaimParams{
-		Now: f.now.Add(time.Second), LeaseUntil: f.now.Add(time.Minute), Limit: 100, Owner: "fault-test",
+		Now: f.now.Add(time.Second), LeaseUntil: f.now.Add(time.Minute), Owner: "fault-test",
+		Quotas: []store.EndpointQuota{{EndpointID: f.endpoint, Limit: 100}},
 	})
 	return got, time.Since(start), err
 }

@@ -311,7 +311,11 @@ func TestClaimGuardsInactiveEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10})
+	var quotas []store.EndpointQuota
+	for _, e := range eps {
+		quotas = append(quotas, store.EndpointQuota{EndpointID: e, Limit: 10})
+	}
+	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Quotas: quotas})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,34 +343,67 @@ func TestClaimGuardsInactiveEndpoints(t *testing.T) {
 	}
 }
 
-// TestClaimUsesTheDueIndex pins the claim to one range scan of the partial
-// index; a table scan here would make every claim cost the whole history.
-func TestClaimUsesTheDueIndex(t *testing.T) {
-	t.Parallel()
-	s := openTest(t)
-	for _, q := range []string{
-		`SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?4
-			AND (leased_until IS NULL OR leased_until <= ?4) ORDER BY next_attempt_at, id LIMIT ?5`,
-		`SELECT leased_until FROM deliveries WHERE status = 'pending' AND leased_until > next_attempt_at
-			AND next_attempt_at < ?1`,
-	} {
-		rows, err := s.reader.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+q, 0, 0, 0, 0, 0)
-		if err != nil {
+// queryPlan is SQLite's EXPLAIN QUERY PLAN of q (with args), its steps
+// joined by "; ".
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.reader.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
 			t.Fatal(err)
 		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// TestQueuesUseTheQueueIndex pins the queue's reads to deliveries_queue:
+// the claim to one range of one endpoint's due deliveries, in order, and
+// QueueHeads and Stats to the index alone. A table scan, a sort, or a scan
+// of all pending rows where a range or a seek will do would make each call
+// cost the whole history or the whole backlog.
+func TestQueuesUseTheQueueIndex(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	for _, tc := range []struct {
+		what, sql string
+		want      []string // every one must be in the plan
+		scan      bool     // may read all of deliveries_queue (Stats counts it)
+	}{
+		{"claim", claimPickSQL, []string{
+			"SEARCH deliveries USING COVERING INDEX deliveries_queue (endpoint_id=? AND next_attempt_at<?)"}, false},
+		// Each step of the walk is one seek and one row.
+		{"queue heads", queueHeadsSQL, []string{
+			"SEARCH deliveries USING COVERING INDEX deliveries_queue (endpoint_id>?)",
+			"SEARCH d USING INTEGER PRIMARY KEY (rowid=?)"}, false},
+		{"stats", statsSQL, []string{
+			"SCAN deliveries USING COVERING INDEX deliveries_queue",
+			"SEARCH endpoints USING COVERING INDEX endpoints_live_status (status=? AND deleted_at=?)"}, true},
+		{"fail an endpoint's pending deliveries", `UPDATE deliveries SET status = 'failed'
+			WHERE endpoint_id = ? AND status = 'pending'`, []string{
+			"SEARCH deliveries USING INDEX deliveries_queue (endpoint_id=?)"}, false},
+	} {
+		got := queryPlan(t, s, tc.sql, 1, 2, 3)
+		t.Logf("plan of the %s: %s", tc.what, got)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("plan of the %s:\n%s\nwant %q", tc.what, got, w)
 			}
-			plan = append(plan, detail)
 		}
-		rows.Close()
-		got := strings.Join(plan, "; ")
-		if !strings.Contains(got, "USING INDEX deliveries_due (next_attempt_at<?)") || strings.Contains(got, "TEMP B-TREE") {
-			t.Errorf("plan of %q:\n%s\nwant a range scan of deliveries_due without sorting", q, got)
+		for _, bad := range []string{"TEMP B-TREE", "SCAN deliveries"} {
+			if strings.Contains(got, bad) && !(tc.scan && bad == "SCAN deliveries") {
+				t.Errorf("plan of the %s:\n%s\nhas %q", tc.what, got, bad)
+			}
 		}
 	}
 }
@@ -375,7 +412,13 @@ func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
 
-func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, openTest(b)) }
+func BenchmarkClaimQuotas(b *testing.B) { storetest.BenchClaimQuotas(b, openTest(b)) }
+
+func BenchmarkClaimFair(b *testing.B) {
+	storetest.BenchClaimFair(b, func(b *testing.B) store.Store { return openTest(b) })
+}
+
+func BenchmarkQueueHeads(b *testing.B) { storetest.BenchQueueHeads(b, openTest(b)) }
 
 // TestPruneUsesTheFinishedIndex pins PruneHistory's scan to the partial
 // index of finished deliveries, in order: a table scan or a sort would make
@@ -446,5 +489,89 @@ func TestLazyTransactionsRestoreFullSync(t *testing.T) {
 	}
 	if got := synchronous(); got != full {
 		t.Errorf("synchronous after a failed lazy transaction = %d, want FULL (%d)", got, full)
+	}
+}
+
+// TestQueueMigrationKeepsLeases applies the schema up to 0008, leaves
+// deliveries leased as the previous version leased them (next_attempt_at
+// untouched), and opens the file: migration 0009 must move the pending
+// deliveries still in flight to their lease's expiry, so that claims,
+// which no longer read leased_until, do not take them, and leave
+// everything else as it was.
+func TestQueueMigrationKeepsLeases(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "nanohook.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := t.Context()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL) STRICT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version > 8 {
+			break
+		}
+		if _, err := db.ExecContext(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := db.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (?, 0)`, m.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const due = 1_000 // µs, of the deliveries due before the lease
+	if _, err := db.ExecContext(ctx, `
+		INSERT INTO accounts (id, name, created_at) VALUES (1, 'acme', 0);
+		INSERT INTO endpoints (id, account_id, url, events, status, secret, created_at, updated_at)
+			VALUES (1, 1, 'https://x.example.com', 'job.completed', 'active', 'whsec_x', 0, 0);
+		INSERT INTO events (pk, id, account_id, type, task_id, task_type, payload, occurred_at, created_at)
+			VALUES (1, 'evt_1', 1, 'job.completed', 't', 'i', x'7b7d', 0, 0);
+		INSERT INTO deliveries (id, account_id, endpoint_id, event_pk, event_type, status, next_attempt_at,
+				leased_until, lease_token, lease_owner, created_at, updated_at) VALUES
+			(1, 1, 1, 1, 'job.completed', 'pending', 1000, 5000, 7, 'node', 0, 0),  -- in flight
+			(2, 1, 1, 1, 'job.completed', 'pending', 1000, NULL, NULL, NULL, 0, 0), -- waiting
+			(3, 1, 1, 1, 'job.completed', 'pending', 9000, 5000, 8, 'node', 0, 0),  -- lease expired, retry later
+			(4, 1, 1, 1, 'job.completed', 'succeeded', 1000, 5000, 9, 'node', 0, 0);`); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rows, err := s.reader.QueryContext(ctx, `SELECT id, next_attempt_at, coalesce(leased_until, 0) FROM deliveries ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, next, until int64
+		if err := rows.Scan(&id, &next, &until); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%d:%d/%d", id, next, until))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1:5000/5000", "2:1000/0", "3:9000/5000", "4:1000/5000"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deliveries (id:next_attempt_at/leased_until) = %q, want %q", got, want)
+	}
+	heads, err := s.QueueHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 1 || !heads[0].DueAt.Equal(fromMicros(due)) {
+		t.Fatalf("heads %+v, want endpoint 1 due at %v", heads, fromMicros(due))
 	}
 }

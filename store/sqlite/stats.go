@@ -9,18 +9,20 @@ import (
 )
 
 // statsSQL reads Store.Stats in one statement, so every number comes from
-// the same snapshot. Each part is a range of a covering partial index, so no
-// table row is read: the pending counts and the oldest due time come from
-// deliveries_due, the endpoint counts from endpoints_live_status. The
-// predicates are written exactly as the indexes' WHERE clauses so the
-// planner matches them. ?1 is now.
-const statsSQL = `SELECT
-	(SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1),
-	(SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > ?1),
-	(SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?1
-		ORDER BY next_attempt_at LIMIT 1),
-	(SELECT count(*) FROM endpoints WHERE status = 'active' AND deleted_at IS NULL),
-	(SELECT count(*) FROM endpoints WHERE status = 'disabled' AND deleted_at IS NULL)`
+// the same snapshot, and from covering partial indexes alone, so no table
+// row is read: one pass over deliveries_queue counts the pending deliveries
+// on both sides of now and finds the oldest due time, and
+// endpoints_live_status counts the endpoints. A leased delivery's
+// next_attempt_at is its lease's expiry, so deliveries in flight count as
+// scheduled until their lease expires. The predicates are written exactly as
+// the indexes' WHERE clauses so the planner matches them. ?1 is now.
+const statsSQL = `SELECT p.due, p.scheduled, p.oldest,
+		(SELECT count(*) FROM endpoints WHERE status = 'active' AND deleted_at IS NULL),
+		(SELECT count(*) FROM endpoints WHERE status = 'disabled' AND deleted_at IS NULL)
+	FROM (SELECT count(*) FILTER (WHERE next_attempt_at <= ?1) AS due,
+			count(*) FILTER (WHERE next_attempt_at > ?1) AS scheduled,
+			min(next_attempt_at) FILTER (WHERE next_attempt_at <= ?1) AS oldest
+		FROM deliveries WHERE status = 'pending') AS p`
 
 // Stats counts pending deliveries and live endpoints on the read pool, so a
 // metrics scrape never waits for the writer.

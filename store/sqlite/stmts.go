@@ -16,8 +16,10 @@ type writerStmts struct {
 	insertEvent           *sql.Stmt
 	existingEvent         *sql.Stmt
 	fanTargets            *sql.Stmt
-	claim                 *sql.Stmt
+	claimPick             *sql.Stmt
+	claimLease            *sql.Stmt
 	claimed               *sql.Stmt
+	claimPayloads         *sql.Stmt
 	releaseDelivery       *sql.Stmt
 	failPendingOfEndpoint *sql.Stmt
 	all                   []*sql.Stmt
@@ -25,7 +27,7 @@ type writerStmts struct {
 	// On the reader pool: the reads of every claim loop, publish and
 	// authenticated request. A query given as text is prepared afresh at
 	// each call, which for these costs more than running it.
-	nextDueAt    *sql.Stmt
+	queueHeads   *sql.Stmt
 	getAccount   *sql.Stmt
 	apiKeyByHash *sql.Stmt
 
@@ -115,7 +117,7 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 		dst *(*sql.Stmt)
 		sql string
 	}{
-		{&w.nextDueAt, nextDueAtSQL},
+		{&w.queueHeads, queueHeadsSQL},
 		{&w.getAccount, `SELECT name, created_at FROM accounts WHERE id = ?`},
 		{&w.apiKeyByHash, `SELECT k.id, k.account_id, k.hash, k.created_at
 			FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -158,32 +160,36 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 		{&w.fanTargets, `SELECT id, events, status, disabled_reason FROM endpoints
 			WHERE account_id = ? AND deleted_at IS NULL ORDER BY id`},
 
-		// The claim: one range scan of the partial index deliveries_due, in
-		// due order. status = 'pending' is written literally so the planner
-		// can match it to the index's WHERE clause.
-		// ?1 leased_until, ?2 token, ?3 owner, ?4 now, ?5 limit.
-		{&w.claim, `UPDATE deliveries SET leased_until = ?1, lease_token = ?2, lease_owner = ?3
-			WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status = 'pending' AND next_attempt_at <= ?4
-				  AND (leased_until IS NULL OR leased_until <= ?4)
-				  AND endpoint_id NOT IN (SELECT value FROM json_each(?6))
-				ORDER BY next_attempt_at, id
-				LIMIT ?5)
-			RETURNING id`},
-		// What a worker needs for the claimed ids (a JSON array), one join.
+		// The claim, per endpoint: one range of the partial index
+		// deliveries_queue, in due order, read from the index alone.
+		// status = 'pending' is written literally so the planner can match
+		// it to the index's WHERE clause. Leased deliveries are not due
+		// (their next_attempt_at is their lease's expiry), so leased_until
+		// is not read. ?1 endpoint, ?2 now, ?3 limit.
+		{&w.claimPick, claimPickSQL},
+		// Leasing moves next_attempt_at to the lease's expiry. ?1 leased
+		// until, ?2 token, ?3 owner, ?4 the ids (a JSON array).
+		{&w.claimLease, `UPDATE deliveries SET next_attempt_at = ?1, leased_until = ?1, lease_token = ?2, lease_owner = ?3
+			WHERE id IN (SELECT value FROM json_each(?4))`},
+		// What a worker needs for the claimed ids (a JSON array), one join;
+		// the payloads come from claimPayloads.
 		{&w.claimed, `SELECT d.id, d.account_id, d.endpoint_id, d.event_type, d.attempts, d.created_at,
 				ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
 				ep.previous_secret, ep.previous_secret_until,
-				ev.id, ev.payload
+				ev.id, ev.pk
 			FROM deliveries d
 			JOIN endpoints ep ON ep.id = d.endpoint_id
 			JOIN events ev ON ev.pk = d.event_pk
-			WHERE d.id IN (SELECT value FROM json_each(?))
-			ORDER BY d.next_attempt_at, d.id`},
+			WHERE d.id IN (SELECT value FROM json_each(?))`},
+		// The payload of each claimed event (a JSON array of pks), once.
+		{&w.claimPayloads, `SELECT pk, payload FROM events WHERE pk IN (SELECT value FROM json_each(?))`},
 
-		{&w.releaseDelivery, `UPDATE deliveries SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
-			WHERE id = ? AND lease_token = ?`},
+		// A release puts the delivery back where it was in its endpoint's
+		// queue (?3, the time it was due before the claim; NULL keeps the
+		// lease's expiry).
+		{&w.releaseDelivery, `UPDATE deliveries
+			SET next_attempt_at = coalesce(?3, next_attempt_at), leased_until = NULL, lease_token = NULL, lease_owner = NULL
+			WHERE id = ?1 AND lease_token = ?2`},
 		// Nothing will send the pending deliveries of a disabled endpoint:
 		// they fail, and their leases are dropped so that a late completion
 		// of an in-flight attempt records the attempt without reviving them.

@@ -15,8 +15,10 @@ import (
 //
 // The event has no idempotency key (stored as NULL), so pings never
 // deduplicate. The endpoint's subscriptions are not consulted. The delivery
-// is pending and due at p.Now but leased until p.LeaseUntil with a fresh
-// token, so ClaimDeliveries passes over it until the lease expires. SQLite's
+// is pending and leased until p.LeaseUntil with a fresh token; like any
+// leased delivery its next_attempt_at is the lease's expiry, so
+// ClaimDeliveries passes over it until then, and its Lease.DueAt is p.Now,
+// when it would have been due unleased (a release makes it due then). SQLite's
 // single writer orders this against DeleteEndpoint and UpdateEndpoint: a
 // delete or disable that commits after it finishes the delivery as it does
 // any pending one.
@@ -28,7 +30,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 	now := micros(p.Now)
 	token := s.leaseSeq.Add(1)
 	c := store.ClaimedDelivery{
-		Lease:      store.Lease{Token: token},
+		Lease:      store.Lease{Token: token, DueAt: fromMicros(now)},
 		AccountID:  p.AccountID,
 		EndpointID: p.EndpointID,
 		EventID:    p.EventID,
@@ -73,7 +75,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 		err = tx.QueryRowContext(ctx, `INSERT INTO deliveries
 			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at,
 			 leased_until, lease_token, lease_owner, last_error, created_at, updated_at)
-			VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?6, ?7, ?8, '', ?5, ?5)
+			VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?6, ?6, ?7, ?8, '', ?5, ?5)
 			RETURNING id`,
 			p.AccountID, p.EndpointID, pk, string(nanohook.EventPing), now, micros(p.LeaseUntil), token, p.Owner).
 			Scan(&c.DeliveryID)
