@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -14,92 +15,131 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
-// claimSQL leases due deliveries and returns what a worker needs, in one
-// statement (so one round trip, atomic without BEGIN/COMMIT):
+// claimSQL leases due deliveries by per-endpoint quotas and returns what a
+// worker needs, in one statement (so one round trip, atomic without
+// BEGIN/COMMIT):
 //
-//   - due is one range scan of the partial index deliveries_due in due
-//     order. FOR NO KEY UPDATE SKIP LOCKED passes over rows another node is
-//     claiming this instant instead of waiting for them, and re-checks the
-//     lease of rows that changed since the statement began, so two nodes
-//     never lease one row. NO KEY UPDATE, the lock an UPDATE of non-key
-//     columns takes anyway, still lets attempts referencing the row be
-//     inserted meanwhile.
+//   - q is the quotas, one row per endpoint ($1 endpoints, $2 limits), in
+//     the caller's order (ord).
+//   - due takes, for each quota, up to its limit of the endpoint's due
+//     deliveries in due order: one range of the partial index
+//     deliveries_queue per endpoint, however deep any queue is. FOR NO KEY
+//     UPDATE SKIP LOCKED passes over rows another node is claiming this
+//     instant instead of waiting for them, and re-checks the WHERE of rows
+//     that changed since the statement began: a row another node leased
+//     meanwhile has next_attempt_at at its lease's expiry and is no
+//     longer due, so two nodes never lease one row. Leased rows are not
+//     due (see claimed), so leased_until is not read at all. NO KEY
+//     UPDATE, the lock an UPDATE of non-key columns takes anyway, still
+//     lets attempts referencing the row be inserted meanwhile.
 //   - token draws one lease token per claim from the shared sequence (a
 //     CTE with a volatile function is evaluated once).
+//   - claimed leases the rows and moves next_attempt_at to the lease's
+//     expiry, which takes them out of the due range until then (a crashed
+//     node's claims come back then); it returns the time each was due, for
+//     Lease.DueAt.
 //   - the final join reads the endpoint and event of every claimed row.
+//     An event's payload comes once, on the first of its rows (first), and
+//     NULL on the others: a large event fanned out to many endpoints
+//     crosses the network, and is held, once.
 //
-// $1 now, $2 limit, $3 leased until, $4 owner, $5 endpoints to skip.
-const claimSQL = `WITH due AS (
-		SELECT id FROM deliveries
-		WHERE status = 'pending' AND next_attempt_at <= $1
-		  AND (leased_until IS NULL OR leased_until <= $1)
-		  AND NOT (endpoint_id = ANY($5::bigint[]))
-		ORDER BY next_attempt_at, id
-		LIMIT $2
-		FOR NO KEY UPDATE SKIP LOCKED
+// $1 endpoints, $2 limits, $3 now, $4 leased until, $5 owner.
+const claimSQL = `WITH q AS (
+		SELECT * FROM unnest($1::bigint[], $2::integer[]) WITH ORDINALITY AS q(endpoint_id, n, ord)
+	), due AS (
+		SELECT x.id, x.next_attempt_at AS due_at, q.ord
+		FROM q CROSS JOIN LATERAL (
+			SELECT id, next_attempt_at FROM deliveries
+			WHERE endpoint_id = q.endpoint_id AND status = 'pending' AND next_attempt_at <= $3
+			ORDER BY next_attempt_at, id
+			LIMIT q.n
+			FOR NO KEY UPDATE SKIP LOCKED
+		) x
 	), token AS (
 		SELECT nextval('lease_tokens') AS t
 	), claimed AS (
-		UPDATE deliveries d SET leased_until = $3, lease_token = token.t, lease_owner = $4
+		UPDATE deliveries d SET next_attempt_at = $4, leased_until = $4, lease_token = token.t, lease_owner = $5
 		FROM due, token
 		WHERE d.id = due.id
-		RETURNING d.id, d.lease_token, d.account_id, d.endpoint_id, d.event_pk, d.event_type,
-			d.attempts, d.next_attempt_at, d.created_at
+		RETURNING d.id, d.lease_token, due.due_at, due.ord, d.account_id, d.endpoint_id, d.event_pk, d.event_type,
+			d.attempts, d.created_at
 	)
-	SELECT c.id, c.lease_token, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
+	SELECT c.id, c.lease_token, c.due_at, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
 		ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
-		CASE WHEN ep.previous_secret_until > $1 THEN ep.previous_secret ELSE '' END,
-		ev.id, ev.payload
+		CASE WHEN ep.previous_secret_until > $3 THEN ep.previous_secret ELSE '' END,
+		ev.id, c.event_pk, row_number() OVER w = 1, CASE WHEN row_number() OVER w = 1 THEN ev.payload END
 	FROM claimed c
 	JOIN endpoints ep ON ep.id = c.endpoint_id
 	JOIN events ev ON ev.pk = c.event_pk
-	ORDER BY c.next_attempt_at, c.id`
+	WINDOW w AS (PARTITION BY c.event_pk ORDER BY c.id)
+	ORDER BY c.ord, c.due_at, c.id`
 
-// ClaimDeliveries leases up to p.Limit due deliveries in one statement. All
-// claims of one call share one fresh token; deliveries are told apart by id.
+// ClaimDeliveries leases, for each quota, up to its limit of the
+// endpoint's due deliveries, in one statement (see claimSQL). All claims of
+// one call share one fresh token; deliveries are told apart by id.
 func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error) {
-	if p.Limit <= 0 {
+	quotas := store.MergeQuotas(p.Quotas)
+	if len(quotas) == 0 {
 		return []store.ClaimedDelivery{}, nil
+	}
+	endpoints := make([]int64, len(quotas))
+	limits := make([]int32, len(quotas))
+	total := 0
+	for i, q := range quotas {
+		endpoints[i], limits[i] = q.EndpointID, int32(min(q.Limit, math.MaxInt32))
+		total += int(limits[i])
 	}
 	c, err := s.acquireLazy(ctx, "claim deliveries")
 	if err != nil {
 		return nil, err
 	}
 	defer c.Release()
-	skip := p.SkipEndpoints
-	if skip == nil {
-		skip = []int64{}
-	}
-	rows, err := c.Query(ctx, claimSQL, us(p.Now), p.Limit, us(p.LeaseUntil), p.Owner, skip)
+	rows, err := c.Query(ctx, claimSQL, endpoints, limits, us(p.Now), us(p.LeaseUntil), p.Owner)
 	if err != nil {
 		return nil, wrap("claim deliveries", err)
 	}
-	out := make([]store.ClaimedDelivery, 0, min(p.Limit, 1024))
+	out := make([]store.ClaimedDelivery, 0, min(total, 1024))
+	var eventPKs []int64
+	payloads := map[int64][]byte{}
 	var stale []staleClaim
 	for rows.Next() {
 		var cd store.ClaimedDelivery
 		var eventType, epStatus, reason string
-		var deleted bool
-		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt, &cd.CreatedAt,
-			&cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &cd.EventID, &cd.Payload); err != nil {
+		var deleted, first bool
+		var eventPK int64
+		var payload []byte
+		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.DueAt, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt,
+			&cd.CreatedAt, &cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &cd.EventID,
+			&eventPK, &first, &payload); err != nil {
 			rows.Close()
 			return nil, wrap("claim deliveries", err)
+		}
+		if first {
+			if payload == nil {
+				payload = []byte{}
+			}
+			payloads[eventPK] = payload
 		}
 		if deleted || epStatus != string(nanohook.EndpointActive) {
 			// DeleteEndpoint and disabling finish pending deliveries, and the
 			// fan-out's FOR SHARE keeps new ones from slipping past them, so
-			// this should not happen; if it does, finish the delivery the
-			// same way instead of sending it.
+			// this should not happen (except for a ping to a disabled
+			// endpoint whose lease expired); if it does, finish the delivery
+			// the same way instead of sending it.
 			stale = append(stale, staleClaim{lease: cd.Lease, deleted: deleted, reason: reason})
 			continue
 		}
 		cd.EventType = nanohook.EventType(eventType)
 		cd.Attempt++
 		out = append(out, cd)
+		eventPKs = append(eventPKs, eventPK)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, wrap("claim deliveries", err)
+	}
+	for i := range out {
+		out[i].Payload = payloads[eventPKs[i]]
 	}
 	if len(stale) > 0 {
 		// The rows are leased to this call, so nobody else changes them
@@ -118,7 +158,57 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			return nil, wrap("claim deliveries: finish stale", err)
 		}
 	}
-	return s.openClaimSecrets(ctx, c, out, p.Now)
+	out, err = s.openClaimSecrets(ctx, c, out, p.Now)
+	if err != nil {
+		return nil, err
+	}
+	return store.GroupByQuota(p.Quotas, out), nil
+}
+
+// queueHeadsSQL walks deliveries_queue from endpoint to endpoint (a loose
+// index scan) instead of reading every pending row. Each step takes the
+// first entry past the previous endpoint: in the index's order that entry
+// is the next endpoint's head, its earliest pending delivery, and that
+// delivery's row gives the account too (copied from the endpoint). So the
+// cost is one index probe and one row per endpoint with pending
+// deliveries, however many each has queued.
+const queueHeadsSQL = `WITH RECURSIVE h AS (
+		(SELECT endpoint_id, account_id, next_attempt_at FROM deliveries
+			WHERE status = 'pending'
+			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
+		UNION ALL
+		SELECT x.endpoint_id, x.account_id, x.next_attempt_at FROM h CROSS JOIN LATERAL (
+			SELECT endpoint_id, account_id, next_attempt_at FROM deliveries
+			WHERE status = 'pending' AND endpoint_id > h.endpoint_id
+			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1) x
+	)
+	SELECT endpoint_id, account_id, next_attempt_at FROM h ORDER BY endpoint_id`
+
+// QueueHeads lists each endpoint with pending deliveries and its head,
+// across every node sharing the database: see queueHeadsSQL for the walk.
+func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
+	c, err := s.acquire(ctx, "queue heads")
+	if err != nil {
+		return nil, err
+	}
+	defer c.Release()
+	rows, err := c.Query(ctx, queueHeadsSQL)
+	if err != nil {
+		return nil, wrap("queue heads", err)
+	}
+	defer rows.Close()
+	out := []store.QueueHead{}
+	for rows.Next() {
+		var h store.QueueHead
+		if err := rows.Scan(&h.EndpointID, &h.AccountID, &h.DueAt); err != nil {
+			return nil, wrap("queue heads", err)
+		}
+		out = append(out, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("queue heads", err)
+	}
+	return out, nil
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted
@@ -340,74 +430,43 @@ func pgText(s string) string {
 }
 
 // releaseSQL drops leases without counting an attempt, only where the token
-// is still current, and wakes the other nodes if it released anything: the
-// work is due now, not when the lease would have expired.
+// is still current, puts each delivery back at the time it was due before
+// its claim ($3; NULL keeps the lease's expiry), and wakes the other nodes
+// if it released anything: the work is due now, not when the lease would
+// have expired.
 const releaseSQL = `WITH released AS (
-		UPDATE deliveries d SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
-		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, lease_token)
+		UPDATE deliveries d SET next_attempt_at = coalesce(v.due_at, d.next_attempt_at),
+			leased_until = NULL, lease_token = NULL, lease_owner = NULL
+		FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS v(id, lease_token, due_at)
 		WHERE d.id = v.id AND d.lease_token = v.lease_token
 		RETURNING 1
 	)
 	SELECT pg_notify('` + dueChannel + `', current_schema()) WHERE EXISTS (SELECT 1 FROM released)`
 
-// ReleaseDeliveries drops leases without counting an attempt, so that a
-// stopping node hands its unstarted work straight back instead of letting it
-// wait for the lease to expire. Leases that are no longer current are
-// ignored.
+// ReleaseDeliveries drops leases without counting an attempt and makes
+// each delivery due again when it was due before its claim (Lease.DueAt),
+// so that a stopping node hands its unstarted work straight back instead of
+// letting it wait for the lease to expire, in its old place in its
+// endpoint's queue. Leases that are no longer current are ignored.
 func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) error {
 	if len(leases) == 0 {
 		return nil
 	}
 	ids := make([]int64, len(leases))
 	tokens := make([]int64, len(leases))
+	dueAt := make([]pgtype.Timestamptz, len(leases))
 	for i, l := range leases {
-		ids[i], tokens[i] = l.DeliveryID, l.Token
+		ids[i], tokens[i], dueAt[i] = l.DeliveryID, l.Token, nullTime(l.DueAt)
 	}
 	c, err := s.acquireLazy(ctx, "release deliveries")
 	if err != nil {
 		return err
 	}
 	defer c.Release()
-	if _, err := c.Exec(ctx, releaseSQL, ids, tokens); err != nil {
+	if _, err := c.Exec(ctx, releaseSQL, ids, tokens, dueAt); err != nil {
 		return wrap("release deliveries", err)
 	}
 	return nil
-}
-
-// NextDueAt is the earliest moment any pending delivery becomes claimable,
-// the later of its next_attempt_at and its lease expiry, so that an idle
-// engine can sleep exactly until then.
-//
-// Rather than computing that over every pending row, it walks the due index
-// from the front: the first row whose lease does not outlast its due time
-// bounds the answer (every later row is due no earlier), and only the leased
-// rows in front of it (the ones in flight) can beat it with their lease
-// expiry. The cost is the in-flight prefix, not the backlog.
-func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
-	c, err := s.acquire(ctx, "next due at")
-	if err != nil {
-		return time.Time{}, false, err
-	}
-	defer c.Release()
-	var t pgtype.Timestamptz
-	err = c.QueryRow(ctx, `
-		WITH head AS (
-			SELECT next_attempt_at AS t FROM deliveries
-			WHERE status = 'pending' AND (leased_until IS NULL OR leased_until <= next_attempt_at)
-			ORDER BY next_attempt_at LIMIT 1)
-		SELECT min(t) FROM (
-			SELECT t FROM head
-			UNION ALL
-			SELECT leased_until FROM deliveries
-			WHERE status = 'pending' AND leased_until > next_attempt_at
-			  AND next_attempt_at < coalesce((SELECT t FROM head), 'infinity')) AS candidates`).Scan(&t)
-	if err != nil {
-		return time.Time{}, false, wrap("next due at", err)
-	}
-	if !t.Valid {
-		return time.Time{}, false, nil
-	}
-	return t.Time, true, nil
 }
 
 // GetDelivery returns a delivery of the account with all its attempts in

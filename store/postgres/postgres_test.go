@@ -446,7 +446,11 @@ func TestClaimGuardsInactiveEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 10})
+	var quotas []store.EndpointQuota
+	for _, e := range eps {
+		quotas = append(quotas, store.EndpointQuota{EndpointID: e, Limit: 10})
+	}
+	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Quotas: quotas})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -532,7 +536,7 @@ func TestListenDueWakesOtherNodes(t *testing.T) {
 	}
 	lb.await(t, "after node A published")
 
-	claimed, err := nodeA.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1, Owner: "a"})
+	claimed, err := store.ClaimDue(ctx, nodeA, store.ClaimDueParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1, Owner: "a"})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v, %d claimed", err, len(claimed))
 	}
@@ -736,35 +740,65 @@ func TestTerminatedConnections(t *testing.T) {
 	t.Logf("after terminating the pool's connections: %d calls unavailable, then %d succeeded", unavailable, ok)
 }
 
-// TestClaimUsesTheDueIndex pins the claim to an ordered scan of the partial
-// index: a sort or a scan of every delivery would make each claim cost the
-// whole history. Sequential and bitmap scans are disabled because on the
-// empty test tables any plan is cheap; what is checked is that the index can
-// serve the query as written, predicate and order included, so that the
+// TestQueuesUseTheQueueIndex pins the queue's reads to deliveries_queue:
+// the claim to one range of each endpoint's due deliveries, in order,
+// QueueHeads to one probe per endpoint, and Stats to the index alone. A
+// sort, a scan of every delivery, or a scan of all pending rows where a
+// range will do would make each call cost the whole history or the whole
+// backlog. Sequential and bitmap scans are disabled because on the empty
+// test tables any plan is cheap; what is checked is that the index can
+// serve each query as written, predicate and order included, so that the
 // planner picks it once the table's statistics show a backlog.
-func TestClaimUsesTheDueIndex(t *testing.T) {
+func TestQueuesUseTheQueueIndex(t *testing.T) {
 	t.Parallel()
 	s := openTest(t)
 	ctx := t.Context()
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := tx.Query(ctx, `EXPLAIN `+claimSQL, time.Now(), 10, time.Now(), "x", []int64{7})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan := strings.Join(lines, "\n")
-	if !strings.Contains(plan, "Index Scan using deliveries_due") || strings.Contains(plan, "Sort Key: deliveries.next_attempt_at") {
-		t.Fatalf("claim plan:\n%s\nwant an ordered scan of deliveries_due", plan)
+	now := time.Now()
+	for _, tc := range []struct {
+		what, sql string
+		args      []any
+		want      []string // every one must be in the plan
+		bad       []string // none may be
+	}{
+		{"claim", claimSQL, []any{[]int64{7, 8}, []int32{64, 64}, now, now, "x"}, []string{
+			"Index Scan using deliveries_queue on deliveries",
+			"Index Cond: ((endpoint_id = q.endpoint_id) AND (next_attempt_at <= ",
+			"LockRows"}, []string{"Seq Scan on deliveries", "Sort Key: deliveries.next_attempt_at"}},
+		{"queue heads", queueHeadsSQL, nil, []string{
+			"Index Scan using deliveries_queue on deliveries",
+			"Index Cond: (endpoint_id > h_1.endpoint_id)"},
+			[]string{"Seq Scan on deliveries", "Sort Key: deliveries", "Aggregate"}},
+		{"stats", statsSQL, []any{now}, []string{"Index Only Scan using deliveries_queue on deliveries"},
+			[]string{"Seq Scan on deliveries", "Sort"}},
+	} {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off`); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN `+tc.sql, tc.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		_ = tx.Rollback(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan := strings.Join(lines, "\n")
+		t.Logf("plan of the %s:\n%s", tc.what, plan)
+		for _, w := range tc.want {
+			if !strings.Contains(plan, w) {
+				t.Errorf("plan of the %s lacks %q", tc.what, w)
+			}
+		}
+		for _, b := range tc.bad {
+			if strings.Contains(plan, b) {
+				t.Errorf("plan of the %s has %q", tc.what, b)
+			}
+		}
 	}
 }
 
@@ -789,7 +823,7 @@ func TestAwkwardAttemptText(t *testing.T) {
 		Type: nanohook.EventJobCompleted, TaskID: "t", IdempotencyKey: "k", Payload: []byte("{}"), OccurredAt: now, Now: now}}); err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := s.ClaimDeliveries(ctx, store.ClaimParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
+	claimed, err := store.ClaimDue(ctx, s, store.ClaimDueParams{Now: now, LeaseUntil: now.Add(time.Minute), Limit: 1})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %v, %d claimed", err, len(claimed))
 	}
@@ -822,7 +856,13 @@ func BenchmarkPublish(b *testing.B) { storetest.BenchPublish(b, openTest(b)) }
 
 func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, openTest(b)) }
 
-func BenchmarkClaimSkipping(b *testing.B) { storetest.BenchClaimSkipping(b, openTest(b)) }
+func BenchmarkClaimQuotas(b *testing.B) { storetest.BenchClaimQuotas(b, openTest(b)) }
+
+func BenchmarkClaimFair(b *testing.B) {
+	storetest.BenchClaimFair(b, func(b *testing.B) store.Store { return openTest(b) })
+}
+
+func BenchmarkQueueHeads(b *testing.B) { storetest.BenchQueueHeads(b, openTest(b)) }
 
 // TestOnlyBookkeepingSkipsTheFlush checks which sessions wait for the WAL
 // flush at commit: the main pool's (publishes, API writes: a 2xx means
@@ -848,5 +888,78 @@ func TestOnlyBookkeepingSkipsTheFlush(t *testing.T) {
 	}
 	if got := setting(s.acquireLazy); got != "off" {
 		t.Errorf("lazy pool synchronous_commit = %q, want off", got)
+	}
+}
+
+// TestQueueMigrationKeepsLeases applies the schema up to 0007, leaves
+// deliveries leased as the previous version leased them (next_attempt_at
+// untouched), and opens the schema: migration 0008 must move the pending
+// deliveries still in flight to their lease's expiry, so that claims,
+// which no longer read leased_until, do not take them, and leave
+// everything else as it was.
+func TestQueueMigrationKeepsLeases(t *testing.T) {
+	t.Parallel()
+	_, u := freshSchema(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version bigint PRIMARY KEY, applied_at timestamptz NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version > 7 {
+			break
+		}
+		if _, err := conn.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations VALUES ($1, now())`, m.Version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := conn.Exec(ctx, `
+		INSERT INTO accounts (id, name, created_at) OVERRIDING SYSTEM VALUE VALUES (1, 'acme', 'epoch');
+		INSERT INTO endpoints (id, account_id, url, events, status, secret, created_at, updated_at) OVERRIDING SYSTEM VALUE
+			VALUES (1, 1, 'https://x.example.com', '{job.completed}', 'active', 'whsec_x', 'epoch', 'epoch');
+		INSERT INTO events (pk, id, account_id, type, task_id, task_type, payload, occurred_at, created_at) OVERRIDING SYSTEM VALUE
+			VALUES (1, 'evt_1', 1, 'job.completed', 't', 'i', '{}', 'epoch', 'epoch');
+		INSERT INTO deliveries (id, account_id, endpoint_id, event_pk, event_type, status, next_attempt_at,
+				leased_until, lease_token, lease_owner, created_at, updated_at) OVERRIDING SYSTEM VALUE VALUES
+			(1, 1, 1, 1, 'job.completed', 'pending', 'epoch'::timestamptz + '1s', 'epoch'::timestamptz + '5s', 7, 'node', 'epoch', 'epoch'),
+			(2, 1, 1, 1, 'job.completed', 'pending', 'epoch'::timestamptz + '1s', NULL, NULL, NULL, 'epoch', 'epoch'),
+			(3, 1, 1, 1, 'job.completed', 'pending', 'epoch'::timestamptz + '9s', 'epoch'::timestamptz + '5s', 8, 'node', 'epoch', 'epoch'),
+			(4, 1, 1, 1, 'job.completed', 'succeeded', 'epoch'::timestamptz + '1s', 'epoch'::timestamptz + '5s', 9, 'node', 'epoch', 'epoch')`); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openURL(t, u)
+	rows, err := s.pool.Query(ctx, `SELECT format('%s:%s/%s', id, extract(epoch FROM next_attempt_at)::int,
+			coalesce(extract(epoch FROM leased_until)::int, 0))
+		FROM deliveries ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// id:next_attempt_at/leased_until, in seconds since the epoch.
+	want := []string{"1:5/5", "2:1/0", "3:9/5", "4:1/5"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("deliveries = %q, want %q", got, want)
+	}
+	heads, err := s.QueueHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(heads) != 1 || !heads[0].DueAt.Equal(time.Unix(1, 0)) {
+		t.Fatalf("heads %+v, want endpoint 1 due at 1 s past the epoch", heads)
 	}
 }

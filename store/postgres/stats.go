@@ -10,17 +10,20 @@ import (
 )
 
 // statsSQL reads Store.Stats in one statement, so every number comes from
-// the same snapshot. Each part is a range of a partial index: the pending
-// counts and the oldest due time of deliveries_due, the endpoint counts of
-// endpoints_live_status. The predicates are written exactly as the indexes'
-// WHERE clauses so the planner matches them. $1 is now.
-const statsSQL = `SELECT
-	(SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1),
-	(SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > $1),
-	(SELECT next_attempt_at FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-		ORDER BY next_attempt_at LIMIT 1),
-	(SELECT count(*) FROM endpoints WHERE status = 'active' AND deleted_at IS NULL),
-	(SELECT count(*) FROM endpoints WHERE status = 'disabled' AND deleted_at IS NULL)`
+// the same snapshot. Each part reads a partial index: one pass over
+// deliveries_queue counts the pending deliveries on both sides of now and
+// finds the oldest due time, endpoints_live_status counts the endpoints. A
+// leased delivery's next_attempt_at is its lease's expiry, so deliveries in
+// flight count as scheduled until their lease expires. The predicates are
+// written exactly as the indexes' WHERE clauses so the planner matches
+// them. $1 is now.
+const statsSQL = `SELECT p.due, p.scheduled, p.oldest,
+		(SELECT count(*) FROM endpoints WHERE status = 'active' AND deleted_at IS NULL),
+		(SELECT count(*) FROM endpoints WHERE status = 'disabled' AND deleted_at IS NULL)
+	FROM (SELECT count(*) FILTER (WHERE next_attempt_at <= $1) AS due,
+			count(*) FILTER (WHERE next_attempt_at > $1) AS scheduled,
+			min(next_attempt_at) FILTER (WHERE next_attempt_at <= $1) AS oldest
+		FROM deliveries WHERE status = 'pending') AS p`
 
 // Stats counts pending deliveries and live endpoints across every node
 // sharing the database.

@@ -21,6 +21,8 @@ import (
 //     this statement waits for it and, re-reading the row, finds a deleted
 //     endpoint gone (and a disabled one still there, which is allowed).
 //   - token: one lease token from the shared sequence.
+//   - d: leased like a claim, its next_attempt_at the lease's expiry (so it
+//     is not due before then).
 //   - no pg_notify: the delivery is leased to the caller, so there is
 //     nothing for the other nodes to claim.
 //
@@ -43,7 +45,7 @@ const testDeliverySQL = `WITH ep AS (
 		INSERT INTO deliveries
 			(account_id, endpoint_id, event_pk, event_type, status, attempts, next_attempt_at,
 			 leased_until, lease_token, lease_owner, last_error, created_at, updated_at)
-		SELECT ep.account_id, ep.id, ev.pk, $4::text, 'pending', 0, $8::timestamptz,
+		SELECT ep.account_id, ep.id, ev.pk, $4::text, 'pending', 0, $9::timestamptz,
 			$9::timestamptz, token.t, $10::text, '', $8::timestamptz, $8::timestamptz
 		FROM ep, ev, token
 		RETURNING id, lease_token
@@ -62,6 +64,9 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 	}
 	now := us(p.Now)
 	c := store.ClaimedDelivery{
+		// Due at its creation, had it not been leased: a release makes it
+		// due then.
+		Lease:      store.Lease{DueAt: now},
 		AccountID:  p.AccountID,
 		EndpointID: p.EndpointID,
 		EventID:    p.EventID,

@@ -95,8 +95,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			}
 			if deleted || epStatus != string(nanohook.EndpointActive) {
 				// DeleteEndpoint and disabling finalise pending deliveries in
-				// the same transaction, so this should not happen; if it does,
-				// finish the delivery the same way instead of sending it.
+				// the same transaction, so this should not happen (except for
+				// a ping to a disabled endpoint whose lease expired); if it
+				// does, finish the delivery the same way instead of sending
+				// it.
 				stale = append(stale, staleClaim{id: c.DeliveryID, deleted: deleted, reason: reason})
 				continue
 			}
