@@ -105,7 +105,7 @@ func TestAdminAuth(t *testing.T) {
 // created.
 func claimAll(t *testing.T, st store.Store) []store.ClaimedDelivery {
 	t.Helper()
-	c, err := st.ClaimDeliveries(context.Background(), store.ClaimParams{
+	c, err := store.ClaimDue(context.Background(), st, store.ClaimDueParams{
 		Now: testNow.Add(24 * time.Hour), LeaseUntil: testNow.Add(25 * time.Hour), Limit: 1000, Owner: "test",
 	})
 	if err != nil {
@@ -117,8 +117,8 @@ func claimAll(t *testing.T, st store.Store) []store.ClaimedDelivery {
 // nothingPending asserts that no delivery exists yet.
 func nothingPending(t *testing.T, st store.Store) {
 	t.Helper()
-	if _, ok, err := st.NextDueAt(context.Background()); err != nil || ok {
-		t.Fatalf("deliveries pending (ok=%v, err=%v)", ok, err)
+	if heads, err := st.QueueHeads(context.Background()); err != nil || len(heads) > 0 {
+		t.Fatalf("deliveries pending (queue heads %+v, err=%v)", heads, err)
 	}
 }
 

@@ -39,7 +39,7 @@ func (b *bundle) publishAt(t *testing.T, accountID int64, typ nanohook.EventType
 func (b *bundle) attempt(t *testing.T, at time.Time, status nanohook.DeliveryStatus, a nanohook.Attempt, next time.Time) store.ClaimedDelivery {
 	t.Helper()
 	ctx := context.Background()
-	cs, err := b.store.ClaimDeliveries(ctx, store.ClaimParams{Now: at, LeaseUntil: at.Add(time.Minute), Limit: 1, Owner: "test"})
+	cs, err := store.ClaimDue(ctx, b.store, store.ClaimDueParams{Now: at, LeaseUntil: at.Add(time.Minute), Limit: 1, Owner: "test"})
 	if err != nil || len(cs) != 1 {
 		t.Fatalf("claim at %v: %d, %v", at, len(cs), err)
 	}
@@ -331,7 +331,7 @@ func TestDeliveryRetry(t *testing.T) {
 		t.Fatal("retry did not wake the engine")
 	}
 	// Due now, and the attempt numbers continue.
-	cs, err := h.store.ClaimDeliveries(context.Background(), store.ClaimParams{Now: testNow, LeaseUntil: testNow.Add(time.Minute), Limit: 10})
+	cs, err := store.ClaimDue(context.Background(), h.store, store.ClaimDueParams{Now: testNow, LeaseUntil: testNow.Add(time.Minute), Limit: 10})
 	if err != nil || len(cs) != 1 || cs[0].DeliveryID != failed || cs[0].Attempt != 2 {
 		t.Fatalf("claimed %+v, %v; want delivery %d, attempt 2", cs, err, failed)
 	}

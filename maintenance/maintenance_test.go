@@ -126,7 +126,7 @@ func TestLeaderPrunesOldHistoryOnly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		claimed, err := st.ClaimDeliveries(ctx, store.ClaimParams{Now: at, LeaseUntil: at.Add(time.Minute), Limit: 1})
+		claimed, err := store.ClaimDue(ctx, st, store.ClaimDueParams{Now: at, LeaseUntil: at.Add(time.Minute), Limit: 1})
 		if err != nil || len(claimed) != 1 {
 			t.Fatalf("claim: %d %v", len(claimed), err)
 		}
@@ -190,7 +190,7 @@ func TestLeaderDisablesEndpointsFailingTooLong(t *testing.T) {
 		Payload: []byte(`{}`), OccurredAt: start, Now: start}}); err != nil {
 		t.Fatal(err)
 	}
-	claimed, err := st.ClaimDeliveries(ctx, store.ClaimParams{Now: start, LeaseUntil: start.Add(time.Minute), Limit: 1})
+	claimed, err := store.ClaimDue(ctx, st, store.ClaimDueParams{Now: start, LeaseUntil: start.Add(time.Minute), Limit: 1})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("claim: %d %v", len(claimed), err)
 	}

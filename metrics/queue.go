@@ -46,7 +46,7 @@ func newQueueCollector(cfg Config) *queueCollector {
 		timeout: cfg.StatsTimeout,
 		maxAge:  cfg.StatsMaxAge,
 		depth: prometheus.NewDesc("nanohook_queue_depth",
-			"Pending deliveries: due (being attempted, waiting for a worker, or held back by an endpoint's cap or open circuit breaker) or scheduled (retries waiting out their backoff). Read from storage, so every node sharing a database reports the same numbers.",
+			"Pending deliveries: due (waiting for a worker, or held back by an endpoint's cap or open circuit breaker) or scheduled (retries waiting out their backoff, and deliveries being attempted, until their lease expires). Read from storage, so every node sharing a database reports the same numbers.",
 			[]string{"state"}, nil),
 		oldestAge: prometheus.NewDesc("nanohook_oldest_pending_delivery_age_seconds",
 			"How long the longest-waiting due delivery has been due (0 when none is): the delivery lag. Deliveries held back by an open circuit breaker count, so one dead endpoint raises it.",

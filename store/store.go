@@ -223,15 +223,18 @@ type Store interface {
 // Stats is a snapshot of the delivery queue and the endpoints. With
 // PostgreSQL it covers every node sharing the database.
 type Stats struct {
-	// DueDeliveries are pending deliveries due at or before the given now:
-	// those being attempted, those waiting for a worker, and those held
-	// back by an endpoint's in-flight cap or open circuit breaker.
+	// DueDeliveries are pending deliveries due at or before the given now
+	// that no worker holds: those waiting for a worker, those held back by
+	// an endpoint's in-flight cap or open circuit breaker, and those whose
+	// lease expired (their worker died).
 	DueDeliveries int64
 	// ScheduledDeliveries are pending deliveries due later: retries
-	// waiting out their backoff.
+	// waiting out their backoff, and deliveries being attempted (a lease
+	// makes the delivery due again at its expiry; see ClaimDeliveries).
 	ScheduledDeliveries int64
 	// OldestDueAt is when the longest-waiting due delivery became due
-	// (its next attempt time); zero when nothing is due.
+	// (its next attempt time, or its lease's expiry for one whose worker
+	// died); zero when nothing is due.
 	OldestDueAt time.Time
 	// ActiveEndpoints and DisabledEndpoints count live (not deleted)
 	// endpoints by status.
