@@ -171,9 +171,11 @@ type Store interface {
 	// CompleteDeliveries (or hands it back with ReleaseDeliveries).
 	//
 	// The claim is filled as ClaimDeliveries fills one (URL, Secret,
-	// PreviousSecret while still valid at Now, Attempt 1). Because the
-	// delivery is leased, ClaimDeliveries does not return it before
-	// LeaseUntil passes; no other node is woken for it. The endpoint's event
+	// PreviousSecret while still valid at Now, Attempt 1, Lease.DueAt =
+	// Now). Because the delivery is leased, its next_attempt_at is
+	// LeaseUntil, as for any claim, and ClaimDeliveries does not return it
+	// before LeaseUntil passes; no other node is woken for it. A release
+	// makes it due at Now. The endpoint's event
 	// subscriptions are not consulted: a ping goes to the endpoint asked for.
 	// Pings are never deduplicated: every call writes a new event.
 	//
