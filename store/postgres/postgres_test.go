@@ -858,8 +858,49 @@ func BenchmarkClaimComplete(b *testing.B) { storetest.BenchClaimComplete(b, open
 
 func BenchmarkClaimQuotas(b *testing.B) { storetest.BenchClaimQuotas(b, openTest(b)) }
 
+// BenchmarkClaimFair also logs, after each sub-benchmark, the plans with
+// which the claim of the quiet account's endpoint and QueueHeads ran on
+// its data (EXPLAIN ANALYZE, rolled back): the figures and the plans
+// together show that the other account's backlog is never read.
 func BenchmarkClaimFair(b *testing.B) {
-	storetest.BenchClaimFair(b, func(b *testing.B) store.Store { return openTest(b) })
+	storetest.BenchClaimFair(b, func(b *testing.B) store.Store {
+		s := openTest(b)
+		b.Cleanup(func() { logFairPlans(b, s) }) // before the Store closes
+		return s
+	})
+}
+
+func logFairPlans(b *testing.B, s *Store) {
+	ctx := context.Background()
+	var quiet int64
+	var backlog int
+	if err := s.pool.QueryRow(ctx, `SELECT e.id, (SELECT count(*) FROM deliveries WHERE status = 'pending')
+		FROM endpoints e JOIN accounts a ON a.id = e.account_id WHERE a.name = 'quiet'`).Scan(&quiet, &backlog); err != nil {
+		b.Fatal(err)
+	}
+	now := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC) // storetest's t0
+	for _, q := range []struct {
+		what, sql string
+		args      []any
+	}{
+		{"claim", claimSQL, []any{[]int64{quiet}, []int32{64}, now, now.Add(time.Minute), "plan"}},
+		{"queue heads", queueHeadsSQL, nil},
+	} {
+		tx, err := s.pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) `+q.sql, q.args...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		_ = tx.Rollback(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s with %d pending deliveries:\n%s", q.what, backlog, strings.Join(lines, "\n"))
+	}
 }
 
 func BenchmarkQueueHeads(b *testing.B) { storetest.BenchQueueHeads(b, openTest(b)) }
