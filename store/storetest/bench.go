@@ -165,11 +165,13 @@ func reportPerDelivery(b *testing.B, deliveries int64) {
 const fairBacklog = 100_000
 
 // BenchClaimFair measures what one account's backlog costs another
-// account's deliveries, with sub-benchmarks backlog=0 and backlog=100000
-// (one account's two endpoints holding 100,000 deliveries due an hour
-// before anything else). Each op is what the engine pays to serve the
-// other account: QueueHeads, a claim of 64 due deliveries of its endpoint,
-// and their completion. Every part reads only the quiet account's range of
+// account's deliveries. In both sub-benchmarks one account's two endpoints
+// hold 100,000 deliveries of an hour ago: with backlog=100000 they are all
+// due, ahead of anything else; with backlog=0 they were recorded failed
+// (the endpoints were disabled), so the tables are as large and only the
+// queue differs. Each op is what the engine pays to serve the other
+// account: QueueHeads, a claim of 64 due deliveries of its endpoint, and
+// their completion. Every part reads only the quiet account's range of
 // deliveries_queue (and one index probe per endpoint for the heads), so
 // the two figures should be the same; a claim or heads query that read
 // past the backlog would grow with it.
@@ -180,8 +182,17 @@ func BenchClaimFair(b *testing.B, open func(b *testing.B) store.Store) {
 			ctx := b.Context()
 			now := t0
 			busy := benchAccount(b, s, now)
+			if backlog == 0 {
+				disabled := nanohook.EndpointDisabled
+				for _, q := range benchQuotas(b, s, busy.ID, 0) {
+					if _, err := s.UpdateEndpoint(ctx, store.UpdateEndpointParams{AccountID: busy.ID, ID: q.EndpointID,
+						Status: &disabled, Now: now}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
 			seq := 0
-			for range backlog / (2 * publishBatch) { // to both endpoints
+			for range fairBacklog / (2 * publishBatch) { // to both endpoints
 				if _, err := s.PublishEvents(ctx, benchEvents(busy.ID, now.Add(-time.Hour), &seq, publishBatch)); err != nil {
 					b.Fatal(err)
 				}
