@@ -121,11 +121,11 @@ func startService(t *testing.T) *service {
 		Client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: 5 * time.Second}),
 		// One retry, an hour away: within the test only the dashboard's
 		// Retry button can make the second attempt.
-		Schedule:  []time.Duration{time.Hour},
-		Timeout:   5 * time.Second,
-		Workers:   4,
-		UserAgent: "nanohook/test",
-		Logger:    log,
+		Schedule:    []time.Duration{time.Hour},
+		Timeout:     5 * time.Second,
+		MaxInFlight: 4,
+		UserAgent:   "nanohook/test",
+		Logger:      log,
 	})
 	engine.Start(context.Background())
 	t.Cleanup(func() {

@@ -18,10 +18,10 @@ import (
 
 // Store is what the engine needs from storage.
 type Store interface {
+	QueueHeads(ctx context.Context) ([]store.QueueHead, error)
 	ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error)
 	CompleteDeliveries(ctx context.Context, results []store.CompleteParams) error
 	ReleaseDeliveries(ctx context.Context, leases []store.Lease) error
-	NextDueAt(ctx context.Context) (time.Time, bool, error)
 }
 
 // Config configures an Engine. Zero values take the documented defaults.
@@ -30,21 +30,30 @@ type Config struct {
 	Client *http.Client // the egress client (it must not follow redirects); nil: a guarded egress client
 	Logger *slog.Logger
 
-	Schedule  []time.Duration // waits after each failure; nil: DefaultSchedule
-	NoRetry   bool            // with an empty Schedule: fail after one attempt
-	Timeout   time.Duration   // per attempt; default 15 s
-	Workers   int             // concurrent attempts; default 256
-	ClaimSize int             // most deliveries claimed per query; default 256
+	Schedule []time.Duration // waits after each failure; nil: DefaultSchedule
+	NoRetry  bool            // with an empty Schedule: fail after one attempt
+	Timeout  time.Duration   // per attempt; default 15 s
+	// MaxInFlight bounds this node's attempts in flight. Attempts wait on
+	// the network, not the CPU, so it is sized for I/O: default 4096, each
+	// an idle goroutine and a connection while it waits.
+	MaxInFlight int
+	ClaimSize   int // most deliveries claimed per query; default 256
 	// LeaseMargin is added to Timeout to make the lease: a claim is held at
 	// most that long before another node may take it. Default 30 s.
 	LeaseMargin time.Duration
 	// PollInterval is the fallback wait when nobody calls Wake (another node
 	// published, or a clock jumped). Default 1 s.
 	PollInterval time.Duration
-	// MaxPerEndpoint caps this node's attempts in flight to one endpoint,
-	// so a slow or dead endpoint cannot hold every worker. Default 64 (a
-	// quarter of the default 256 workers).
+	// MaxPerEndpoint caps this node's attempts in flight to one endpoint.
+	// Each endpoint's limit adapts below it to its latency and errors
+	// (limiter). Default 64.
 	MaxPerEndpoint int
+	// MaxPerAccount caps this node's attempts in flight for one account,
+	// whatever its number of endpoints, so no customer takes the whole
+	// node. Default a quarter of MaxInFlight, but at least sixteen
+	// endpoints' caps (or MaxInFlight if smaller), so that a small node
+	// still lets an account use several endpoints at once.
+	MaxPerAccount int
 	// BreakerThreshold consecutive failed attempts open an endpoint's
 	// circuit breaker: its deliveries wait (untouched, their schedule not
 	// consumed) for BreakerCooldown, then one probe goes out; a success
@@ -68,11 +77,12 @@ type Engine struct {
 	sender sender
 
 	wake      chan struct{} // publish happened; buffered 1
-	slotFreed chan struct{} // a completion freed capacity; buffered 1
-	jobs      chan store.ClaimedDelivery
+	slotFreed chan struct{} // an attempt ended; buffered 1
 	results   chan outcomeWithLease
-	inflight  atomic.Int64 // claimed and not yet attempted to the end
-	lanes     *lanes       // per-endpoint in-flight caps and circuit breakers
+	inflight  atomic.Int64 // claimed and not yet handed to the completer
+	lanes     *lanes       // per-endpoint limits and breakers, per-account shares
+	payloads  payloads     // the bodies of the events in flight, one copy each
+	signers   sync.Pool    // *signers, one per attempt at a time
 
 	claimCtx    context.Context // cancelled by Stop: no more claims
 	stopClaims  context.CancelFunc
@@ -81,7 +91,7 @@ type Engine struct {
 	writeCtx    context.Context // cancelled when Stop's deadline passes and writes still hang
 	abortWrites context.CancelFunc
 	claimerDone chan struct{}
-	workersWG   sync.WaitGroup
+	attemptsWG  sync.WaitGroup
 	completerWG sync.WaitGroup
 	startOnce   sync.Once
 	stopOnce    sync.Once
@@ -100,8 +110,8 @@ func New(cfg Config) *Engine {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 15 * time.Second
 	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 256
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
 	}
 	if cfg.ClaimSize <= 0 {
 		cfg.ClaimSize = 256
@@ -113,7 +123,10 @@ func New(cfg Config) *Engine {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.MaxPerEndpoint <= 0 {
-		cfg.MaxPerEndpoint = 64
+		cfg.MaxPerEndpoint = DefaultMaxPerEndpoint
+	}
+	if cfg.MaxPerAccount <= 0 {
+		cfg.MaxPerAccount = max(cfg.MaxInFlight/4, min(cfg.MaxInFlight, 16*cfg.MaxPerEndpoint))
 	}
 	if cfg.BreakerThreshold <= 0 {
 		cfg.BreakerThreshold = 5
@@ -143,13 +156,20 @@ func New(cfg Config) *Engine {
 		sender:      sender{transport: transportOf(cfg.Client), timeout: cfg.Timeout, userAgent: cfg.UserAgent, now: cfg.Now},
 		wake:        make(chan struct{}, 1),
 		slotFreed:   make(chan struct{}, 1),
-		jobs:        make(chan store.ClaimedDelivery, cfg.Workers),
-		results:     make(chan outcomeWithLease, cfg.Workers),
+		results:     make(chan outcomeWithLease, cfg.ClaimSize),
 		claimerDone: make(chan struct{}),
-		lanes:       newLanes(cfg.MaxPerEndpoint, cfg.BreakerThreshold, cfg.BreakerCooldown),
+		lanes:       newLanes(cfg.MaxPerEndpoint, cfg.MaxPerAccount, cfg.BreakerThreshold, cfg.BreakerCooldown),
+		payloads:    payloads{m: map[string]*sharedPayload{}},
 	}
+	e.signers.New = func() any { return newSigners() }
 	return e
 }
+
+// The defaults of MaxInFlight and MaxPerEndpoint, which serve's flags show.
+const (
+	DefaultMaxInFlight    = 4096
+	DefaultMaxPerEndpoint = 64
+)
 
 // transportOf is the transport attempts go through: the client's own.
 func transportOf(c *http.Client) http.RoundTripper {
@@ -158,6 +178,10 @@ func transportOf(c *http.Client) http.RoundTripper {
 	}
 	return http.DefaultTransport
 }
+
+// InFlight is how many attempts this engine has in flight now: claimed and
+// not yet handed to the completer.
+func (e *Engine) InFlight() int { return int(e.inflight.Load()) }
 
 // Wake tells the engine that new work may be due now. It never blocks; the
 // publish path calls it after every commit that created deliveries.
@@ -168,7 +192,8 @@ func (e *Engine) Wake() {
 	}
 }
 
-// Start runs the claimer, the workers and the completer in the background.
+// Start runs the claimer and the completer in the background; the claimer
+// starts one goroutine per attempt.
 // ctx only carries values; stopping is Stop's job.
 func (e *Engine) Start(ctx context.Context) {
 	e.startOnce.Do(func() {
@@ -176,10 +201,6 @@ func (e *Engine) Start(ctx context.Context) {
 		e.claimCtx, e.stopClaims = context.WithCancel(base)
 		e.attemptCtx, e.abortSends = context.WithCancel(base)
 		e.writeCtx, e.abortWrites = context.WithCancel(base)
-		for range e.cfg.Workers {
-			e.workersWG.Add(1)
-			go e.worker()
-		}
 		e.completerWG.Add(1)
 		go e.completer(e.writeCtx)
 		go e.claimer()
@@ -201,17 +222,16 @@ func (e *Engine) Stop(ctx context.Context) error {
 	var err error
 	e.stopOnce.Do(func() {
 		e.stopClaims()
-		<-e.claimerDone
-		close(e.jobs) // workers drain what was claimed, then exit
+		<-e.claimerDone // no attempt starts after this
 
-		workersDone := make(chan struct{})
-		go func() { e.workersWG.Wait(); close(workersDone) }()
+		attemptsDone := make(chan struct{})
+		go func() { e.attemptsWG.Wait(); close(attemptsDone) }()
 		select {
-		case <-workersDone:
+		case <-attemptsDone:
 		case <-ctx.Done():
 			err = fmt.Errorf("attempts cut short and released: %w", ctx.Err())
 			e.abortSends() // attempts end at once and come back as aborted
-			<-workersDone
+			<-attemptsDone
 		}
 		close(e.results)
 
@@ -235,100 +255,130 @@ func (e *Engine) Stop(ctx context.Context) error {
 	return err
 }
 
-// claimer leases due deliveries while there are free worker slots.
+// claimer leases due work while there is room for it, in fair shares.
+//
+// Each round reads the store's queue heads (which endpoints have due work),
+// plans how many deliveries to take from each (plan: fair across accounts,
+// then endpoints, within each endpoint's adaptive limit and each account's
+// cap), and claims them in one call. A round runs when a publish wakes the
+// engine, when the next queue head falls due, when an open breaker lets a
+// probe through, and when attempts end and free room; rounds woken only by
+// ending attempts are at most one per claimLinger, so that under load one
+// claim takes the room many attempts freed instead of one claim each.
 func (e *Engine) claimer() {
 	defer close(e.claimerDone)
 	ctx := e.claimCtx
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	// Under load, claim in batches rather than a few slots at a time: each
-	// claim is a write transaction, and fewer, larger ones cost storage far
-	// less. Until a quarter of the pool is free, a claim waits at most
-	// claimLinger after the previous one, so that slow attempts freeing
-	// slots one by one do not leave workers idle for long.
-	minClaim := int64(max(1, min(e.cfg.ClaimSize, e.cfg.Workers)/4))
-	var lastClaim time.Time
+	var lastRound time.Time
+	woken := true
 	for {
 		wait := e.cfg.PollInterval
-		free := int64(e.cfg.Workers) - e.inflight.Load()
-		if free > 0 && free < minClaim {
-			if since := time.Since(lastClaim); since < claimLinger {
-				free, wait = 0, claimLinger-since
-			}
-		}
-		if free > 0 {
-			lastClaim = time.Now()
-			n := int(min(free, int64(e.cfg.ClaimSize)))
-			got, refused, skipping, err := e.claim(ctx, n)
+		if since := time.Since(lastRound); !woken && since < claimLinger {
+			wait = claimLinger - since
+		} else if free := int64(e.cfg.MaxInFlight) - e.inflight.Load(); free > 0 {
+			lastRound = time.Now()
+			more, next, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))))
 			if ctx.Err() != nil {
 				return
 			}
 			if err != nil {
 				e.log.ErrorContext(ctx, "claiming deliveries failed", slog.Any("error", err))
-			} else if got == n || refused {
-				// Probably more due, or an endpoint just reached its cap and
-				// the next claim will skip it: claim again while slots are free.
+			} else if more {
 				continue
-			} else if next, ok, err := e.cfg.Store.NextDueAt(ctx); err == nil && ok {
-				d := next.Sub(e.cfg.Now())
-				switch {
-				case d > 0:
-					wait = min(wait, d)
-				case !skipping:
-					// It fell due between the claim and this look: claim again.
-					wait = time.Millisecond
-				default:
-					// Due but perhaps skipped (capped or open endpoints): a
-					// freed slot wakes us; look again soon, not in a spin.
-					wait = min(wait, skippedRecheck)
-				}
+			} else if !next.IsZero() {
+				wait = max(time.Millisecond, min(wait, next.Sub(e.cfg.Now())))
 			}
 		}
 		timer.Reset(wait)
+		woken = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
+			woken = true
 		case <-e.slotFreed:
 		case <-timer.C:
+			woken = true
 		}
 		// Since Go 1.23 Reset needs no drained channel: stale ticks are dropped.
 	}
 }
 
-// claim leases up to n deliveries, skipping endpoints at their cap or with
-// an open breaker, and hands them to the workers. Deliveries beyond an
-// endpoint's cap within one claim are given back at once (refused reports
-// that; the next claim skips that endpoint). It returns how many it claimed.
-func (e *Engine) claim(ctx context.Context, n int) (got int, refused, skipping bool, err error) {
+// round claims up to free deliveries in fair shares and starts their
+// attempts. more reports that an endpoint gave all it was asked for (it may
+// have more due: claim again while room lasts); otherwise next is when the
+// claimer should look again without being woken (zero: only when woken):
+// the next queue head's due time, an open breaker's probe time, or soon
+// when due work was not found where the heads said it was.
+func (e *Engine) round(ctx context.Context, free int) (more bool, next time.Time, err error) {
+	heads, err := e.cfg.Store.QueueHeads(ctx)
+	if err != nil {
+		return false, time.Time{}, err
+	}
 	now := e.cfg.Now()
-	skip := e.lanes.skip(now)
+	due, next := dueEndpoints(heads, now)
+	if len(due) == 0 {
+		return false, next, nil
+	}
+	room, accountRoom, reopen := e.lanes.room(due, now)
+	if !reopen.IsZero() && (next.IsZero() || reopen.Before(next)) {
+		next = reopen
+	}
+	quotas := plan(due, room, accountRoom, free)
+	if len(quotas) == 0 {
+		// Every due endpoint is at its limit or its account at its cap:
+		// ending attempts wake the claimer.
+		return false, next, nil
+	}
 	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, store.ClaimParams{
-		Now:           now,
-		LeaseUntil:    now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
-		Limit:         n,
-		Owner:         e.cfg.NodeID,
-		SkipEndpoints: skip,
+		Now:        now,
+		LeaseUntil: now.Add(e.cfg.Timeout + e.cfg.LeaseMargin),
+		Owner:      e.cfg.NodeID,
+		Quotas:     quotas,
 	})
 	if err != nil {
-		return 0, false, len(skip) > 0, err
+		return false, next, err
 	}
+	got := make(map[int64]int, len(quotas))
 	var back []store.Lease
 	for i := range claimed {
-		if !e.lanes.admit(claimed[i].EndpointID, now) {
-			back = append(back, claimed[i].Lease)
+		c := &claimed[i]
+		got[c.EndpointID]++
+		if !e.lanes.admit(c.EndpointID, c.AccountID, now) {
+			back = append(back, c.Lease)
 			continue
 		}
-		e.inflight.Add(1)
-		e.jobs <- claimed[i] // never blocks: inflight ≤ Workers = cap(jobs)
+		e.start(*c)
 	}
 	if len(back) > 0 {
 		if err := e.cfg.Store.ReleaseDeliveries(ctx, back); err != nil {
-			e.log.WarnContext(ctx, "giving back deliveries over an endpoint's cap failed; their leases will expire",
+			e.log.WarnContext(ctx, "giving back deliveries over an endpoint's limit failed; their leases will expire",
 				slog.Any("error", err), slog.Int("deliveries", len(back)))
 		}
 	}
-	return len(claimed), len(back) > 0, len(skip) > 0, nil
+	for _, q := range quotas {
+		if got[q.EndpointID] >= q.Limit {
+			return true, next, nil
+		}
+	}
+	if len(claimed) == 0 {
+		// The heads said due, the claim found nothing: another node took
+		// it meanwhile. Look again soon rather than spin.
+		soon := now.Add(skippedRecheck)
+		if next.IsZero() || soon.Before(next) {
+			next = soon
+		}
+	}
+	return false, next, nil
+}
+
+// start runs one claimed delivery's attempt in a goroutine of its own.
+func (e *Engine) start(c store.ClaimedDelivery) {
+	c.Payload = e.payloads.share(c.EventID, c.Payload)
+	e.inflight.Add(1)
+	e.attemptsWG.Add(1)
+	go e.attempt(c)
 }
 
 // claimLinger is how long the claimer lets a few free worker slots wait for
@@ -340,42 +390,44 @@ const claimLinger = 5 * time.Millisecond
 // attempts are in flight.
 const completeLinger = 2 * time.Millisecond
 
-// skippedRecheck is how soon the claimer looks again when due work may all
-// belong to skipped endpoints: often enough that work which fell due
-// meanwhile is not late, rarely enough not to spin over a capped backlog.
+// skippedRecheck is how soon the claimer looks again when the queue heads
+// said work was due and the claim found none: often enough that work which
+// fell due meanwhile is not late, rarely enough not to spin.
 const skippedRecheck = 50 * time.Millisecond
 
-// worker makes attempts until the jobs channel is closed.
-func (e *Engine) worker() {
-	defer e.workersWG.Done()
-	sign := newSigners()
-	for c := range e.jobs {
-		var out outcome
-		if e.attemptCtx.Err() != nil {
-			out.aborted = true
-		} else {
-			out = e.sender.send(e.attemptCtx, &c, sign)
-		}
-		// The worker is free again as soon as the attempt ends: its outcome
-		// waits for the completer (bounded by the results channel), but a
-		// new claim need not wait for that commit, which would otherwise
-		// hold every slot for a transaction's time on top of the attempt's.
-		// The delivery stays leased until its outcome is written, so it
-		// cannot be claimed again meanwhile.
-		now := e.cfg.Now()
-		if out.aborted {
-			e.lanes.done(c.EndpointID, false, false, false, now, now)
-		} else {
-			a := &out.attempt
-			answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
-			e.lanes.done(c.EndpointID, true, out.success, answered, a.StartedAt, now)
-		}
-		e.inflight.Add(-1)
-		select {
-		case e.slotFreed <- struct{}{}:
-		default:
-		}
-		e.results <- outcomeWithLease{claim: &c, out: out}
+// attempt makes one claimed delivery's attempt, frees its endpoint's slot
+// and hands the outcome to the completer.
+func (e *Engine) attempt(c store.ClaimedDelivery) {
+	defer e.attemptsWG.Done()
+	var out outcome
+	if e.attemptCtx.Err() != nil {
+		out.aborted = true
+	} else {
+		sign := e.signers.Get().(*signers)
+		out = e.sender.send(e.attemptCtx, &c, sign)
+		e.signers.Put(sign)
+	}
+	now := e.cfg.Now()
+	if out.aborted {
+		e.lanes.release(c.EndpointID, now)
+	} else {
+		a := &out.attempt
+		answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
+		e.lanes.done(c.EndpointID, attemptResult{ok: out.success, answered: answered, started: a.StartedAt}, now)
+	}
+	e.payloads.drop(c.EventID)
+	c.Payload = nil
+	// The slot is free as soon as the outcome is queued for the completer:
+	// a new claim need not wait for that commit, which would otherwise hold
+	// every slot for a transaction's time on top of the attempt's. The
+	// delivery stays leased until its outcome is written, so it cannot be
+	// claimed again meanwhile. While the completer is stuck (storage down)
+	// the queue fills and the slots stay taken: no new claims pile up.
+	e.results <- outcomeWithLease{claim: &c, out: out}
+	e.inflight.Add(-1)
+	select {
+	case e.slotFreed <- struct{}{}:
+	default:
 	}
 }
 
@@ -512,6 +564,24 @@ func (e *Engine) retryWrite(ctx context.Context, what string, write func(context
 	}
 }
 
+// ReserveTest takes one of an endpoint's slots for a test call (a
+// customer's ping), before the call writes anything: the call then makes
+// its attempt with AttemptNow and calls release when done. Test calls are
+// held to the per-endpoint cap (MaxPerEndpoint), not to the adaptive limit
+// or the breaker, since customers test an endpoint precisely while it
+// fails; they count against both, so pings cannot push an endpoint past
+// the cap. When the cap is full it fails with a rate_limited error (the
+// API answers 429 with Retry-After). accountID must own endpointID.
+func (e *Engine) ReserveTest(accountID, endpointID int64) (release func(), err error) {
+	now := e.cfg.Now()
+	if !e.lanes.admitTest(endpointID, accountID, now) {
+		return nil, nanohook.Errorf(nanohook.CodeRateLimited, "",
+			"the endpoint already has %d attempts in flight, its limit; retry shortly", e.cfg.MaxPerEndpoint)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { e.lanes.release(endpointID, e.cfg.Now()) }) }, nil
+}
+
 // AttemptNow makes one attempt of a delivery the caller already holds (the
 // test call's ping), records it, and returns it. The outcome is final: a
 // test is not retried. A 410 disables the endpoint as on any delivery.
@@ -536,4 +606,44 @@ func (e *Engine) AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanoh
 		return out.attempt, fmt.Errorf("record test attempt: %w", err)
 	}
 	return out.attempt, nil
+}
+
+// payloads holds the body of every event with attempts in flight once,
+// however many of its deliveries are in flight: a fan-out of one large
+// event to many endpoints, claimed in several rounds, shares one copy
+// instead of holding one per attempt.
+type payloads struct {
+	mu sync.Mutex
+	m  map[string]*sharedPayload // by event id
+}
+
+type sharedPayload struct {
+	body []byte
+	refs int
+}
+
+// share returns the body in flight for eventID, taking body as it if none
+// is, and counts one more attempt holding it.
+func (p *payloads) share(eventID string, body []byte) []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.m[eventID]
+	if s == nil {
+		s = &sharedPayload{body: body}
+		p.m[eventID] = s
+	}
+	s.refs++
+	return s.body
+}
+
+// drop counts one attempt less holding eventID's body, forgetting it after
+// the last.
+func (p *payloads) drop(eventID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.m[eventID]; s != nil {
+		if s.refs--; s.refs == 0 {
+			delete(p.m, eventID)
+		}
+	}
 }

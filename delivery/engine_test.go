@@ -126,7 +126,7 @@ func setup(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Reque
 		Client:       egress.NewClient(egress.Options{AllowPrivate: true, Timeout: 2 * time.Second}),
 		Schedule:     []time.Duration{20 * time.Millisecond, 20 * time.Millisecond},
 		Timeout:      2 * time.Second,
-		Workers:      8,
+		MaxInFlight:  8,
 		PollInterval: time.Hour, // only Wake and due times may start work
 		UserAgent:    "nanohook/test",
 		Rand:         func() float64 { return 0.5 },
@@ -389,7 +389,7 @@ func TestStopReleasesAttemptsCutShort(t *testing.T) {
 	if d.Status != nanohook.DeliveryPending || d.Attempts != 0 || len(atts) != 0 {
 		t.Fatalf("after stop: %+v, %d attempts", d, len(atts))
 	}
-	claimed, err := b.store.ClaimDeliveries(context.Background(), store.ClaimParams{
+	claimed, err := store.ClaimDue(context.Background(), b.store, store.ClaimDueParams{
 		Now: time.Now(), LeaseUntil: time.Now().Add(time.Minute), Limit: 10,
 	})
 	if err != nil || len(claimed) != 1 {

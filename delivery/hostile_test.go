@@ -114,7 +114,7 @@ func TestHostileReceivers(t *testing.T) {
 		Store: st,
 		Client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: timeout,
 			Resolver: noSuchHost{}}), // no lookup leaves the machine
-		Schedule: schedule, Timeout: timeout, Workers: 64, PollInterval: time.Hour,
+		Schedule: schedule, Timeout: timeout, MaxInFlight: 64, PollInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	})
 	e.Wake()

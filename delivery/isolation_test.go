@@ -50,7 +50,7 @@ func setupTwo(t *testing.T, bad, good http.Handler, healthy int, tweak func(*del
 	}
 	cfg := delivery.Config{
 		Store: st, Client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: time.Minute}),
-		Timeout: time.Minute, Workers: 4, MaxPerEndpoint: 2, PollInterval: time.Hour,
+		Timeout: time.Minute, MaxInFlight: 4, MaxPerEndpoint: 2, PollInterval: time.Hour,
 		Schedule: []time.Duration{time.Hour}, Logger: slog.New(slog.NewTextHandler(t.Output(), nil)),
 	}
 	if tweak != nil {
@@ -146,7 +146,7 @@ func TestBreakerStopsHammeringAndProbes(t *testing.T) {
 	})
 	cooldown := make(chan struct{})
 	b := setupTwo(t, flaky, good, 1, func(c *delivery.Config) {
-		c.Workers, c.MaxPerEndpoint = 1, 1 // one attempt at a time: failures count in order
+		c.MaxInFlight, c.MaxPerEndpoint = 1, 1 // one attempt at a time: failures count in order
 		c.BreakerThreshold, c.BreakerCooldown = 3, time.Hour
 		c.Now = func() time.Time {
 			select {
@@ -193,7 +193,7 @@ func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
 		}
 	})
 	b := setupTwo(t, firstFails, http.NotFoundHandler(), 0, func(c *delivery.Config) {
-		c.Workers, c.MaxPerEndpoint = 4, 4
+		c.MaxInFlight, c.MaxPerEndpoint = 4, 4
 		c.BreakerThreshold, c.BreakerCooldown = 3, time.Hour
 		c.Schedule = []time.Duration{100 * time.Millisecond}
 	})

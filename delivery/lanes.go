@@ -5,11 +5,17 @@ import (
 	"time"
 )
 
-// lanes keeps per-endpoint state that isolates endpoints from each other:
-// how many of this node's attempts are in flight to each (capped, so a slow
-// endpoint cannot take every worker) and a circuit breaker that stops
-// sending to an endpoint that keeps failing and lets one probe through
-// after a cooldown instead.
+// lanes keeps this node's per-endpoint and per-account state that isolates
+// tenants from each other:
+//
+//   - how many attempts are in flight to each endpoint, under its adaptive
+//     limit (limiter): a slow endpoint gets few slots, a hanging one fewer,
+//     a fast one up to the cap;
+//   - how many are in flight for each account, under the account cap, so no
+//     customer takes more than its share of the node however many
+//     endpoints it has;
+//   - a circuit breaker per endpoint that stops sending to an endpoint that
+//     keeps failing and lets one probe through after a cooldown instead.
 //
 // The breaker opens when an endpoint's last threshold attempts all failed
 // and those failures span long enough: breakerMinSpan when any of them got
@@ -23,11 +29,14 @@ import (
 // costs little to try, and each of its deliveries still follows its retry
 // schedule, so the breaker waits longer before holding it back.
 type lanes struct {
-	mu        sync.Mutex
-	cap       int           // most attempts in flight to one endpoint
-	threshold int           // consecutive failures that can open the breaker
-	cooldown  time.Duration // how long an open breaker stays open
-	m         map[int64]*lane
+	mu         sync.Mutex
+	cap        int           // most attempts in flight to one endpoint
+	accountCap int           // most attempts in flight for one account
+	threshold  int           // consecutive failures that can open the breaker
+	cooldown   time.Duration // how long an open breaker stays open
+	m          map[int64]*lane
+	accounts   map[int64]int // attempts in flight per account (absent: none)
+	lastSweep  time.Time
 }
 
 // breakerMinSpan and breakerMinSpanAnswered are how long a run of failures
@@ -37,8 +46,22 @@ const (
 	breakerMinSpanAnswered = 10 * time.Second
 )
 
+// laneIdleTTL is how long an idle, healthy endpoint's lane (its learnt
+// limit and latency) is kept: long enough to remember an endpoint that gets
+// an event every few minutes, short enough that the map holds only recently
+// busy endpoints. sweepEvery is how often idle lanes are looked for.
+const (
+	laneIdleTTL = 10 * time.Minute
+	sweepEvery  = time.Minute
+)
+
 type lane struct {
-	inflight     int
+	account  int64
+	inflight int       // attempts in flight, test calls included
+	busy     time.Time // when the endpoint last made progress while busy (see stalled)
+	used     time.Time // last admission or completion, for the idle sweep
+	lim      limiter
+
 	failures     int       // consecutive failed attempts
 	failingSince time.Time // when the first of them started
 	unanswered   bool      // one of them got no answer, or a 429/503
@@ -46,17 +69,27 @@ type lane struct {
 	openUntil    time.Time // when an open breaker lets a probe through
 }
 
-func newLanes(cap, threshold int, cooldown time.Duration) *lanes {
-	return &lanes{cap: cap, threshold: threshold, cooldown: cooldown, m: map[int64]*lane{}}
+func newLanes(cap, accountCap, threshold int, cooldown time.Duration) *lanes {
+	return &lanes{cap: cap, accountCap: accountCap, threshold: threshold, cooldown: cooldown,
+		m: map[int64]*lane{}, accounts: map[int64]int{}}
 }
 
-// limit is how many attempts may be in flight to an endpoint: the cap when
-// the breaker is closed, one probe when it is half open (cooled down after
-// opening), none while it is open.
+// stalled is how long the endpoint has had attempts in flight without one
+// finishing: the latency it shows before any attempt ends.
+func (l *lane) stalled(now time.Time) time.Duration {
+	if l.inflight == 0 {
+		return 0
+	}
+	return max(0, now.Sub(l.busy))
+}
+
+// limit is how many attempts may be in flight to an endpoint: its adaptive
+// limit when the breaker is closed, one probe when it is half open (cooled
+// down after opening), none while it is open.
 func (ls *lanes) limit(l *lane, now time.Time) int {
 	switch {
 	case !l.open:
-		return ls.cap
+		return l.lim.limit(ls.cap, l.stalled(now))
 	case now.Before(l.openUntil):
 		return 0
 	default:
@@ -64,68 +97,156 @@ func (ls *lanes) limit(l *lane, now time.Time) int {
 	}
 }
 
-// skip lists the endpoints a claim must leave alone now.
-func (ls *lanes) skip(now time.Time) []int64 {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	var out []int64
-	for id, l := range ls.m {
-		if l.inflight >= ls.limit(l, now) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
-
-// admit takes a slot for one claimed delivery of endpoint id, or reports
-// that the endpoint is at its limit (the claim raced the skip list).
-func (ls *lanes) admit(id int64, now time.Time) bool {
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
+// laneOf returns the lane of endpoint id, making it if need be.
+func (ls *lanes) laneOf(id, account int64, now time.Time) *lane {
 	l := ls.m[id]
 	if l == nil {
-		l = &lane{}
+		l = &lane{account: account, lim: newLimiter(ls.cap), used: now}
 		ls.m[id] = l
 	}
-	if l.inflight >= ls.limit(l, now) {
+	return l
+}
+
+// room is what a claim may still take now: per endpoint of due (in the
+// order given) the free slots under its limit, and per account the free
+// slots under the account cap. reopen is the earliest time an endpoint of
+// due with an open breaker lets a probe through (zero if none).
+func (ls *lanes) room(due []dueEndpoint, now time.Time) (endpoints []int, accounts map[int64]int, reopen time.Time) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	endpoints = make([]int, len(due))
+	accounts = make(map[int64]int)
+	for i, d := range due {
+		if _, seen := accounts[d.account]; !seen {
+			accounts[d.account] = max(0, ls.accountCap-ls.accounts[d.account])
+		}
+		l := ls.m[d.endpoint]
+		if l == nil {
+			endpoints[i] = newLimiter(ls.cap).limit(ls.cap, 0)
+			continue
+		}
+		endpoints[i] = max(0, ls.limit(l, now)-l.inflight)
+		if l.open && now.Before(l.openUntil) && (reopen.IsZero() || l.openUntil.Before(reopen)) {
+			reopen = l.openUntil
+		}
+	}
+	return endpoints, accounts, reopen
+}
+
+// admit takes a slot for one claimed delivery of endpoint id of account, or
+// reports that the endpoint or the account is at its limit (the claim
+// raced a test call, or a limit shrank since it was planned).
+func (ls *lanes) admit(id, account int64, now time.Time) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.sweep(now)
+	l := ls.laneOf(id, account, now)
+	if l.inflight >= ls.limit(l, now) || ls.accounts[account] >= ls.accountCap {
 		return false
 	}
-	l.inflight++
+	ls.take(l, now)
 	return true
 }
 
-// done gives a slot back. attempted tells whether an attempt was made,
-// started when it began, and ok whether it succeeded; answered tells that
-// a failed attempt got an HTTP status other than 429 and 503. A success
-// closes the breaker, a failure counts towards opening it (and re-opens a
-// half-open one at once).
-func (ls *lanes) done(id int64, attempted, ok, answered bool, started, now time.Time) {
+// admitTest takes a slot for a test call (a customer's ping) to endpoint id
+// of account. Test calls are held to the fixed cap, not the adaptive limit
+// or the breaker: a customer checks a failing endpoint precisely when it
+// fails. They still count against both, so pings cannot add load beyond
+// the cap to an endpoint that deliveries already fill.
+func (ls *lanes) admitTest(id, account int64, now time.Time) bool {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	l := ls.laneOf(id, account, now)
+	if l.inflight >= ls.cap {
+		return false
+	}
+	ls.take(l, now)
+	return true
+}
+
+func (ls *lanes) take(l *lane, now time.Time) {
+	if l.inflight == 0 {
+		l.busy = now
+	}
+	l.inflight++
+	l.used = now
+	ls.accounts[l.account]++
+}
+
+// release gives a slot back without an attempt's outcome: the delivery was
+// handed back unattempted, or it was a test call (which teaches the limiter
+// and breaker nothing about deliveries).
+func (ls *lanes) release(id int64, now time.Time) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l := ls.m[id]; l != nil {
+		ls.give(l, now)
+	}
+}
+
+func (ls *lanes) give(l *lane, now time.Time) {
+	l.inflight--
+	l.used = now
+	if n := ls.accounts[l.account] - 1; n > 0 {
+		ls.accounts[l.account] = n
+	} else {
+		delete(ls.accounts, l.account)
+	}
+}
+
+// attemptResult is what an attempt teaches an endpoint's lane.
+type attemptResult struct {
+	ok bool // 2xx
+	// answered: the endpoint answered with a status other than 429 and
+	// 503 (a failure it did not ask us to back off from).
+	answered bool
+	started  time.Time
+}
+
+// done gives a slot back after an attempt. A success closes the breaker, a
+// failure counts towards opening it (and re-opens a half-open one at once);
+// either teaches the limiter.
+func (ls *lanes) done(id int64, r attemptResult, now time.Time) {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	l := ls.m[id]
 	if l == nil {
 		return
 	}
-	l.inflight--
-	if attempted {
-		if ok {
-			l.failures, l.failingSince, l.unanswered, l.open, l.openUntil = 0, time.Time{}, false, false, time.Time{}
-		} else {
-			if l.failures == 0 {
-				l.failingSince = started
-			}
-			l.failures++
-			l.unanswered = l.unanswered || !answered
-			span := breakerMinSpanAnswered
-			if l.unanswered {
-				span = breakerMinSpan
-			}
-			if l.open || (l.failures >= ls.threshold && now.Sub(l.failingSince) >= span) {
-				l.open, l.openUntil = true, now.Add(ls.cooldown)
-			}
-		}
+	l.lim.observe(ls.cap, now.Sub(r.started), r.ok, r.answered, l.inflight)
+	ls.give(l, now)
+	l.busy = now // progress: the stall clock starts again
+	if r.ok {
+		l.failures, l.failingSince, l.unanswered, l.open, l.openUntil = 0, time.Time{}, false, false, time.Time{}
+		return
 	}
-	if l.inflight == 0 && l.failures == 0 {
-		delete(ls.m, id) // keep the map as small as the set of busy or failing endpoints
+	if l.failures == 0 {
+		l.failingSince = r.started
+	}
+	l.failures++
+	l.unanswered = l.unanswered || !r.answered
+	span := breakerMinSpanAnswered
+	if l.unanswered {
+		span = breakerMinSpan
+	}
+	if l.open || (l.failures >= ls.threshold && now.Sub(l.failingSince) >= span) {
+		l.open, l.openUntil = true, now.Add(ls.cooldown)
+	}
+}
+
+// sweep forgets lanes idle for laneIdleTTL, unless their breaker is open,
+// at most once per sweepEvery, so the map holds the endpoints that were
+// recently busy, not every endpoint ever seen. A failing endpoint idle that
+// long (its retries are minutes apart) relearns its breaker state from its
+// next attempts. The caller holds mu.
+func (ls *lanes) sweep(now time.Time) {
+	if now.Sub(ls.lastSweep) < sweepEvery {
+		return
+	}
+	ls.lastSweep = now
+	for id, l := range ls.m {
+		if l.inflight == 0 && now.Sub(l.used) >= laneIdleTTL && !(l.open && now.Before(l.openUntil)) {
+			delete(ls.m, id)
+		}
 	}
 }

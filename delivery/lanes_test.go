@@ -13,15 +13,15 @@ func TestBreakerSpans(t *testing.T) {
 	const threshold, cooldown = 5, 30 * time.Second
 	fail := func(ls *lanes, answered bool, at time.Time) {
 		t.Helper()
-		if !ls.admit(1, at) {
+		if !ls.admit(1, 7, at) {
 			t.Fatalf("at +%v: an attempt was refused", at.Sub(t0))
 		}
-		ls.done(1, true, false, answered, at, at)
+		ls.done(1, attemptResult{answered: answered, started: at}, at)
 	}
 	isOpen := func(ls *lanes, at time.Time) bool { return ls.limit(ls.m[1], at) == 0 }
 
 	t.Run("answered failures open it after ten seconds", func(t *testing.T) {
-		ls := newLanes(64, threshold, cooldown)
+		ls := newLanes(64, 1024, threshold, cooldown)
 		for i := range 10 { // ten 500s over 9 s
 			fail(ls, true, t0.Add(time.Duration(i)*time.Second))
 		}
@@ -34,7 +34,7 @@ func TestBreakerSpans(t *testing.T) {
 		}
 	})
 	t.Run("unanswered failures open it after a second", func(t *testing.T) {
-		ls := newLanes(64, threshold, cooldown)
+		ls := newLanes(64, 1024, threshold, cooldown)
 		for i := range 4 {
 			fail(ls, false, t0.Add(time.Duration(i)*300*time.Millisecond))
 		}
@@ -44,7 +44,7 @@ func TestBreakerSpans(t *testing.T) {
 		}
 	})
 	t.Run("a quick run does not open it", func(t *testing.T) {
-		ls := newLanes(64, threshold, cooldown)
+		ls := newLanes(64, 1024, threshold, cooldown)
 		for i := range 100 { // a hundred timeouts within 0.5 s
 			fail(ls, false, t0.Add(time.Duration(i)*5*time.Millisecond))
 		}
@@ -53,29 +53,32 @@ func TestBreakerSpans(t *testing.T) {
 		}
 	})
 	t.Run("half open lets one probe through; a failure reopens, a success closes", func(t *testing.T) {
-		ls := newLanes(64, threshold, cooldown)
+		ls := newLanes(64, 1024, threshold, cooldown)
 		for i := range 5 {
 			fail(ls, false, t0.Add(time.Duration(i)*time.Second))
 		}
 		opened := t0.Add(4 * time.Second)
-		if ls.admit(1, opened.Add(cooldown-time.Millisecond)) {
+		if ls.admit(1, 7, opened.Add(cooldown-time.Millisecond)) {
 			t.Fatal("an attempt was admitted while the breaker was open")
 		}
 		probeAt := opened.Add(cooldown)
-		if !ls.admit(1, probeAt) || ls.admit(1, probeAt) {
+		if !ls.admit(1, 7, probeAt) || ls.admit(1, 7, probeAt) {
 			t.Fatal("half open must admit exactly one probe")
 		}
-		ls.done(1, true, false, true, probeAt, probeAt) // the probe failed
+		ls.done(1, attemptResult{answered: true, started: probeAt}, probeAt) // the probe failed
 		if !isOpen(ls, probeAt.Add(time.Second)) {
 			t.Fatal("a failed probe did not reopen the breaker")
 		}
 		probeAt = probeAt.Add(cooldown)
-		if !ls.admit(1, probeAt) {
+		if !ls.admit(1, 7, probeAt) {
 			t.Fatal("no probe after the second cooldown")
 		}
-		ls.done(1, true, true, true, probeAt, probeAt)
-		if _, kept := ls.m[1]; kept {
-			t.Fatal("a successful probe left the lane behind: the breaker is not closed")
+		ls.done(1, attemptResult{ok: true, answered: true, started: probeAt}, probeAt)
+		if l := ls.m[1]; l.open || ls.limit(l, probeAt) < 1 {
+			t.Fatal("a successful probe did not close the breaker")
+		}
+		if !ls.admit(1, 7, probeAt) || !ls.admit(1, 7, probeAt) {
+			t.Fatal("a closed breaker must admit more than one attempt")
 		}
 	})
 }

@@ -58,6 +58,9 @@ type Config struct {
 	Stats StatsSource
 	// Version is exported as nanohook_build_info{version}.
 	Version string
+	// InFlight, when set, is read at scrape time for
+	// nanohook_attempts_in_flight: this node's delivery attempts in flight.
+	InFlight func() int
 	// Logger receives failures to read the stats and to serve a scrape;
 	// nil discards them.
 	Logger *slog.Logger
@@ -131,6 +134,12 @@ func New(cfg Config) *Metrics {
 		ConstLabels: prometheus.Labels{"version": cfg.Version},
 	})
 	buildInfo.Set(1)
+	if cfg.InFlight != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nanohook_attempts_in_flight",
+			Help: "Delivery attempts in flight on this node: claimed and not yet finished (compare with --delivery-workers).",
+		}, func() float64 { return float64(cfg.InFlight()) }))
+	}
 	m.reg.MustRegister(
 		m.deliveries, m.attempts, m.attemptDuration, m.published, m.publishDuration, buildInfo,
 		newQueueCollector(cfg),

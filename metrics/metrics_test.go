@@ -129,7 +129,7 @@ func completion(status nanohook.DeliveryStatus, code int, errText string, took t
 
 func TestMetricsFromCompletionsAndPublishes(t *testing.T) {
 	t.Parallel()
-	m := New(Config{Stats: openStore(t), Version: "9.9.9"})
+	m := New(Config{Stats: openStore(t), Version: "9.9.9", InFlight: func() int { return 17 }})
 	for _, p := range []store.CompleteParams{
 		completion(nanohook.DeliverySucceeded, 200, "", 3*time.Millisecond),
 		completion(nanohook.DeliverySucceeded, 204, "", 40*time.Millisecond),
@@ -167,6 +167,9 @@ func TestMetricsFromCompletionsAndPublishes(t *testing.T) {
 	}
 	if got := value(t, fams, "nanohook_build_info", "version", "9.9.9"); got != 1 {
 		t.Errorf("build_info = %v", got)
+	}
+	if got := value(t, fams, "nanohook_attempts_in_flight"); got != 17 {
+		t.Errorf("attempts_in_flight = %v, want the engine's 17", got)
 	}
 	for _, name := range []string{"go_goroutines", "process_cpu_seconds_total"} {
 		if _, ok := fams[name]; !ok {

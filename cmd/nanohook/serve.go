@@ -38,6 +38,7 @@ type serveConfig struct {
 	DeliveryTimeout     time.Duration
 	DeliveryWorkers     int
 	EndpointConcurrency int
+	AccountConcurrency  int
 	BreakerThreshold    int
 	BreakerCooldown     time.Duration
 	ShutdownTimeout     time.Duration
@@ -89,8 +90,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let deliveries reach loopback, private and link-local addresses (local development)")
 	schedule := fs.String("retry-schedule", "5s,5m,30m,2h,5h,10h,10h", "waits after each failed attempt, comma-separated, each ±10% jitter; empty: never retry")
 	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 15*time.Second, "time limit of one delivery attempt")
-	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", 256, "delivery attempts in flight at once on this node")
-	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 64, "most attempts in flight to one endpoint on this node, so a slow endpoint cannot take every worker")
+	fs.IntVar(&c.DeliveryWorkers, "delivery-workers", delivery.DefaultMaxInFlight, "delivery attempts in flight at once on this node (each waits on the network: an idle goroutine and a connection)")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", delivery.DefaultMaxPerEndpoint, "most attempts in flight to one endpoint on this node; below it each endpoint's limit adapts to its latency and errors (all of it up to 500 ms, about a sixth at 3 s)")
+	fs.IntVar(&c.AccountConcurrency, "account-concurrency", 0, "most attempts in flight for one account on this node, whatever its number of endpoints; 0: a quarter of --delivery-workers (at least 16 endpoints' worth)")
 	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 5, "consecutive failed attempts that open an endpoint's circuit breaker once they span 1s (10s when it answered every one with an error status other than 429 and 503)")
 	fs.DurationVar(&c.BreakerCooldown, "breaker-cooldown", 30*time.Second, "how long an open circuit breaker waits before letting one probe attempt through")
 	fs.DurationVar(&c.Retention, "retention", 30*24*time.Hour, "how long finished deliveries and their attempts are kept")
@@ -120,6 +122,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		}
 		if c.DeliveryWorkers <= 0 {
 			return fmt.Errorf("--delivery-workers must be positive")
+		}
+		if c.AccountConcurrency < 0 {
+			return fmt.Errorf("--account-concurrency must be 0 (the default share) or positive")
 		}
 		if c.EndpointConcurrency <= 0 || c.BreakerThreshold <= 0 || c.BreakerCooldown <= 0 {
 			return fmt.Errorf("--endpoint-concurrency, --breaker-threshold and --breaker-cooldown must be positive")
@@ -215,22 +220,25 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		UserAgent:    "nanohook/" + version,
 	})
 	nodeID := newNodeID()
+	var engine *delivery.Engine // the metrics read it once it runs
 	m := metrics.New(metrics.Config{
-		Stats:   st,
-		Version: version,
-		Logger:  log.With(slog.String("component", "metrics")),
+		Stats:    st,
+		Version:  version,
+		Logger:   log.With(slog.String("component", "metrics")),
+		InFlight: func() int { return engine.InFlight() },
 	})
 	dlog := log.With(slog.String("component", "delivery"))
-	engine := delivery.New(delivery.Config{
-		Store:    st,
-		Client:   client,
-		Logger:   dlog,
-		Schedule: cfg.RetrySchedule,
-		NoRetry:  cfg.NoRetry,
-		Timeout:  cfg.DeliveryTimeout,
-		Workers:  cfg.DeliveryWorkers,
+	engine = delivery.New(delivery.Config{
+		Store:       st,
+		Client:      client,
+		Logger:      dlog,
+		Schedule:    cfg.RetrySchedule,
+		NoRetry:     cfg.NoRetry,
+		Timeout:     cfg.DeliveryTimeout,
+		MaxInFlight: cfg.DeliveryWorkers,
 
 		MaxPerEndpoint:   cfg.EndpointConcurrency,
+		MaxPerAccount:    cfg.AccountConcurrency,
 		BreakerThreshold: cfg.BreakerThreshold,
 		BreakerCooldown:  cfg.BreakerCooldown,
 		UserAgent:        "nanohook/" + version,
