@@ -19,8 +19,11 @@ const (
 
 // Tester attempts a delivery the caller already holds, now, and records the
 // outcome; the test call uses it so the customer sees the attempt in the
-// answer.
+// answer. ReserveTest takes one of the endpoint's in-flight slots first,
+// before anything is written, and fails with a rate_limited error (429)
+// when the endpoint already has its cap in flight.
 type Tester interface {
+	ReserveTest(accountID, endpointID int64) (release func(), err error)
 	AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error)
 }
 

@@ -41,6 +41,8 @@ type tenants struct {
 // attempt it reports is a 204, made at once.
 type okTester struct{}
 
+func (okTester) ReserveTest(int64, int64) (func(), error) { return func() {}, nil }
+
 func (okTester) AttemptNow(_ context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error) {
 	return nanohook.Attempt{DeliveryID: c.DeliveryID, Number: c.Attempt, StartedAt: testNow,
 		Duration: time.Millisecond, ResponseStatus: http.StatusNoContent}, nil

@@ -35,13 +35,19 @@ func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Another account's id is a 404 before anything else: nobody may take
+	// the slots of an endpoint that is not theirs.
+	if _, err := s.store.GetEndpoint(r.Context(), accountID(r.Context()), id); err != nil {
+		return err
+	}
 	if s.tester == nil {
-		// Another account's id is still a 404, engine or not.
-		if _, err := s.store.GetEndpoint(r.Context(), accountID(r.Context()), id); err != nil {
-			return err
-		}
 		return nanohook.Errorf(nanohook.CodeUnavailable, "", "the delivery engine is not running here")
 	}
+	release, err := s.tester.ReserveTest(accountID(r.Context()), id)
+	if err != nil {
+		return err
+	}
+	defer release()
 	now := s.now()
 	eventID := nanohook.NewEventID()
 	data, _ := json.Marshal(struct {
