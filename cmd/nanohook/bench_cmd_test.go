@@ -158,29 +158,14 @@ func benchSchemas(t *testing.T, dbURL string) []string {
 // failFirstAttempt endpoint refuses attempt 1 only.
 func TestBenchReceiverCounts(t *testing.T) {
 	secrets := []string{"whsec_receiver_test_0", "whsec_receiver_test_1"}
-	rcv, err := startReceiver(secrets, func(slot int) behaviour { return []behaviour{answerAtOnce, failFirstAttempt}[slot] }, 2)
+	rcv, err := startReceiver(secrets, func(slot int) behaviour { return []behaviour{answerAtOnce, failFirstAttempt}[slot] }, nil, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rcv.close()
-	body := []byte(`{"event":"job.completed","task_id":"t","task_type":"image","status":"completed","data":{},"timestamp":"2024-12-23T10:00:00Z"}`)
 	post := func(slot int, secret, eventID, attempt string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, rcv.url(slot), bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := time.Now().Unix()
-		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
-		req.Header.Set(webhook.HeaderEventID, eventID)
-		req.Header.Set(webhook.HeaderDeliveryAttempt, attempt)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return postToReceiver(t, rcv, slot, secret, eventID, attempt)
 	}
 	for _, c := range []struct {
 		slot            int
@@ -234,5 +219,95 @@ func TestBenchFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: error %v, want one containing %q", c.args, c.env, err, c.want)
 		}
+	}
+}
+
+// postToReceiver sends one signed delivery attempt to a receiver slot and
+// returns the answer's status.
+func postToReceiver(t *testing.T, rcv *benchReceiver, slot int, secret, eventID, attempt string) int {
+	t.Helper()
+	body := []byte(`{"event":"job.completed","task_id":"t","task_type":"image","status":"completed","data":{},"timestamp":"2024-12-23T10:00:00Z"}`)
+	req, err := http.NewRequest(http.MethodPost, rcv.url(slot), bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	ts := time.Now().Unix()
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
+	req.Header.Set(webhook.HeaderEventID, eventID)
+	req.Header.Set(webhook.HeaderDeliveryAttempt, attempt)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err) // Error, not Fatal: some callers are goroutines
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBenchReceiverBadTenants checks the behaviours of the isolation and
+// inflight scenarios: failAlways refuses every attempt, held requests are
+// counted at once and at their peak and answer on release, as a very slow
+// answer does, and a slot that is not awaited counts its deliveries apart
+// from the run's receipts.
+func TestBenchReceiverBadTenants(t *testing.T) {
+	does := []behaviour{answerAtOnce, answerVerySlowly, holdUntilFreed, failAlways, answerAtOnce}
+	secrets := benchSecrets(len(does))
+	rcv, err := startReceiver(secrets, func(slot int) behaviour { return does[slot] }, func(slot int) bool { return slot == 0 }, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.close()
+	for _, try := range []string{"1", "2", "3"} {
+		if got := postToReceiver(t, rcv, 3, secrets[3], "evt_fail", try); got != http.StatusInternalServerError {
+			t.Errorf("failAlways, attempt %s: answered %d, want 500", try, got)
+		}
+	}
+	// Two held requests and one very slow one, answered by release.
+	answers := make(chan int, 3)
+	for i, slot := range []int{2, 2, 1} {
+		go func() { answers <- postToReceiver(t, rcv, slot, secrets[slot], "evt_wait_"+strconv.Itoa(i), "1") }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rcv.held.Load() < 2 || rcv.counts(1, 2).requests < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d, very slow requests %d: want 2 and 1", rcv.held.Load(), rcv.counts(1, 2).requests)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := postToReceiver(t, rcv, 4, secrets[4], "evt_other", "1"); got != http.StatusOK {
+		t.Errorf("unawaited slot answered %d, want 200", got)
+	}
+	if got := postToReceiver(t, rcv, 0, secrets[0], "evt_awaited", "1"); got != http.StatusOK {
+		t.Errorf("awaited slot answered %d, want 200", got)
+	}
+	if err := rcv.wait(t.Context()); err != nil {
+		t.Errorf("wait: %v", err)
+	}
+	receipts, _ := rcv.snapshot()
+	if len(receipts) != 1 || receipts[0].eventID != "evt_awaited" || rcv.delivered.Load() != 1 {
+		t.Errorf("receipts %v, delivered %d: want only the awaited slot's delivery", receipts, rcv.delivered.Load())
+	}
+	if c := rcv.counts(0, len(does)); c.delivered != 2 || c.requests != 8 {
+		t.Errorf("counts %+v: want 2 delivered (awaited or not) of 8 requests", c)
+	}
+	rcv.release()
+	for range 3 {
+		if got := <-answers; got != http.StatusServiceUnavailable {
+			t.Errorf("a held or very slow request answered %d after release, want 503", got)
+		}
+	}
+	for rcv.held.Load() != 0 { // the handler returns just after answering
+		time.Sleep(time.Millisecond)
+	}
+	if rcv.heldPeak.Load() != 2 {
+		t.Errorf("held peak %d, want 2", rcv.heldPeak.Load())
+	}
+	if rcv.resetHeldPeak(); rcv.heldPeak.Load() != 0 {
+		t.Errorf("held peak %d after reset with none held, want 0", rcv.heldPeak.Load())
+	}
+	if rcv.counts(1, 2).delivered != 0 || rcv.invalid.Load() != 0 {
+		t.Errorf("very slow slot delivered %d, invalid %d: want 0, 0", rcv.counts(1, 2).delivered, rcv.invalid.Load())
 	}
 }

@@ -16,6 +16,9 @@ type runSpec struct {
 	label string
 	slots int                      // receiver endpoints
 	does  func(slot int) behaviour // how each answers
+	// awaited tells the endpoints whose deliveries the run waits for and
+	// times; nil: every endpoint.
+	awaited func(slot int) bool
 	// perAccount gives every endpoint an account of its own, so each event
 	// has one delivery; otherwise one account holds every endpoint and each
 	// event fans out to all of them.
@@ -37,7 +40,7 @@ type benchEnv struct {
 // through the public API.
 func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
 	secrets := benchSecrets(spec.slots)
-	rcv, err := startReceiver(secrets, spec.does, spec.expect)
+	rcv, err := startReceiver(secrets, spec.does, spec.awaited, spec.expect)
 	if err != nil {
 		return nil, err
 	}
