@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,16 +25,23 @@ type runSpec struct {
 	// has one delivery; otherwise one account holds every endpoint and each
 	// event fans out to all of them.
 	perAccount bool
-	expect     int      // deliveries the run waits for; 0: none
-	serveArgs  []string // scenario flags for serve
+	// accountSizes, when set, overrides perAccount: the first
+	// accountSizes[0] endpoints belong to one account, the next
+	// accountSizes[1] to a second, and so on, adding up to slots.
+	accountSizes []int
+	expect       int      // deliveries the run waits for; 0: none
+	serveArgs    []string // scenario flags for serve
 }
 
 // benchEnv is one run's world.
 type benchEnv struct {
-	b         *bench
-	srv       *serveProc
-	rcv       *benchReceiver
-	accounts  []int64      // events go to these round robin
+	b   *bench
+	srv *serveProc
+	rcv *benchReceiver
+	// accounts are the run's accounts in creation order; events go to
+	// them round robin. A run that publishes in phases to different
+	// accounts points it elsewhere between phases (never while one runs).
+	accounts  []int64
 	published atomic.Int64 // events acknowledged so far
 }
 
@@ -50,7 +59,7 @@ func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
 		return nil, err
 	}
 	e := &benchEnv{b: b, srv: srv, rcv: rcv}
-	if err := e.register(ctx, secrets, spec.perAccount); err != nil {
+	if err := e.register(ctx, secrets, spec.accountGroups()); err != nil {
 		e.close()
 		return nil, fmt.Errorf("setting up endpoints: %w", err)
 	}
@@ -66,18 +75,67 @@ func benchSecrets(n int) []string {
 	return secrets
 }
 
-// register creates the accounts and one endpoint per receiver slot.
-func (e *benchEnv) register(ctx context.Context, secrets []string, perAccount bool) error {
-	var key string
-	for i, secret := range secrets {
-		if perAccount || i == 0 {
-			id, k, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
-			if err != nil {
-				return err
+// accountGroups are the slots of each account: [first, first+n).
+func (spec runSpec) accountGroups() []accountGroup {
+	sizes := spec.accountSizes
+	switch {
+	case sizes != nil:
+	case spec.perAccount:
+		sizes = slices.Repeat([]int{1}, spec.slots)
+	default:
+		sizes = []int{spec.slots}
+	}
+	groups, first := make([]accountGroup, len(sizes)), 0
+	for i, n := range sizes {
+		groups[i] = accountGroup{first: first, n: n}
+		first += n
+	}
+	return groups
+}
+
+// accountGroup is one account's endpoint slots: [first, first+n).
+type accountGroup struct{ first, n int }
+
+// registerParallel is how many accounts register at once: a thousand
+// endpoints one request after another take seconds, and the server
+// serialises the writes anyway.
+const registerParallel = 8
+
+// register creates the accounts, concurrently, and one endpoint per
+// receiver slot in each, in slot order; e.accounts follows groups' order.
+func (e *benchEnv) register(ctx context.Context, secrets []string, groups []accountGroup) error {
+	e.accounts = make([]int64, len(groups))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int, len(groups))
+	for i := range groups {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(registerParallel, len(groups)) {
+		wg.Go(func() {
+			for i := range next {
+				if err := e.registerAccount(ctx, i, secrets, groups[i]); err != nil {
+					cancel(err)
+					return
+				}
 			}
-			e.accounts, key = append(e.accounts, id), k
-		}
-		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(i), secret); err != nil {
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// registerAccount creates account i and its group's endpoints.
+func (e *benchEnv) registerAccount(ctx context.Context, i int, secrets []string, g accountGroup) error {
+	id, key, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
+	if err != nil {
+		return err
+	}
+	e.accounts[i] = id // each goroutine its own index; read after wg.Wait
+	for slot := g.first; slot < g.first+g.n; slot++ {
+		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(slot), secrets[slot]); err != nil {
 			return err
 		}
 	}
