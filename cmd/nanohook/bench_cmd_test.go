@@ -311,3 +311,63 @@ func TestBenchReceiverBadTenants(t *testing.T) {
 		t.Errorf("very slow slot delivered %d, invalid %d: want 0, 0", rcv.counts(1, 2).delivered, rcv.invalid.Load())
 	}
 }
+
+// TestBenchIsolation runs the quick isolation scenario: the healthy
+// tenant alone delivers everything, verified; beside the bad tenants its
+// deliveries arrive or are counted late (the engine decides which, the
+// bench only that nothing else happens), the bad tenants were really
+// loaded, and the target is judged either way.
+func TestBenchIsolation(t *testing.T) {
+	res, progress := runBenchJSON(t, "--scenarios", "isolation", "--deadline", "60s")
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].Name != "isolation" || res.Scenarios[0].Error != "" || len(res.Scenarios[0].Runs) != 2 {
+		t.Fatalf("scenarios %+v: want isolation with two runs", res.Scenarios)
+	}
+	sc := res.Scenarios[0]
+	alone, bad := sc.Runs[0], sc.Runs[1]
+	if alone.Label != "isolation alone" || bad.Label != "isolation +bad" {
+		t.Fatalf("runs %q, %q", alone.Label, bad.Label)
+	}
+	want := int(quickSizes.steady.Seconds()) * isolationRate * isolationHealthyEndpoints
+	if alone.Expected != want || alone.Delivered != want || alone.Missing != 0 || alone.Late != 0 {
+		t.Errorf("alone: expected %d, delivered %d, missing %d, late %d; want all %d delivered", alone.Expected, alone.Delivered, alone.Missing, alone.Late, want)
+	}
+	if !(alone.P50MS > 0 && alone.P50MS <= alone.P99MS && alone.P99MS <= alone.MaxMS) {
+		t.Errorf("alone: p50 %v, p99 %v, max %v: want ordered and measured", alone.P50MS, alone.P99MS, alone.MaxMS)
+	}
+	if bad.Expected != want || bad.Delivered+bad.Late != want || bad.Missing != 0 {
+		t.Errorf("+bad: expected %d, delivered %d, late %d, missing %d: want delivered + late = %d", bad.Expected, bad.Delivered, bad.Late, bad.Missing, want)
+	}
+	var names []string
+	var requests int64
+	for _, tn := range bad.Tenants {
+		names = append(names, tn.Name)
+		requests += tn.Requests
+		if tn.Endpoints != isolationBadEndpoints || tn.Backlog != quickSizes.isolationBacklog*isolationBadEndpoints {
+			t.Errorf("tenant %+v: want %d endpoints and a backlog of %d", tn, isolationBadEndpoints, quickSizes.isolationBacklog*isolationBadEndpoints)
+		}
+	}
+	if !slices.Equal(names, []string{"slow", "hanging", "failing"}) || requests == 0 || bad.WindowSeconds <= 0 {
+		t.Errorf("tenants %v with %d requests in %v s: want slow, hanging, failing, loaded", names, requests, bad.WindowSeconds)
+	}
+	for _, r := range sc.Runs {
+		if r.InvalidSignatures != 0 {
+			t.Errorf("%s: %d invalid signatures", r.Label, r.InvalidSignatures)
+		}
+	}
+	tg := sc.Targets
+	if len(tg) != 1 || tg[0].Limit != targetIsolationRatio || tg[0].Pass == nil {
+		t.Fatalf("targets %+v: want the ratio judged", tg)
+	}
+	if bad.Late > 0 && *tg[0].Pass {
+		t.Errorf("target passed with %d healthy deliveries late", bad.Late)
+	}
+	if bad.Late == 0 && tg[0].Value != bad.P99RatioToAlone {
+		t.Errorf("target value %v, run ratio %v", tg[0].Value, bad.P99RatioToAlone)
+	}
+	if !strings.Contains(progress, "deliveries pending for the bad tenants") {
+		t.Errorf("progress does not tell the backlog:\n%s", progress)
+	}
+}
