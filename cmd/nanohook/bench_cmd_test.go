@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +207,15 @@ func TestBenchFlags(t *testing.T) {
 	if cfg.Endpoints != 7 || cfg.DB != "" || !slices.Equal(cfg.Scenarios, []string{"fast", "backlog"}) {
 		t.Errorf("endpoints %d, db %q, scenarios %v: want 7 from NANOHOOK_BENCH_ENDPOINTS, no db, [fast backlog]", cfg.Endpoints, cfg.DB, cfg.Scenarios)
 	}
+	// inflight runs only when named; isolation by default.
+	if cfg, err := parseBench(nil, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
+		slices.Contains(cfg.Scenarios, "inflight") || !slices.Contains(cfg.Scenarios, "isolation") {
+		t.Errorf("default scenarios %v (%v): want isolation, not inflight", cfg.Scenarios, err)
+	}
+	if cfg, err := parseBench([]string{"--scenarios", "inflight,isolation"}, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
+		!slices.Equal(cfg.Scenarios, []string{"isolation", "inflight"}) {
+		t.Errorf("--scenarios inflight,isolation: %v (%v), want [isolation inflight]", cfg.Scenarios, err)
+	}
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
@@ -369,5 +380,52 @@ func TestBenchIsolation(t *testing.T) {
 	}
 	if !strings.Contains(progress, "deliveries pending for the bad tenants") {
 		t.Errorf("progress does not tell the backlog:\n%s", progress)
+	}
+}
+
+// TestBenchInflight runs the quick inflight scenario: the server holds
+// attempts to a receiver that never answers them, every request verified,
+// and the report has the count and the memory figures.
+func TestBenchInflight(t *testing.T) {
+	res, _ := runBenchJSON(t, "--scenarios", "inflight", "--deadline", "60s")
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if res.Settings.InflightTarget != quickSizes.inflight || res.Settings.InflightEndpoints != quickSizes.inflightAccounts*inflightEndpoints {
+		t.Errorf("settings %+v", res.Settings)
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].Name != "inflight" || res.Scenarios[0].Error != "" || len(res.Scenarios[0].Runs) != 1 {
+		t.Fatalf("scenarios %+v: want inflight with one run", res.Scenarios)
+	}
+	r := res.Scenarios[0].Runs[0]
+	events := quickSizes.inflightAccounts * inflightBacklog
+	if r.Events != events || r.Deliveries != events*inflightEndpoints || r.Delivered != 0 {
+		t.Errorf("events %d, deliveries %d, delivered %d: want %d, %d, 0", r.Events, r.Deliveries, r.Delivered, events, events*inflightEndpoints)
+	}
+	if r.InFlight <= 0 || r.InFlight > int64(quickSizes.inflight) || r.Attempts < r.InFlight || r.InvalidSignatures != 0 {
+		t.Errorf("in flight %d of %d asked, attempts %d, invalid signatures %d", r.InFlight, quickSizes.inflight, r.Attempts, r.InvalidSignatures)
+	}
+	if r.IdleRSSMiB <= 0 || r.InFlightRSSMiB <= 0 || r.PeakRSSMiB < r.InFlightRSSMiB {
+		t.Errorf("RSS idle %v, in flight %v, peak %v MiB: the server's /proc figures are missing or out of order", r.IdleRSSMiB, r.InFlightRSSMiB, r.PeakRSSMiB)
+	}
+}
+
+// TestBenchFileLimit: the bench raises its soft limit of open files as far
+// as the hard limit allows, and says so when a scenario needs more.
+func TestBenchFileLimit(t *testing.T) {
+	if err := raiseFileLimit(1); err != nil {
+		t.Fatal(err)
+	}
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Cur != l.Max {
+		t.Errorf("soft limit %d, hard %d: want raised to the hard limit", l.Cur, l.Max)
+	}
+	if l.Max < math.MaxInt {
+		if err := raiseFileLimit(int(l.Max) + 1); err == nil || !strings.Contains(err.Error(), "hard limit of open files") {
+			t.Errorf("needing more than the hard limit: %v, want an error that says so", err)
+		}
 	}
 }

@@ -60,6 +60,10 @@ type benchSettings struct {
 	IsolationRate        int     `json:"isolation_rate"`
 	IsolationBacklog     int     `json:"isolation_backlog_deliveries"`
 	IsolationWaitSeconds float64 `json:"isolation_wait_seconds"`
+	// inflight: the attempts in flight asked of the server, and the
+	// hanging endpoints they are spread over.
+	InflightTarget    int `json:"inflight_target"`
+	InflightEndpoints int `json:"inflight_endpoints"`
 }
 
 // benchCeiling is the client-and-receiver-only throughput.
@@ -114,6 +118,13 @@ type benchRun struct {
 	WindowSeconds   float64       `json:"window_seconds,omitempty"`
 	Tenants         []benchTenant `json:"tenants,omitempty"`
 	P99RatioToAlone float64       `json:"p99_ratio_to_alone,omitempty"`
+	// inflight: the most attempts held at once by the receiver while the
+	// server's RSS was sampled, its RSS before publishing and then, and
+	// the difference per attempt held.
+	InFlight       int64   `json:"in_flight,omitempty"`
+	IdleRSSMiB     float64 `json:"idle_rss_mib,omitempty"`
+	InFlightRSSMiB float64 `json:"in_flight_rss_mib,omitempty"`
+	KiBPerInFlight float64 `json:"kib_per_in_flight,omitempty"`
 }
 
 // benchTenant is one bad tenant of the isolation scenario and what its
@@ -401,9 +412,13 @@ func runNotes(run *benchRun) string {
 	if run.Duplicates > 0 {
 		notes = append(notes, fmt.Sprintf("%d duplicates", run.Duplicates))
 	}
-	if run.Pending > 0 {
+	switch {
+	case run.Pending > 0:
 		notes = append(notes, fmt.Sprintf("RSS %.1f MiB with %s pending", run.PendingRSSMiB, thousands(int64(run.Pending))))
-	} else {
+	case run.InFlight > 0:
+		notes = append(notes, fmt.Sprintf("RSS %.1f MiB with %s in flight (%.1f before): %.1f KiB each",
+			run.InFlightRSSMiB, thousands(run.InFlight), run.IdleRSSMiB, run.KiBPerInFlight))
+	default:
 		notes = append(notes, fmt.Sprintf("%s deliveries", thousands(int64(run.Delivered))))
 	}
 	if run.P99RatioToAlone > 0 {
@@ -507,5 +522,6 @@ func (b *bench) settings() benchSettings {
 		FastDeliveries: b.sizes.fast, SlowDeliveries: b.sizes.slow, RetryDeliveries: b.sizes.retry, BacklogDeliveries: b.sizes.backlog,
 		IsolationRate: isolationRate, IsolationBacklog: b.sizes.isolationBacklog * isolationBadEndpoints,
 		IsolationWaitSeconds: b.sizes.isolationWait.Seconds(),
+		InflightTarget:       b.sizes.inflight, InflightEndpoints: b.sizes.inflightAccounts * inflightEndpoints,
 	}
 }

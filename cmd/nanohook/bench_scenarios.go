@@ -300,7 +300,7 @@ func (b *bench) backlog(ctx context.Context, sc *benchScenario) error {
 	run := e.measure(spec, pub, -1) // nothing is delivered: no CPU per delivery
 	if err == nil {
 		run.Pending = pub.deliveries
-		run.PendingRSSMiB, err = e.sampleRSS(ctx, backlogSampling)
+		run.PendingRSSMiB, err = e.sampleRSS(ctx, backlogSampling, nil)
 		b.say("backlog: %s deliveries pending, server RSS %.1f MiB", thousands(int64(run.Pending)), run.PendingRSSMiB)
 	}
 	if _, peak, merr := procMemory(e.srv.pid()); merr == nil {
@@ -317,8 +317,9 @@ func (b *bench) backlog(ctx context.Context, sc *benchScenario) error {
 // pending: long enough for its claim loop to have gone round many times.
 const backlogSampling = 2 * time.Second
 
-// sampleRSS returns the largest resident set the server shows over d.
-func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration) (float64, error) {
+// sampleRSS returns the largest resident set the server shows over d;
+// also, when not nil, runs at every sample, to watch something beside it.
+func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration, also func()) (float64, error) {
 	var most int64
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -329,6 +330,9 @@ func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration) (float64, err
 			return 0, err
 		}
 		most = max(most, rss)
+		if also != nil {
+			also()
+		}
 		select {
 		case <-ctx.Done():
 			return mib(most), ctx.Err()
