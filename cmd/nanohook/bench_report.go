@@ -134,7 +134,7 @@ type benchTenant struct {
 	Endpoints int    `json:"endpoints"`
 	Backlog   int    `json:"backlog"`             // deliveries pending before the healthy load started
 	Requests  int64  `json:"requests"`            // attempts its endpoints received in the window
-	Delivered int64  `json:"delivered"`           // of those, first 2xx answers (only slow answers 2xx)
+	Delivered int64  `json:"delivered"`           // first 2xx answers given in the window (slow only: some to requests made before it)
 	HeldPeak  int64  `json:"held_peak,omitempty"` // hanging: most requests held at once in the window
 }
 
@@ -432,14 +432,14 @@ func runNotes(run *benchRun) string {
 }
 
 // tenantSummary says what the bad tenants' endpoints received in the
-// healthy window: "bad tenants in 4.0 s: slow 75 requests, 40 2xx;
+// healthy window: "bad tenants in 4.0 s: slow 75 requests, 40 answered 2xx;
 // hanging 256 requests, 256 held at once; failing 410 requests".
 func tenantSummary(ts []benchTenant, window float64) string {
 	parts := make([]string, len(ts))
 	for i, t := range ts {
 		parts[i] = fmt.Sprintf("%s %s requests", t.Name, thousands(t.Requests))
 		if t.Delivered > 0 {
-			parts[i] += fmt.Sprintf(", %s 2xx", thousands(t.Delivered))
+			parts[i] += fmt.Sprintf(", %s answered 2xx", thousands(t.Delivered))
 		}
 		if t.HeldPeak > 0 {
 			parts[i] += fmt.Sprintf(", %s held at once", thousands(t.HeldPeak))
