@@ -30,7 +30,7 @@ func (b *bench) ceiling(ctx context.Context) (benchCeiling, error) {
 	l := &ceilingLoad{b: b, secrets: benchSecrets(b.cfg.Endpoints), bodies: bodies,
 		client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: b.timeout, UserAgent: "nanohook/" + version})}
 	defer l.client.CloseIdleConnections()
-	if l.rcv, err = startReceiver(l.secrets, func(int) behaviour { return answerAtOnce }, 0); err != nil {
+	if l.rcv, err = startReceiver(l.secrets, func(int) behaviour { return answerAtOnce }, nil, 0); err != nil {
 		return benchCeiling{}, err
 	}
 	defer l.rcv.close()

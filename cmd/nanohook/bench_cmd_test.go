@@ -7,11 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,29 +160,14 @@ func benchSchemas(t *testing.T, dbURL string) []string {
 // failFirstAttempt endpoint refuses attempt 1 only.
 func TestBenchReceiverCounts(t *testing.T) {
 	secrets := []string{"whsec_receiver_test_0", "whsec_receiver_test_1"}
-	rcv, err := startReceiver(secrets, func(slot int) behaviour { return []behaviour{answerAtOnce, failFirstAttempt}[slot] }, 2)
+	rcv, err := startReceiver(secrets, func(slot int) behaviour { return []behaviour{answerAtOnce, failFirstAttempt}[slot] }, nil, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rcv.close()
-	body := []byte(`{"event":"job.completed","task_id":"t","task_type":"image","status":"completed","data":{},"timestamp":"2024-12-23T10:00:00Z"}`)
 	post := func(slot int, secret, eventID, attempt string) int {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, rcv.url(slot), bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts := time.Now().Unix()
-		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
-		req.Header.Set(webhook.HeaderEventID, eventID)
-		req.Header.Set(webhook.HeaderDeliveryAttempt, attempt)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return postToReceiver(t, rcv, slot, secret, eventID, attempt)
 	}
 	for _, c := range []struct {
 		slot            int
@@ -220,6 +207,15 @@ func TestBenchFlags(t *testing.T) {
 	if cfg.Endpoints != 7 || cfg.DB != "" || !slices.Equal(cfg.Scenarios, []string{"fast", "backlog"}) {
 		t.Errorf("endpoints %d, db %q, scenarios %v: want 7 from NANOHOOK_BENCH_ENDPOINTS, no db, [fast backlog]", cfg.Endpoints, cfg.DB, cfg.Scenarios)
 	}
+	// inflight runs only when named; isolation by default.
+	if cfg, err := parseBench(nil, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
+		slices.Contains(cfg.Scenarios, "inflight") || !slices.Contains(cfg.Scenarios, "isolation") {
+		t.Errorf("default scenarios %v (%v): want isolation, not inflight", cfg.Scenarios, err)
+	}
+	if cfg, err := parseBench([]string{"--scenarios", "inflight,isolation"}, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
+		!slices.Equal(cfg.Scenarios, []string{"isolation", "inflight"}) {
+		t.Errorf("--scenarios inflight,isolation: %v (%v), want [isolation inflight]", cfg.Scenarios, err)
+	}
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
@@ -233,6 +229,203 @@ func TestBenchFlags(t *testing.T) {
 		_, err := parseBench(c.args, func(k string) string { return c.env[k] }, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v %v: error %v, want one containing %q", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+// postToReceiver sends one signed delivery attempt to a receiver slot and
+// returns the answer's status.
+func postToReceiver(t *testing.T, rcv *benchReceiver, slot int, secret, eventID, attempt string) int {
+	t.Helper()
+	body := []byte(`{"event":"job.completed","task_id":"t","task_type":"image","status":"completed","data":{},"timestamp":"2024-12-23T10:00:00Z"}`)
+	req, err := http.NewRequest(http.MethodPost, rcv.url(slot), bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return 0
+	}
+	ts := time.Now().Unix()
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, ts, body))
+	req.Header.Set(webhook.HeaderEventID, eventID)
+	req.Header.Set(webhook.HeaderDeliveryAttempt, attempt)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Error(err) // Error, not Fatal: some callers are goroutines
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBenchReceiverBadTenants checks the behaviours of the isolation and
+// inflight scenarios: failAlways refuses every attempt, held requests are
+// counted at once and at their peak and answer on release, as a very slow
+// answer does, and a slot that is not awaited counts its deliveries apart
+// from the run's receipts.
+func TestBenchReceiverBadTenants(t *testing.T) {
+	does := []behaviour{answerAtOnce, answerVerySlowly, holdUntilFreed, failAlways, answerAtOnce}
+	secrets := benchSecrets(len(does))
+	rcv, err := startReceiver(secrets, func(slot int) behaviour { return does[slot] }, func(slot int) bool { return slot == 0 }, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.close()
+	for _, try := range []string{"1", "2", "3"} {
+		if got := postToReceiver(t, rcv, 3, secrets[3], "evt_fail", try); got != http.StatusInternalServerError {
+			t.Errorf("failAlways, attempt %s: answered %d, want 500", try, got)
+		}
+	}
+	// Two held requests and one very slow one, answered by release.
+	answers := make(chan int, 3)
+	for i, slot := range []int{2, 2, 1} {
+		go func() { answers <- postToReceiver(t, rcv, slot, secrets[slot], "evt_wait_"+strconv.Itoa(i), "1") }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for rcv.held.Load() < 2 || rcv.counts(1, 2).requests < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("held %d, very slow requests %d: want 2 and 1", rcv.held.Load(), rcv.counts(1, 2).requests)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := postToReceiver(t, rcv, 4, secrets[4], "evt_other", "1"); got != http.StatusOK {
+		t.Errorf("unawaited slot answered %d, want 200", got)
+	}
+	if got := postToReceiver(t, rcv, 0, secrets[0], "evt_awaited", "1"); got != http.StatusOK {
+		t.Errorf("awaited slot answered %d, want 200", got)
+	}
+	if err := rcv.wait(t.Context()); err != nil {
+		t.Errorf("wait: %v", err)
+	}
+	receipts, _ := rcv.snapshot()
+	if len(receipts) != 1 || receipts[0].eventID != "evt_awaited" || rcv.delivered.Load() != 1 {
+		t.Errorf("receipts %v, delivered %d: want only the awaited slot's delivery", receipts, rcv.delivered.Load())
+	}
+	if c := rcv.counts(0, len(does)); c.delivered != 2 || c.requests != 8 {
+		t.Errorf("counts %+v: want 2 delivered (awaited or not) of 8 requests", c)
+	}
+	rcv.release()
+	for range 3 {
+		if got := <-answers; got != http.StatusServiceUnavailable {
+			t.Errorf("a held or very slow request answered %d after release, want 503", got)
+		}
+	}
+	for rcv.held.Load() != 0 { // the handler returns just after answering
+		time.Sleep(time.Millisecond)
+	}
+	if rcv.heldPeak.Load() != 2 {
+		t.Errorf("held peak %d, want 2", rcv.heldPeak.Load())
+	}
+	if rcv.resetHeldPeak(); rcv.heldPeak.Load() != 0 {
+		t.Errorf("held peak %d after reset with none held, want 0", rcv.heldPeak.Load())
+	}
+	if rcv.counts(1, 2).delivered != 0 || rcv.invalid.Load() != 0 {
+		t.Errorf("very slow slot delivered %d, invalid %d: want 0, 0", rcv.counts(1, 2).delivered, rcv.invalid.Load())
+	}
+}
+
+// TestBenchIsolation runs the quick isolation scenario: the healthy
+// tenant alone delivers everything, verified; beside the bad tenants its
+// deliveries arrive or are counted late (the engine decides which, the
+// bench only that nothing else happens), the bad tenants were really
+// loaded, and the target is judged either way.
+func TestBenchIsolation(t *testing.T) {
+	res, progress := runBenchJSON(t, "--scenarios", "isolation", "--deadline", "60s")
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].Name != "isolation" || res.Scenarios[0].Error != "" || len(res.Scenarios[0].Runs) != 2 {
+		t.Fatalf("scenarios %+v: want isolation with two runs", res.Scenarios)
+	}
+	sc := res.Scenarios[0]
+	alone, bad := sc.Runs[0], sc.Runs[1]
+	if alone.Label != "isolation alone" || bad.Label != "isolation +bad" {
+		t.Fatalf("runs %q, %q", alone.Label, bad.Label)
+	}
+	want := int(quickSizes.steady.Seconds()) * isolationRate * isolationHealthyEndpoints
+	if alone.Expected != want || alone.Delivered != want || alone.Missing != 0 || alone.Late != 0 {
+		t.Errorf("alone: expected %d, delivered %d, missing %d, late %d; want all %d delivered", alone.Expected, alone.Delivered, alone.Missing, alone.Late, want)
+	}
+	if !(alone.P50MS > 0 && alone.P50MS <= alone.P99MS && alone.P99MS <= alone.MaxMS) {
+		t.Errorf("alone: p50 %v, p99 %v, max %v: want ordered and measured", alone.P50MS, alone.P99MS, alone.MaxMS)
+	}
+	if bad.Expected != want || bad.Delivered+bad.Late != want || bad.Missing != 0 {
+		t.Errorf("+bad: expected %d, delivered %d, late %d, missing %d: want delivered + late = %d", bad.Expected, bad.Delivered, bad.Late, bad.Missing, want)
+	}
+	var names []string
+	var requests int64
+	for _, tn := range bad.Tenants {
+		names = append(names, tn.Name)
+		requests += tn.Requests
+		if tn.Endpoints != isolationBadEndpoints || tn.Backlog != quickSizes.isolationBacklog*isolationBadEndpoints {
+			t.Errorf("tenant %+v: want %d endpoints and a backlog of %d", tn, isolationBadEndpoints, quickSizes.isolationBacklog*isolationBadEndpoints)
+		}
+	}
+	if !slices.Equal(names, []string{"slow", "hanging", "failing"}) || requests == 0 || bad.WindowSeconds <= 0 {
+		t.Errorf("tenants %v with %d requests in %v s: want slow, hanging, failing, loaded", names, requests, bad.WindowSeconds)
+	}
+	for _, r := range sc.Runs {
+		if r.InvalidSignatures != 0 {
+			t.Errorf("%s: %d invalid signatures", r.Label, r.InvalidSignatures)
+		}
+	}
+	tg := sc.Targets
+	if len(tg) != 1 || tg[0].Limit != targetIsolationRatio || tg[0].Pass == nil {
+		t.Fatalf("targets %+v: want the ratio judged", tg)
+	}
+	if bad.Late > 0 && *tg[0].Pass {
+		t.Errorf("target passed with %d healthy deliveries late", bad.Late)
+	}
+	if bad.Late == 0 && tg[0].Value != bad.P99RatioToAlone {
+		t.Errorf("target value %v, run ratio %v", tg[0].Value, bad.P99RatioToAlone)
+	}
+	if !strings.Contains(progress, "deliveries pending for the bad tenants") {
+		t.Errorf("progress does not tell the backlog:\n%s", progress)
+	}
+}
+
+// TestBenchInflight runs the quick inflight scenario: the server holds
+// attempts to a receiver that never answers them, every request verified,
+// and the report has the count and the memory figures.
+func TestBenchInflight(t *testing.T) {
+	res, _ := runBenchJSON(t, "--scenarios", "inflight", "--deadline", "60s")
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if res.Settings.InflightTarget != quickSizes.inflight || res.Settings.InflightEndpoints != quickSizes.inflightAccounts*inflightEndpoints {
+		t.Errorf("settings %+v", res.Settings)
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].Name != "inflight" || res.Scenarios[0].Error != "" || len(res.Scenarios[0].Runs) != 1 {
+		t.Fatalf("scenarios %+v: want inflight with one run", res.Scenarios)
+	}
+	r := res.Scenarios[0].Runs[0]
+	events := quickSizes.inflightAccounts * inflightBacklog
+	if r.Events != events || r.Deliveries != events*inflightEndpoints || r.Delivered != 0 {
+		t.Errorf("events %d, deliveries %d, delivered %d: want %d, %d, 0", r.Events, r.Deliveries, r.Delivered, events, events*inflightEndpoints)
+	}
+	if r.InFlight <= 0 || r.InFlight > int64(quickSizes.inflight) || r.Attempts < r.InFlight || r.InvalidSignatures != 0 {
+		t.Errorf("in flight %d of %d asked, attempts %d, invalid signatures %d", r.InFlight, quickSizes.inflight, r.Attempts, r.InvalidSignatures)
+	}
+	if r.IdleRSSMiB <= 0 || r.InFlightRSSMiB <= 0 || r.PeakRSSMiB < r.InFlightRSSMiB {
+		t.Errorf("RSS idle %v, in flight %v, peak %v MiB: the server's /proc figures are missing or out of order", r.IdleRSSMiB, r.InFlightRSSMiB, r.PeakRSSMiB)
+	}
+}
+
+// TestBenchFileLimit: the bench raises its soft limit of open files as far
+// as the hard limit allows, and says so when a scenario needs more.
+func TestBenchFileLimit(t *testing.T) {
+	if err := raiseFileLimit(1); err != nil {
+		t.Fatal(err)
+	}
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Cur != l.Max {
+		t.Errorf("soft limit %d, hard %d: want raised to the hard limit", l.Cur, l.Max)
+	}
+	if l.Max < math.MaxInt {
+		if err := raiseFileLimit(int(l.Max) + 1); err == nil || !strings.Contains(err.Error(), "hard limit of open files") {
+			t.Errorf("needing more than the hard limit: %v, want an error that says so", err)
 		}
 	}
 }

@@ -55,6 +55,15 @@ type benchSettings struct {
 	SlowDeliveries    int `json:"slow_deliveries"`
 	RetryDeliveries   int `json:"retry_deliveries"`
 	BacklogDeliveries int `json:"backlog_deliveries"`
+	// isolation: the healthy tenant's events/s, each bad tenant's pending
+	// deliveries, and the bound on waiting for the healthy deliveries.
+	IsolationRate        int     `json:"isolation_rate"`
+	IsolationBacklog     int     `json:"isolation_backlog_deliveries"`
+	IsolationWaitSeconds float64 `json:"isolation_wait_seconds"`
+	// inflight: the attempts in flight asked of the server, and the
+	// hanging endpoints they are spread over.
+	InflightTarget    int `json:"inflight_target"`
+	InflightEndpoints int `json:"inflight_endpoints"`
 }
 
 // benchCeiling is the client-and-receiver-only throughput.
@@ -66,8 +75,8 @@ type benchCeiling struct {
 	InvalidSignatures int64   `json:"invalid_signatures"`
 }
 
-// benchScenario is one scenario: its runs (two for steady and noisy) and
-// the targets it is judged by.
+// benchScenario is one scenario: its runs (two for steady, noisy and
+// isolation) and the targets it is judged by.
 type benchScenario struct {
 	Name    string        `json:"name"`
 	DB      string        `json:"db"`
@@ -93,17 +102,45 @@ type benchRun struct {
 	P50MS             float64  `json:"p50_ms"` // publish → receipt
 	P99MS             float64  `json:"p99_ms"`
 	P999MS            float64  `json:"p999_ms"`
+	MaxMS             float64  `json:"max_ms"`
 	CPUSecondsPer1k   float64  `json:"cpu_seconds_per_1k_deliveries"`
 	PeakRSSMiB        float64  `json:"peak_rss_mib"`
 	Pending           int      `json:"pending,omitempty"`         // backlog: deliveries held
 	PendingRSSMiB     float64  `json:"pending_rss_mib,omitempty"` // backlog: RSS with them pending
 	Seconds           float64  `json:"seconds"`                   // first publish → last receipt
 	Notes             []string `json:"notes,omitempty"`
+
+	// Late are deliveries waited for that had not arrived when a bounded
+	// wait ran out (isolation +bad): a target missed, not a failed run.
+	Late int `json:"late,omitempty"`
+	// isolation: how long the healthy tenant published, the bad tenants'
+	// progress meanwhile, and (+bad) the healthy p99 over its p99 alone.
+	WindowSeconds   float64       `json:"window_seconds,omitempty"`
+	Tenants         []benchTenant `json:"tenants,omitempty"`
+	P99RatioToAlone float64       `json:"p99_ratio_to_alone,omitempty"`
+	// inflight: the most attempts held at once by the receiver while the
+	// server's RSS was sampled, its RSS before publishing and then, and
+	// the difference per attempt held.
+	InFlight       int64   `json:"in_flight,omitempty"`
+	IdleRSSMiB     float64 `json:"idle_rss_mib,omitempty"`
+	InFlightRSSMiB float64 `json:"in_flight_rss_mib,omitempty"`
+	KiBPerInFlight float64 `json:"kib_per_in_flight,omitempty"`
 }
 
-// benchTarget is one goal of issue 5 and whether this run met it. Pass is
-// null when the run could not judge it (not measured, or measured at a
-// smaller size than the target names).
+// benchTenant is one bad tenant of the isolation scenario and what its
+// endpoints received while the healthy tenant published (window_seconds).
+type benchTenant struct {
+	Name      string `json:"name"` // slow, hanging or failing
+	Endpoints int    `json:"endpoints"`
+	Backlog   int    `json:"backlog"`             // deliveries pending before the healthy load started
+	Requests  int64  `json:"requests"`            // attempts its endpoints received in the window
+	Delivered int64  `json:"delivered"`           // first 2xx answers given in the window (slow only: some to requests made before it)
+	HeldPeak  int64  `json:"held_peak,omitempty"` // hanging: most requests held at once in the window
+}
+
+// benchTarget is one goal of issue 5 or 12 and whether this run met it.
+// Pass is null when the run could not judge it (not measured, or measured
+// at a smaller size than the target names).
 type benchTarget struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
@@ -135,6 +172,7 @@ func (e *benchEnv) measure(spec runSpec, pub publishLog, cpu0 float64) benchRun 
 		run.DeliveriesPerSec = float64(run.Delivered) / span.Seconds()
 		run.Seconds = span.Seconds()
 		run.P50MS, run.P99MS, run.P999MS = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
+		run.MaxMS = lat[len(lat)-1]
 	}
 	if cpu1 := e.cpu(); cpu0 >= 0 && cpu1 >= 0 && run.Delivered > 0 {
 		run.CPUSecondsPer1k = (cpu1 - cpu0) / float64(run.Delivered) * 1000
@@ -184,6 +222,9 @@ const (
 	targetNoisyRatio   = 1.5  // healthy p99 with the dead endpoint / without
 	targetBacklogMiB   = 150.0
 	targetBacklogSize  = 100_000 // deliveries pending
+	// Issue 12: the healthy tenant's p99 beside the bad tenants, over its
+	// p99 alone, on both databases.
+	targetIsolationRatio = 1.5
 )
 
 // targets judges a scenario by the goals that concern it.
@@ -201,9 +242,10 @@ func (b *bench) targets(sc *benchScenario) []benchTarget {
 		run = func(string) *benchRun { return nil }
 	}
 	ts := b.judgeScenario(sc, run)
-	if b.cfg.DB != "" && sc.Name != "fast" {
+	if b.cfg.DB != "" && sc.Name != "fast" && sc.Name != "isolation" {
 		// Issue 5 sets these goals for SQLite only: on PostgreSQL the
-		// figure is shown for comparison, not judged.
+		// figure is shown for comparison, not judged. Issue 12 sets the
+		// isolation goal for both.
 		for i := range ts {
 			if ts[i].Pass != nil {
 				ts[i].Pass, ts[i].Note = nil, "a goal for SQLite; shown for comparison"
@@ -249,8 +291,32 @@ func (b *bench) judgeScenario(sc *benchScenario, run func(string) *benchRun) []b
 			}
 		}
 		return []benchTarget{t}
+	case "isolation":
+		return []benchTarget{b.isolationTarget(run("isolation alone"), run("isolation +bad"))}
 	}
 	return nil
+}
+
+// isolationTarget judges the healthy p99 beside the bad tenants against
+// its p99 alone. A healthy delivery still late when the wait ran out
+// fails the target: its latency exceeds the bound, whatever the ratio of
+// those that arrived.
+func (b *bench) isolationTarget(alone, withBad *benchRun) benchTarget {
+	t := benchTarget{Name: fmt.Sprintf("isolation healthy p99 with bad tenants ≤ %g × alone", targetIsolationRatio), Limit: targetIsolationRatio}
+	if alone == nil || withBad == nil || alone.Missing > 0 || alone.P99MS <= 0 {
+		return t
+	}
+	if withBad.Late > 0 {
+		t.judge(0, false)
+		t.Note = fmt.Sprintf("%s of %s healthy deliveries not received within %s of the last publish",
+			thousands(int64(withBad.Late)), thousands(int64(withBad.Expected)), b.sizes.isolationWait)
+		return t
+	}
+	if withBad.Missing == 0 && withBad.P99MS > 0 {
+		ratio := withBad.P99MS / alone.P99MS
+		t.judge(ratio, ratio <= targetIsolationRatio)
+	}
+	return t
 }
 
 func (t *benchTarget) judge(value float64, pass bool) {
@@ -266,7 +332,7 @@ func (r *benchResult) problems() []string {
 			out = append(out, sc.Name+": "+sc.Error)
 		}
 		for _, run := range sc.Runs {
-			if run.Missing > 0 {
+			if run.Missing > 0 { // late deliveries are a target's business
 				out = append(out, fmt.Sprintf("%s: %s of %s deliveries missing", run.Label, thousands(int64(run.Missing)), thousands(int64(run.Expected))))
 			}
 			if run.InvalidSignatures > 0 {
@@ -287,18 +353,18 @@ func writeBenchJSON(w io.Writer, r *benchResult) error {
 // writeBenchTable prints one row per run, then the targets.
 func writeBenchTable(w io.Writer, r *benchResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tdb\tevents/s\tdeliveries/s\tratio\tp50 ms\tp99 ms\tp99.9 ms\tCPU s/1k\tpeak RSS MiB\tnotes")
-	fmt.Fprintf(tw, "ceiling\t-\t-\t%s\t1.00\t-\t-\t-\t-\t-\t%s requests in %.1fs\n",
+	fmt.Fprintln(tw, "scenario\tdb\tevents/s\tdeliveries/s\tratio\tp50 ms\tp99 ms\tp99.9 ms\tmax ms\tCPU s/1k\tpeak RSS MiB\tnotes")
+	fmt.Fprintf(tw, "ceiling\t-\t-\t%s\t1.00\t-\t-\t-\t-\t-\t-\t%s requests in %.1fs\n",
 		thousands(int64(r.Ceiling.RequestsPerSec)), thousands(r.Ceiling.Requests), r.Ceiling.Seconds)
 	for _, sc := range r.Scenarios {
 		for _, run := range sc.Runs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.Label, sc.DB,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", run.Label, sc.DB,
 				thousands(int64(run.EventsPerSec)), thousands(int64(run.DeliveriesPerSec)), fixed(run.RatioToCeiling, 2),
-				fixed(run.P50MS, 1), fixed(run.P99MS, 1), fixed(run.P999MS, 1),
+				fixed(run.P50MS, 1), fixed(run.P99MS, 1), fixed(run.P999MS, 1), fixed(run.MaxMS, 1),
 				fixed(run.CPUSecondsPer1k, 3), fixed(run.PeakRSSMiB, 1), runNotes(&run))
 		}
 		if sc.Error != "" {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\tFAILED: %s\n", sc.Name, sc.DB, sc.Error)
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\tFAILED: %s\n", sc.Name, sc.DB, sc.Error)
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -337,19 +403,49 @@ func runNotes(run *benchRun) string {
 	if run.Missing > 0 {
 		notes = append(notes, fmt.Sprintf("%s MISSING", thousands(int64(run.Missing))))
 	}
+	if run.Late > 0 {
+		notes = append(notes, fmt.Sprintf("%s of %s LATE", thousands(int64(run.Late)), thousands(int64(run.Expected))))
+	}
 	if run.InvalidSignatures > 0 {
 		notes = append(notes, fmt.Sprintf("%d INVALID SIGNATURES", run.InvalidSignatures))
 	}
 	if run.Duplicates > 0 {
 		notes = append(notes, fmt.Sprintf("%d duplicates", run.Duplicates))
 	}
-	if run.Pending > 0 {
+	switch {
+	case run.Pending > 0:
 		notes = append(notes, fmt.Sprintf("RSS %.1f MiB with %s pending", run.PendingRSSMiB, thousands(int64(run.Pending))))
-	} else {
+	case run.InFlight > 0:
+		notes = append(notes, fmt.Sprintf("RSS %.1f MiB with %s in flight (%.1f before): %.1f KiB each",
+			run.InFlightRSSMiB, thousands(run.InFlight), run.IdleRSSMiB, run.KiBPerInFlight))
+	default:
 		notes = append(notes, fmt.Sprintf("%s deliveries", thousands(int64(run.Delivered))))
+	}
+	if run.P99RatioToAlone > 0 {
+		notes = append(notes, fmt.Sprintf("p99 %.2f × alone", run.P99RatioToAlone))
+	}
+	if len(run.Tenants) > 0 {
+		notes = append(notes, tenantSummary(run.Tenants, run.WindowSeconds))
 	}
 	// One line per run, whatever a note holds.
 	return strings.ReplaceAll(strings.Join(append(notes, run.Notes...), "; "), "\n", " | ")
+}
+
+// tenantSummary says what the bad tenants' endpoints received in the
+// healthy window: "bad tenants in 4.0 s: slow 75 requests, 40 answered 2xx;
+// hanging 256 requests, 256 held at once; failing 410 requests".
+func tenantSummary(ts []benchTenant, window float64) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%s %s requests", t.Name, thousands(t.Requests))
+		if t.Delivered > 0 {
+			parts[i] += fmt.Sprintf(", %s answered 2xx", thousands(t.Delivered))
+		}
+		if t.HeldPeak > 0 {
+			parts[i] += fmt.Sprintf(", %s held at once", thousands(t.HeldPeak))
+		}
+	}
+	return fmt.Sprintf("bad tenants in %.1f s: %s", window, strings.Join(parts, "; "))
 }
 
 // fixed formats v with prec decimals, or "-" for a figure not measured.
@@ -424,5 +520,8 @@ func (b *bench) settings() benchSettings {
 		DeliveryTimeout: b.timeout.String(), RetrySchedule: benchRetrySchedule, ServeArgs: b.cfg.ServeArgs,
 		CeilingSeconds: b.sizes.ceiling.Seconds(), SteadySeconds: b.sizes.steady.Seconds(),
 		FastDeliveries: b.sizes.fast, SlowDeliveries: b.sizes.slow, RetryDeliveries: b.sizes.retry, BacklogDeliveries: b.sizes.backlog,
+		IsolationRate: isolationRate, IsolationBacklog: b.sizes.isolationBacklog * isolationBadEndpoints,
+		IsolationWaitSeconds: b.sizes.isolationWait.Seconds(),
+		InflightTarget:       b.sizes.inflight, InflightEndpoints: b.sizes.inflightAccounts * inflightEndpoints,
 	}
 }

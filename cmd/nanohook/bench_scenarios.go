@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,20 +18,30 @@ type runSpec struct {
 	label string
 	slots int                      // receiver endpoints
 	does  func(slot int) behaviour // how each answers
+	// awaited tells the endpoints whose deliveries the run waits for and
+	// times; nil: every endpoint.
+	awaited func(slot int) bool
 	// perAccount gives every endpoint an account of its own, so each event
 	// has one delivery; otherwise one account holds every endpoint and each
 	// event fans out to all of them.
 	perAccount bool
-	expect     int      // deliveries the run waits for; 0: none
-	serveArgs  []string // scenario flags for serve
+	// accountSizes, when set, overrides perAccount: the first
+	// accountSizes[0] endpoints belong to one account, the next
+	// accountSizes[1] to a second, and so on, adding up to slots.
+	accountSizes []int
+	expect       int      // deliveries the run waits for; 0: none
+	serveArgs    []string // scenario flags for serve
 }
 
 // benchEnv is one run's world.
 type benchEnv struct {
-	b         *bench
-	srv       *serveProc
-	rcv       *benchReceiver
-	accounts  []int64      // events go to these round robin
+	b   *bench
+	srv *serveProc
+	rcv *benchReceiver
+	// accounts are the run's accounts in creation order; events go to
+	// them round robin. A run that publishes in phases to different
+	// accounts points it elsewhere between phases (never while one runs).
+	accounts  []int64
 	published atomic.Int64 // events acknowledged so far
 }
 
@@ -37,7 +49,7 @@ type benchEnv struct {
 // through the public API.
 func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
 	secrets := benchSecrets(spec.slots)
-	rcv, err := startReceiver(secrets, spec.does, spec.expect)
+	rcv, err := startReceiver(secrets, spec.does, spec.awaited, spec.expect)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +59,7 @@ func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
 		return nil, err
 	}
 	e := &benchEnv{b: b, srv: srv, rcv: rcv}
-	if err := e.register(ctx, secrets, spec.perAccount); err != nil {
+	if err := e.register(ctx, secrets, spec.accountGroups()); err != nil {
 		e.close()
 		return nil, fmt.Errorf("setting up endpoints: %w", err)
 	}
@@ -63,18 +75,67 @@ func benchSecrets(n int) []string {
 	return secrets
 }
 
-// register creates the accounts and one endpoint per receiver slot.
-func (e *benchEnv) register(ctx context.Context, secrets []string, perAccount bool) error {
-	var key string
-	for i, secret := range secrets {
-		if perAccount || i == 0 {
-			id, k, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
-			if err != nil {
-				return err
+// accountGroups are the slots of each account: [first, first+n).
+func (spec runSpec) accountGroups() []accountGroup {
+	sizes := spec.accountSizes
+	switch {
+	case sizes != nil:
+	case spec.perAccount:
+		sizes = slices.Repeat([]int{1}, spec.slots)
+	default:
+		sizes = []int{spec.slots}
+	}
+	groups, first := make([]accountGroup, len(sizes)), 0
+	for i, n := range sizes {
+		groups[i] = accountGroup{first: first, n: n}
+		first += n
+	}
+	return groups
+}
+
+// accountGroup is one account's endpoint slots: [first, first+n).
+type accountGroup struct{ first, n int }
+
+// registerParallel is how many accounts register at once: a thousand
+// endpoints one request after another take seconds, and the server
+// serialises the writes anyway.
+const registerParallel = 8
+
+// register creates the accounts, concurrently, and one endpoint per
+// receiver slot in each, in slot order; e.accounts follows groups' order.
+func (e *benchEnv) register(ctx context.Context, secrets []string, groups []accountGroup) error {
+	e.accounts = make([]int64, len(groups))
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int, len(groups))
+	for i := range groups {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(registerParallel, len(groups)) {
+		wg.Go(func() {
+			for i := range next {
+				if err := e.registerAccount(ctx, i, secrets, groups[i]); err != nil {
+					cancel(err)
+					return
+				}
 			}
-			e.accounts, key = append(e.accounts, id), k
-		}
-		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(i), secret); err != nil {
+		})
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// registerAccount creates account i and its group's endpoints.
+func (e *benchEnv) registerAccount(ctx context.Context, i int, secrets []string, g accountGroup) error {
+	id, key, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
+	if err != nil {
+		return err
+	}
+	e.accounts[i] = id // each goroutine its own index; read after wg.Wait
+	for slot := g.first; slot < g.first+g.n; slot++ {
+		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(slot), secrets[slot]); err != nil {
 			return err
 		}
 	}
@@ -239,7 +300,7 @@ func (b *bench) backlog(ctx context.Context, sc *benchScenario) error {
 	run := e.measure(spec, pub, -1) // nothing is delivered: no CPU per delivery
 	if err == nil {
 		run.Pending = pub.deliveries
-		run.PendingRSSMiB, err = e.sampleRSS(ctx, backlogSampling)
+		run.PendingRSSMiB, err = e.sampleRSS(ctx, backlogSampling, nil)
 		b.say("backlog: %s deliveries pending, server RSS %.1f MiB", thousands(int64(run.Pending)), run.PendingRSSMiB)
 	}
 	if _, peak, merr := procMemory(e.srv.pid()); merr == nil {
@@ -256,8 +317,9 @@ func (b *bench) backlog(ctx context.Context, sc *benchScenario) error {
 // pending: long enough for its claim loop to have gone round many times.
 const backlogSampling = 2 * time.Second
 
-// sampleRSS returns the largest resident set the server shows over d.
-func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration) (float64, error) {
+// sampleRSS returns the largest resident set the server shows over d;
+// also, when not nil, runs at every sample, to watch something beside it.
+func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration, also func()) (float64, error) {
 	var most int64
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -268,6 +330,9 @@ func (e *benchEnv) sampleRSS(ctx context.Context, d time.Duration) (float64, err
 			return 0, err
 		}
 		most = max(most, rss)
+		if also != nil {
+			also()
+		}
 		select {
 		case <-ctx.Done():
 			return mib(most), ctx.Err()

@@ -38,3 +38,29 @@ func TestBenchTargetsPerDatabase(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchIsolationTarget: the isolation goal is judged on both databases
+// by the ratio of the healthy p99s, and a healthy delivery still late when
+// the wait ran out fails it whatever the ratio of those that arrived.
+func TestBenchIsolationTarget(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		db        string
+		withBad   benchRun
+		wantPass  bool
+		wantValue float64
+	}{
+		{"within", "", benchRun{P99MS: 14, P99RatioToAlone: 1.4}, true, 1.4},
+		{"beyond", "", benchRun{P99MS: 20, P99RatioToAlone: 2}, false, 2},
+		{"postgres", "postgres://postgres@127.0.0.1:5432/test", benchRun{P99MS: 12, P99RatioToAlone: 1.2}, true, 1.2},
+		{"late", "", benchRun{P99MS: 11, Late: 3, Expected: 160}, false, 0},
+	} {
+		b := &bench{cfg: benchConfig{DB: c.db}, sizes: quickSizes}
+		c.withBad.Label = "isolation +bad"
+		sc := &benchScenario{Name: "isolation", Runs: []benchRun{{Label: "isolation alone", P99MS: 10}, c.withBad}}
+		ts := b.targets(sc)
+		if len(ts) != 1 || ts[0].Pass == nil || *ts[0].Pass != c.wantPass || ts[0].Value != c.wantValue {
+			t.Errorf("%s: targets %+v, want pass=%v with value %v", c.name, ts, c.wantPass, c.wantValue)
+		}
+	}
+}
