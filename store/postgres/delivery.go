@@ -243,7 +243,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	)
 	for i := range results {
 		r := &results[i]
-		a := &r.Attempt
+		a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 		aDelivery[i] = r.DeliveryID
 		aNumber[i] = int32(a.Number)
 		aStarted[i] = us(a.StartedAt)

@@ -165,7 +165,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		// The statements are few and bounded, so they run on ctx itself.
 		err := s.stmts.insertAttempts.exec(ctx, tx, len(results), func(args []any, i int) []any {
 			r := &results[i]
-			a := &r.Attempt
+			a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 			return append(args, r.DeliveryID, int64(a.Number), micros(a.StartedAt), a.Duration.Microseconds(),
 				int64(a.ResponseStatus), a.ResponseBody, a.Location, a.Error,
 				store.EncodeHeaders(a.RequestHeaders), a.RemoteAddr)
