@@ -410,9 +410,9 @@ func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 	return t.Time, true, nil
 }
 
-// GetDelivery returns a delivery of the account with all its attempts in
-// order, in one statement so that the two agree (one snapshot) at the cost
-// of repeating the delivery's columns on every attempt row.
+// GetDelivery returns a delivery of the account with its newest attempts
+// in order, in one statement so that the two agree (one snapshot) at the
+// cost of repeating the delivery's columns on every attempt row.
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
 	c, err := s.acquire(ctx, "get delivery")
 	if err != nil {
@@ -425,9 +425,12 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 			a.request_headers, a.remote_addr
 		FROM deliveries d
 		JOIN events ev ON ev.pk = d.event_pk
-		LEFT JOIN attempts a ON a.delivery_id = d.id
+		LEFT JOIN LATERAL (
+			SELECT * FROM attempts WHERE delivery_id = d.id
+			ORDER BY number DESC, id DESC LIMIT $3
+		) a ON true
 		WHERE d.id = $1 AND d.account_id = $2
-		ORDER BY a.number, a.id`, id, accountID)
+		ORDER BY a.number, a.id`, id, accountID, store.MaxDetailAttempts)
 	if err != nil {
 		return nanohook.Delivery{}, nil, wrap("get delivery", err)
 	}

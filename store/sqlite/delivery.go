@@ -306,8 +306,8 @@ func (s *Store) NextDueAt(ctx context.Context) (time.Time, bool, error) {
 	return fromMicros(v.Int64), true, nil
 }
 
-// GetDelivery returns a delivery of the account with all its attempts in
-// order, read in one transaction so the two agree.
+// GetDelivery returns a delivery of the account with its newest attempts
+// in order, read in one transaction so the two agree.
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
 	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -336,9 +336,13 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	d.CreatedAt = fromMicros(created)
 	d.UpdatedAt = fromMicros(updated)
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, number, started_at, duration_us, response_status,
-			response_body, location, error, request_headers, remote_addr
-		FROM attempts WHERE delivery_id = ? ORDER BY number, id`, id)
+	// The newest first, from the end of the (delivery_id, number) index,
+	// then put back in order.
+	rows, err := tx.QueryContext(ctx, `SELECT * FROM (
+			SELECT id, number, started_at, duration_us, response_status,
+				response_body, location, error, request_headers, remote_addr
+			FROM attempts WHERE delivery_id = ? ORDER BY number DESC, id DESC LIMIT ?)
+		ORDER BY number, id`, id, store.MaxDetailAttempts)
 	if err != nil {
 		return nanohook.Delivery{}, nil, wrap("get delivery: attempts", err)
 	}

@@ -10,7 +10,8 @@ import (
 )
 
 // testBounds checks the limits a store keeps whatever its callers send:
-// receiver text is cut to its documented size when an attempt is written.
+// receiver text is cut to its documented size when an attempt is written,
+// and a delivery is read with its newest attempts only.
 func testBounds(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CompleteCutsReceiverText", func(t *testing.T) {
 		t.Parallel()
@@ -44,4 +45,28 @@ func testBounds(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("GetDeliveryNewestAttempts", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "acme")
+		b.endpoint(t, a.ID)
+		b.publish(t, b.event(a.ID))
+		// A delivery retried past the bound, as a customer may retry
+		// without end: each attempt fails and is due again at once.
+		const made = store.MaxDetailAttempts + 5
+		now := b.now
+		var id int64
+		for range made {
+			c := b.claim(t, now, 1)[0]
+			id = c.DeliveryID
+			b.complete(t, c, now, nanohook.DeliveryPending, 500, "", now)
+			now = now.Add(time.Second)
+		}
+		d, attempts := b.delivery(t, a.ID, id)
+		equal(t, "attempt count", d.Attempts, made)
+		equal(t, "attempts returned", len(attempts), store.MaxDetailAttempts)
+		for i, at := range attempts {
+			equal(t, "attempt number", at.Number, made-store.MaxDetailAttempts+1+i)
+		}
+	})
 }
