@@ -2,6 +2,7 @@ package egress
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -32,6 +33,11 @@ type Options struct {
 	// UserAgent, when set, is sent by requests that carry no User-Agent of
 	// their own, so every delivery identifies the service.
 	UserAgent string
+	// Logger, when set, gets a warning for every connection the guard
+	// refuses, with the address it refused: the error the caller gets
+	// leaves out what a name resolved to (see ForbiddenError), and the
+	// operator may need it.
+	Logger *slog.Logger
 }
 
 // NewClient returns the http.Client for deliveries. Its dialer resolves the
@@ -53,7 +59,7 @@ func NewClient(o Options) *http.Client {
 	if o.Resolver != nil {
 		resolver = o.Resolver
 	}
-	d := &guardedDialer{resolver: resolver, allowPrivate: o.AllowPrivate}
+	d := &guardedDialer{resolver: resolver, allowPrivate: o.AllowPrivate, log: o.Logger}
 
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                  nil, // never from the environment

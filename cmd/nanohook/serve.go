@@ -213,6 +213,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		AllowPrivate: cfg.AllowPrivateTargets,
 		Timeout:      cfg.DeliveryTimeout,
 		UserAgent:    "nanohook/" + version,
+		Logger:       log.With(slog.String("component", "egress")),
 	})
 	nodeID := newNodeID()
 	m := metrics.New(metrics.Config{
