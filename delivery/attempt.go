@@ -138,7 +138,7 @@ func (s *sender) post(base context.Context, c *store.ClaimedDelivery, sign *sign
 		out.success = true
 	case code >= 300 && code < 400:
 		// Cut before it is quoted: the header may be as long as the
-		// transport's header limit (256 KiB).
+		// transport's header limit (egress.MaxResponseHeaderBytes).
 		out.attempt.Location = nanohook.CutText(resp.Header.Get("Location"), nanohook.MaxStoredLocation)
 		out.attempt.Error = fmt.Sprintf("HTTP %d: redirects are not followed (Location: %s)", code, out.attempt.Location)
 	case code == http.StatusGone:
