@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -18,6 +21,24 @@ import (
 // defaultDeliveryPageLimit is the page size of a delivery listing without
 // limit; history pages are heavier than endpoint pages, so it is smaller.
 const defaultDeliveryPageLimit = 50
+
+// Byte budgets of the delivery history answers. A customer may retry one
+// delivery without end and a receiver chooses what each attempt keeps (up
+// to nanohook.MaxStoredResponseBody, MaxStoredError and MaxStoredLocation
+// bytes, which JSON may escape to six bytes each), so these answers are
+// bounded by size as well as by count.
+const (
+	// deliveryPageBudget bounds the items of one page of deliveries: the
+	// page ends early, with a next_cursor, once they would pass it. One
+	// delivery is at most about 7 KiB (its last_error escaped) and an
+	// ordinary one about 400 bytes, so a page of 100 ordinary deliveries
+	// is never cut and no page passes about 136 KiB.
+	deliveryPageBudget = 128 << 10
+	// attemptsBudget bounds the attempts of a delivery's detail: the
+	// newest that fit are shown, the newest always. One attempt is at most
+	// about 44 KiB, so a detail stays under 64 KiB.
+	attemptsBudget = 48 << 10
+)
 
 // recoverBackgroundLimit bounds a background recover; a range too large to
 // finish in it is finished by calling recover again.
@@ -58,12 +79,15 @@ func toDeliveryJSON(d nanohook.Delivery) deliveryJSON {
 	return out
 }
 
-// deliveryDetailJSON is one delivery with every attempt made for it. The
-// list may hold more entries than attempt_count: an attempt recorded after
-// its lease had expired (and the delivery was claimed again) is history too.
+// deliveryDetailJSON is one delivery with its newest attempts, oldest
+// first: at most store.MaxDetailAttempts and attemptsBudget bytes of them;
+// attempt_count says how many were made. The list may hold more entries
+// than attempt_count: an attempt recorded after its lease had expired (and
+// the delivery was claimed again) is history too. Attempts are encoded
+// attemptJSON.
 type deliveryDetailJSON struct {
 	deliveryJSON
-	Attempts []attemptJSON `json:"attempts"`
+	Attempts []json.RawMessage `json:"attempts"`
 }
 
 // attemptJSON is one HTTP request made for a delivery and what came back.
@@ -189,12 +213,17 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out, next := pageOf(ds, pg.limit, deliveryScope(accountID(r.Context()), id), func(d nanohook.Delivery) int64 { return d.ID }, toDeliveryJSON)
+	out, next, err := budgetPageOf(ds, pg.limit, deliveryPageBudget, deliveryScope(accountID(r.Context()), id),
+		func(d nanohook.Delivery) int64 { return d.ID }, toDeliveryJSON)
+	if err != nil {
+		return fmt.Errorf("api: encode deliveries: %w", err)
+	}
 	s.respondPage(w, r, out, next)
 	return nil
 }
 
-// getDelivery answers one delivery of the account with all its attempts.
+// getDelivery answers one delivery of the account with its newest
+// attempts (see deliveryDetailJSON).
 func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
@@ -204,12 +233,37 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := deliveryDetailJSON{deliveryJSON: toDeliveryJSON(d), Attempts: make([]attemptJSON, 0, len(attempts))}
-	for _, a := range attempts {
-		out.Attempts = append(out.Attempts, toAttemptJSON(a))
+	out := deliveryDetailJSON{deliveryJSON: toDeliveryJSON(d)}
+	if out.Attempts, err = newestAttempts(attempts, attemptsBudget); err != nil {
+		return fmt.Errorf("api: encode attempts: %w", err)
 	}
 	s.respond(w, r, http.StatusOK, out)
 	return nil
+}
+
+// newestAttempts encodes the newest of attempts (ordered by number) whose
+// JSON fits in budget bytes, the newest always, and returns them oldest
+// first.
+func newestAttempts(attempts []nanohook.Attempt, budget int) ([]json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := newAnswerEncoder(&buf)
+	var ends []int
+	for i := len(attempts) - 1; i >= 0; i-- {
+		if err := enc.Encode(toAttemptJSON(attempts[i])); err != nil {
+			return nil, err
+		}
+		if len(ends) > 0 && buf.Len() > budget {
+			break
+		}
+		ends = append(ends, buf.Len())
+	}
+	out := make([]json.RawMessage, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[len(ends)-1-i] = bytes.TrimSuffix(buf.Bytes()[start:end], []byte("\n"))
+		start = end
+	}
+	return out, nil
 }
 
 // retryDelivery makes one delivery due now and wakes the engine. The answer

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"net/url"
 	"strconv"
 	"strings"
@@ -91,6 +93,44 @@ func pageOf[T, J any](rows []T, limit int, scope string, id func(T) int64, toJSO
 		out = append(out, toJSON(r))
 	}
 	return out, next
+}
+
+// budgetPageOf is pageOf for lists whose items vary in size with what a
+// receiver sent: the page also ends, with the cursor of its last item, once
+// its items' JSON would pass budget bytes, so an answer stays bounded
+// however large its rows are. The first item is always kept (every page
+// moves on), so one item's size is the most a page exceeds budget by. The
+// items come back encoded, as writeJSON writes them, so that each is
+// encoded once.
+func budgetPageOf[T, J any](rows []T, limit, budget int, scope string, id func(T) int64, toJSON func(T) J) ([]json.RawMessage, *string, error) {
+	rows = rows[:min(len(rows), limit+1)]
+	var buf bytes.Buffer
+	enc := newAnswerEncoder(&buf)
+	ends := make([]int, 0, min(len(rows), limit))
+	for i, r := range rows {
+		if i == limit {
+			break // the extra row only tells that another page follows
+		}
+		if err := enc.Encode(toJSON(r)); err != nil {
+			return nil, nil, err
+		}
+		if i > 0 && buf.Len() > budget {
+			break
+		}
+		ends = append(ends, buf.Len())
+	}
+	out := make([]json.RawMessage, len(ends))
+	start := 0
+	for i, end := range ends {
+		out[i] = bytes.TrimSuffix(buf.Bytes()[start:end], []byte("\n"))
+		start = end
+	}
+	var next *string
+	if len(ends) < len(rows) {
+		c := encodeCursor(scope, id(rows[len(ends)-1]))
+		next = &c
+	}
+	return out, next, nil
 }
 
 // encodeCursor makes the cursor of the list scope that continues after id.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -140,14 +141,21 @@ func (s *server) respondPage(w http.ResponseWriter, r *http.Request, data any, n
 	s.writeJSON(w, r, http.StatusOK, pageEnvelope{Success: true, Data: data, NextCursor: next})
 }
 
+// newAnswerEncoder returns the JSON encoder of answers: HTML escaping off,
+// see writeJSON.
+func newAnswerEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
+}
+
 // writeJSON encodes v completely before writing anything, so that an
 // encoding failure still becomes a clean 500 envelope instead of half an
 // answer. HTML escaping is off: this is an API, and payload-like strings
 // ("<", "&") should read as sent.
 func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
+	enc := newAnswerEncoder(&buf)
 	if err := enc.Encode(v); err != nil {
 		s.logError(r, "api: encoding response", err)
 		status = http.StatusInternalServerError

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -154,6 +155,10 @@ func (s *server) checkHost(ctx context.Context, rawURL string) error {
 		if ctx.Err() != nil {
 			return ctx.Err() // the request itself was cancelled
 		}
+		// The customer's message leaves out what a name resolved to
+		// (egress.ForbiddenError); the operator's log gets it.
+		s.log.LogAttrs(ctx, slog.LevelInfo, "api: endpoint URL refused",
+			slog.Int64("account_id", accountID(ctx)), slog.Any("error", err))
 		return nanohook.Invalid("url", "%v", err)
 	}
 	return nil

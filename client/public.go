@@ -128,7 +128,7 @@ func (c *Client) Deliveries(ctx context.Context, webhookID int64, p ListDeliveri
 	})
 }
 
-// GetDelivery returns one delivery with every attempt made for it.
+// GetDelivery returns one delivery with its newest attempts.
 func (c *Client) GetDelivery(ctx context.Context, id int64) (*DeliveryDetail, error) {
 	if err := checkID("delivery id", id); err != nil {
 		return nil, err

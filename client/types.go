@@ -113,7 +113,8 @@ type Delivery struct {
 	UpdatedAt     time.Time  `json:"updated_at"`
 }
 
-// DeliveryDetail is a delivery with every attempt made for it, oldest first.
+// DeliveryDetail is a delivery with its newest attempts, oldest first: at
+// most 25, fewer when they are large (AttemptCount counts them all).
 type DeliveryDetail struct {
 	Delivery
 	Attempts []Attempt `json:"attempts"`

@@ -50,7 +50,19 @@ type sender struct {
 // send posts the delivery's stored payload, signed afresh for this attempt.
 // When base is cancelled (a hard stop) the outcome is marked aborted so the
 // engine releases the delivery instead of counting a failure.
+//
+// Every text of the attempt that the receiver controls (its error, which
+// may quote what the receiver sent, the Location, the remote address) is
+// cut to its documented size here, once, before the engine logs, returns
+// or stores the attempt: see nanohook.Attempt.Bounded.
 func (s *sender) send(base context.Context, c *store.ClaimedDelivery, sign *signers) outcome {
+	out := s.post(base, c, sign)
+	out.attempt = out.attempt.Bounded()
+	return out
+}
+
+// post makes the attempt for send.
+func (s *sender) post(base context.Context, c *store.ClaimedDelivery, sign *signers) outcome {
 	start := s.now()
 	out := outcome{attempt: nanohook.Attempt{
 		DeliveryID: c.DeliveryID,
@@ -125,7 +137,9 @@ func (s *sender) send(base context.Context, c *store.ClaimedDelivery, sign *sign
 	case code >= 200 && code < 300:
 		out.success = true
 	case code >= 300 && code < 400:
-		out.attempt.Location = resp.Header.Get("Location")
+		// Cut before it is quoted: the header may be as long as the
+		// transport's header limit (egress.MaxResponseHeaderBytes).
+		out.attempt.Location = nanohook.CutText(resp.Header.Get("Location"), nanohook.MaxStoredLocation)
 		out.attempt.Error = fmt.Sprintf("HTTP %d: redirects are not followed (Location: %s)", code, out.attempt.Location)
 	case code == http.StatusGone:
 		out.gone = true

@@ -3,11 +3,15 @@ package delivery_test
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/delivery"
+	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/store"
 	"github.com/nanohook/nanohook/webhook"
 )
@@ -72,6 +76,61 @@ func TestAttemptWithoutConnectionHasNoRemoteAddr(t *testing.T) {
 	for _, a := range atts {
 		if a.Error == "" || a.RemoteAddr != "" || len(a.RequestHeaders) == 0 {
 			t.Errorf("attempt %d: error %q, remote address %q, %d headers", a.Number, a.Error, a.RemoteAddr, len(a.RequestHeaders))
+		}
+	}
+}
+
+// internalDNS answers every lookup with one private address, as a
+// company's internal DNS answers for its own names.
+type internalDNS struct{}
+
+func (internalDNS) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
+	return []netip.Addr{netip.MustParseAddr("10.20.30.40")}, nil
+}
+
+// TestAttemptErrorHidesResolvedAddress points an endpoint at a name that
+// resolves to a private address: the attempt fails without connecting,
+// and neither its error nor the delivery's last_error, which the customer
+// reads, says what the name resolved to (issue 13, item 8: customers could
+// map the internal DNS by registering names).
+func TestAttemptErrorHidesResolvedAddress(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st, acct := openWithAccount(t)
+	if _, err := st.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: acct.ID, URL: "https://db.internal.test/hook",
+		Secret: testSecret, Events: []nanohook.EventType{nanohook.EventJobCompleted}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := webhook.EncodePayload(webhook.Payload{Event: "job.completed", TaskID: "t", TaskType: "image",
+		Status: "completed", Data: []byte(`{}`), Timestamp: "2024-12-23T10:00:00Z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PublishEvents(ctx, []store.PublishEventParams{{ID: nanohook.NewEventID(), AccountID: acct.ID,
+		Type: nanohook.EventJobCompleted, TaskID: "t", TaskType: "image", Payload: body,
+		OccurredAt: time.Now(), Now: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 1)
+	e := startEngine(t, delivery.Config{
+		Store:    st,
+		Client:   egress.NewClient(egress.Options{Resolver: internalDNS{}, Timeout: 2 * time.Second}),
+		Schedule: []time.Duration{time.Hour}, Timeout: 2 * time.Second, PollInterval: time.Hour,
+		OnComplete: func(store.CompleteParams) { done <- struct{}{} },
+	})
+	e.Wake()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no attempt within 10 s")
+	}
+	d, atts, err := st.GetDelivery(ctx, acct.ID, 1)
+	if err != nil || len(atts) != 1 {
+		t.Fatalf("delivery 1: %d attempts, %v", len(atts), err)
+	}
+	for what, msg := range map[string]string{"error": atts[0].Error, "last_error": d.LastError} {
+		if !strings.Contains(msg, `"db.internal.test" resolves to a private address`) || strings.Contains(msg, "10.20.30.40") {
+			t.Errorf("%s = %q, want the refusal without the address", what, msg)
 		}
 	}
 }

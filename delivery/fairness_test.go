@@ -2,14 +2,10 @@ package delivery_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,13 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/store"
-	"github.com/nanohook/nanohook/store/postgres"
 	"github.com/nanohook/nanohook/store/sqlite"
 	"github.com/nanohook/nanohook/webhook"
 )
@@ -58,7 +51,8 @@ func TestSlowAccountDoesNotDelayAnother(t *testing.T) {
 	})
 	t.Run("postgres two nodes", func(t *testing.T) {
 		t.Parallel()
-		runSlowAccountCase(t, openPostgres(t), 2)
+		st, _, _ := openPostgres(t)
+		runSlowAccountCase(t, st, 2)
 	})
 }
 
@@ -215,45 +209,4 @@ func runSlowAccountCase(t *testing.T, st fairStore, nodes int) {
 		t.Errorf("the slow account got %d deliveries answered while the healthy one's arrived, want at least %d: fairness must not park it",
 			progress, slowProgressMin)
 	}
-}
-
-// openPostgres opens a fresh, migrated PostgreSQL store on a schema of its
-// own, dropped when the test ends; it skips without
-// NANOHOOK_TEST_POSTGRES_URL.
-func openPostgres(t *testing.T) *postgres.Store {
-	t.Helper()
-	base := os.Getenv("NANOHOOK_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("NANOHOOK_TEST_POSTGRES_URL is not set: skipping the PostgreSQL case (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema := "nh_delivery_" + hex.EncodeToString(b[:])
-	exec := func(sql string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Fatalf("connect to NANOHOOK_TEST_POSTGRES_URL: %v", err)
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec("CREATE SCHEMA " + schema)
-	t.Cleanup(func() { exec("DROP SCHEMA " + schema + " CASCADE") })
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := postgres.Open(context.Background(), u.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
 }

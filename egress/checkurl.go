@@ -29,8 +29,9 @@ const lookupTimeout = 5 * time.Second
 // the obvious. The dial-time guard in NewClient is the enforcement, and it
 // refuses a host as soon as any of its addresses is forbidden.
 //
-// Errors wrap ErrForbiddenAddress when a forbidden address is the cause, and
-// always name the host.
+// Errors always name the host. When a forbidden address is the cause the
+// error is a *ForbiddenError (it wraps ErrForbiddenAddress), which does not
+// name what a name resolved to.
 func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -45,7 +46,7 @@ func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if why := forbiddenReason(a); why != "" {
-			return fmt.Errorf("%w: host %q is %s", ErrForbiddenAddress, host, why)
+			return &ForbiddenError{Host: host, Addr: a, Reason: why}
 		}
 		return nil
 	}
@@ -82,6 +83,5 @@ func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: host %q resolves only to forbidden addresses (%s is %s)",
-		ErrForbiddenAddress, host, addrs[0], forbiddenReason(addrs[0]))
+	return &ForbiddenError{Host: host, Addr: addrs[0], Reason: forbiddenReason(addrs[0]), Resolved: true}
 }

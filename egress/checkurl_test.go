@@ -3,6 +3,7 @@ package egress
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,7 @@ func TestCheckURL(t *testing.T) {
 		url       string
 		forbidden bool   // wraps ErrForbiddenAddress
 		errHas    string // "" means no error expected
+		errHasNot string // e.g. the address a name resolved to
 	}{
 		{url: "https://public.example/hook"},
 		{url: "https://public.example:8443/hook?x=1"},
@@ -49,8 +51,10 @@ func TestCheckURL(t *testing.T) {
 		{url: "http://localhost:8080/", forbidden: true, errHas: `"localhost"`},
 		{url: "http://LOCALHOST./", forbidden: true, errHas: "localhost"},
 		{url: "http://api.localhost/", forbidden: true, errHas: "localhost"},
-		{url: "http://internal.example/", forbidden: true, errHas: `"internal.example" resolves only to forbidden`},
-		{url: "http://metadata.example/", forbidden: true, errHas: "169.254.169.254"},
+		// A name's refusal never says what it resolved to: that would let
+		// customers read our internal DNS (issue 13, item 8).
+		{url: "http://internal.example/", forbidden: true, errHas: `"internal.example" resolves to a private address`, errHasNot: "10.0.0.5"},
+		{url: "http://metadata.example/", forbidden: true, errHas: "resolves to a private address", errHasNot: "169.254"},
 		{url: "https://user:pass@public.example/", errHas: "user info"},
 		{url: "https://user@public.example/", errHas: "user info"},
 		{url: "https://nowhere.example/", errHas: `"nowhere.example" does not resolve`},
@@ -69,6 +73,9 @@ func TestCheckURL(t *testing.T) {
 		default:
 			if !strings.Contains(err.Error(), tt.errHas) {
 				t.Errorf("CheckURL(%q) = %q, want it to contain %q", tt.url, err, tt.errHas)
+			}
+			if tt.errHasNot != "" && strings.Contains(err.Error(), tt.errHasNot) {
+				t.Errorf("CheckURL(%q) = %q, want it not to contain %q", tt.url, err, tt.errHasNot)
 			}
 			if got := errors.Is(err, ErrForbiddenAddress); got != tt.forbidden {
 				t.Errorf("CheckURL(%q): errors.Is(ErrForbiddenAddress) = %v, want %v (%v)", tt.url, got, tt.forbidden, err)
@@ -118,6 +125,25 @@ func TestParseLegacyIPv4(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("parseLegacyIPv4(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestForbiddenErrorLogsTheAddress checks that what the customer's message
+// leaves out reaches the operator's log: slog writes the refusal with the
+// address and the reason.
+func TestForbiddenErrorLogsTheAddress(t *testing.T) {
+	t.Parallel()
+	res := newFakeResolver().set("db.internal.test", []string{"::ffff:10.20.30.40"})
+	err := CheckURL(context.Background(), res, "https://db.internal.test/hook")
+	if err == nil || strings.Contains(err.Error(), "10.20.30.40") {
+		t.Fatalf("CheckURL = %v, want a refusal without the address", err)
+	}
+	var buf strings.Builder
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("endpoint URL refused", slog.Any("error", err))
+	for _, want := range []string{`"host":"db.internal.test"`, `"address":"::ffff:10.20.30.40"`, `"reason":"private, via IPv4-mapped 10.20.30.40"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log line %s\nwant it to contain %s", buf.String(), want)
 		}
 	}
 }

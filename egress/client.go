@@ -2,6 +2,7 @@ package egress
 
 import (
 	"crypto/tls"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -11,12 +12,19 @@ import (
 // the delivery contract's 15 seconds for an endpoint to answer.
 const DefaultTimeout = 15 * time.Second
 
-const (
-	tlsHandshakeTimeout = 5 * time.Second
-	// maxResponseHeaderBytes caps what a receiver can make us buffer before
-	// the body; webhook answers carry a few small headers.
-	maxResponseHeaderBytes = 256 << 10
-)
+const tlsHandshakeTimeout = 5 * time.Second
+
+// MaxResponseHeaderBytes caps what a receiver can make a delivery read and
+// buffer before the body, status line included. Webhook answers carry a
+// few small headers (and the proxies in front of many receivers refuse
+// headers beyond 8 KiB or so). Under the former cap of 256 KiB, a hostile
+// receiver that answered a 256 KiB status line or Location made every
+// attempt parse it and quote it whole in an error before it was cut to
+// nanohook.MaxStoredError: about 1 MiB of garbage per attempt, which with a
+// few hundred attempts at once held up the whole process for a second
+// (issue 13). Past the cap an attempt fails with "server response headers
+// exceeded 32768 bytes; aborted".
+const MaxResponseHeaderBytes = 32 << 10
 
 // Options configure the outbound client. The zero value is the safe
 // production setting.
@@ -32,6 +40,11 @@ type Options struct {
 	// UserAgent, when set, is sent by requests that carry no User-Agent of
 	// their own, so every delivery identifies the service.
 	UserAgent string
+	// Logger, when set, gets a warning for every connection the guard
+	// refuses, with the address it refused: the error the caller gets
+	// leaves out what a name resolved to (see ForbiddenError), and the
+	// operator may need it.
+	Logger *slog.Logger
 }
 
 // NewClient returns the http.Client for deliveries. Its dialer resolves the
@@ -53,7 +66,7 @@ func NewClient(o Options) *http.Client {
 	if o.Resolver != nil {
 		resolver = o.Resolver
 	}
-	d := &guardedDialer{resolver: resolver, allowPrivate: o.AllowPrivate}
+	d := &guardedDialer{resolver: resolver, allowPrivate: o.AllowPrivate, log: o.Logger}
 
 	var rt http.RoundTripper = &http.Transport{
 		Proxy:                  nil, // never from the environment
@@ -62,7 +75,7 @@ func NewClient(o Options) *http.Client {
 		TLSHandshakeTimeout:    tlsHandshakeTimeout,
 		ResponseHeaderTimeout:  timeout,
 		ExpectContinueTimeout:  time.Second,
-		MaxResponseHeaderBytes: maxResponseHeaderBytes,
+		MaxResponseHeaderBytes: MaxResponseHeaderBytes,
 		MaxIdleConns:           1024,
 		// Many endpoints often share one host (a platform's ingress, a
 		// customer's several endpoints): keep as many idle connections to it

@@ -2,7 +2,9 @@ package egress
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strconv"
@@ -31,6 +33,7 @@ const (
 type guardedDialer struct {
 	resolver     Resolver
 	allowPrivate bool
+	log          *slog.Logger // refusals, with the address; nil: none
 	net          net.Dialer
 }
 
@@ -47,8 +50,9 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 	if err != nil {
 		return nil, fmt.Errorf("egress: dial %q: invalid port %q", address, portText)
 	}
-	addrs, err := d.resolve(ctx, network, host)
+	addrs, resolved, err := d.resolve(ctx, network, host)
 	if err != nil {
+		d.logRefusal(ctx, err)
 		return nil, err
 	}
 	if !d.allowPrivate {
@@ -58,7 +62,9 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 		// would make the outcome depend on answer order.
 		for _, a := range addrs {
 			if r := forbiddenReason(a); r != "" {
-				return nil, fmt.Errorf("%w: host %q resolves to %s (%s)", ErrForbiddenAddress, host, a, r)
+				err := &ForbiddenError{Host: host, Addr: a, Reason: r, Resolved: resolved}
+				d.logRefusal(ctx, err)
+				return nil, err
 			}
 		}
 	}
@@ -79,15 +85,24 @@ func (d *guardedDialer) DialContext(ctx context.Context, network, address string
 	return nil, firstErr
 }
 
+// logRefusal writes a refusal of the guard to the operator's log with the
+// address it refused, which the error's message leaves out (see
+// ForbiddenError); other errors are the caller's to report.
+func (d *guardedDialer) logRefusal(ctx context.Context, err error) {
+	if fe, ok := errors.AsType[*ForbiddenError](err); ok && d.log != nil {
+		d.log.LogAttrs(ctx, slog.LevelWarn, "egress: refused a delivery to a forbidden address", slog.Any("refusal", fe))
+	}
+}
+
 // resolve turns host into addresses: an IP literal as is, a name through the
-// resolver.
-func (d *guardedDialer) resolve(ctx context.Context, network, host string) ([]netip.Addr, error) {
+// resolver (resolved is then true).
+func (d *guardedDialer) resolve(ctx context.Context, network, host string) (addrs []netip.Addr, resolved bool, err error) {
 	if a, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{a}, nil
+		return []netip.Addr{a}, false, nil
 	}
 	if !d.allowPrivate {
 		if err := checkHostName(host); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	ipNetwork := "ip"
@@ -97,14 +112,14 @@ func (d *guardedDialer) resolve(ctx context.Context, network, host string) ([]ne
 	case "tcp6":
 		ipNetwork = "ip6"
 	}
-	addrs, err := d.resolver.LookupNetIP(ctx, ipNetwork, host)
+	addrs, err = d.resolver.LookupNetIP(ctx, ipNetwork, host)
 	if err != nil {
-		return nil, fmt.Errorf("egress: resolve %q: %w", host, err)
+		return nil, true, fmt.Errorf("egress: resolve %q: %w", host, err)
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("egress: resolve %q: no addresses", host)
+		return nil, true, fmt.Errorf("egress: resolve %q: no addresses", host)
 	}
-	return addrs, nil
+	return addrs, true, nil
 }
 
 // dialOne connects to one checked address, giving it a fair share of the

@@ -19,6 +19,10 @@
 //     so an obviously internal URL is refused with a clear message instead of
 //     failing every delivery. It is advisory: DNS can change after creation,
 //     and only the dial-time check is enforcement.
+//   - Refusals (ForbiddenError) name the host and never what a name
+//     resolved to, because their messages reach customers and would
+//     otherwise map our internal DNS; the operator's log gets the address
+//     (Options.Logger at dial time, the error's LogValue elsewhere).
 //   - ReadCapped reads a response body with a hard cap on bytes read and on
 //     bytes held in memory, so a receiver that streams forever costs nothing.
 //

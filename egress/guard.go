@@ -3,14 +3,58 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 )
 
 // ErrForbiddenAddress is wrapped by every refusal of the guard, at dial time
 // and in CheckURL, so callers can tell "the customer pointed us at an internal
 // address" (a validation problem to report) from a network failure (something
-// to retry). The wrapping error names the host and the address.
+// to retry). The refusal is a *ForbiddenError.
 var ErrForbiddenAddress = errors.New("egress: forbidden address")
+
+// ForbiddenError is a refusal of the guard: a host that is, or resolves to,
+// a Forbidden address. Its message reaches customers (an endpoint URL
+// refused, an attempt's error), so for a name it never says what the name
+// resolved to, only "a private address" (private standing for every
+// Forbidden range): otherwise anyone could register names and read the
+// answers of our internal DNS from the refusals. The address stays in the
+// error for the operator's log, which LogValue writes.
+type ForbiddenError struct {
+	Host   string     // as the URL names it
+	Addr   netip.Addr // the forbidden address; invalid for localhost names
+	Reason string     // why Addr is forbidden: "loopback", "private", …
+	// Resolved is set when Addr is what the name Host resolved to, and
+	// not something the URL itself spells.
+	Resolved bool
+}
+
+// Error names the host and, when the URL spells the address itself (an IP
+// literal, a numeric form, localhost), the address and why it is
+// forbidden; those the customer wrote, so saying them tells nothing new.
+func (e *ForbiddenError) Error() string {
+	switch {
+	case e.Resolved:
+		return fmt.Sprintf("%v: host %q resolves to a private address", ErrForbiddenAddress, e.Host)
+	case !e.Addr.IsValid() || e.Addr.String() == e.Host:
+		return fmt.Sprintf("%v: host %q is %s", ErrForbiddenAddress, e.Host, e.Reason)
+	default: // a numeric form such as "2130706433"
+		return fmt.Sprintf("%v: host %q is %s (%s)", ErrForbiddenAddress, e.Host, e.Addr, e.Reason)
+	}
+}
+
+// Unwrap makes errors.Is(err, ErrForbiddenAddress) hold.
+func (e *ForbiddenError) Unwrap() error { return ErrForbiddenAddress }
+
+// LogValue is what slog writes for the error: the message and, for the
+// operator, the address and the reason that the message leaves out.
+func (e *ForbiddenError) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("msg", e.Error()), slog.String("host", e.Host)}
+	if e.Addr.IsValid() {
+		attrs = append(attrs, slog.String("address", e.Addr.String()))
+	}
+	return slog.GroupValue(append(attrs, slog.String("reason", e.Reason))...)
+}
 
 // Forbidden reports whether a delivery may never reach addr, because the
 // address belongs to this host, to a private or otherwise non-public network,

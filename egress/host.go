@@ -15,7 +15,7 @@ func checkHostName(host string) error {
 	// RFC 6761 §6.3: localhost and everything under it is loopback, whatever
 	// DNS says.
 	if name == "localhost" || strings.HasSuffix(name, ".localhost") {
-		return fmt.Errorf("%w: host %q is loopback (localhost)", ErrForbiddenAddress, host)
+		return &ForbiddenError{Host: host, Reason: "loopback (localhost)"}
 	}
 	if !endsInNumber(name) {
 		return nil
@@ -25,7 +25,7 @@ func checkHostName(host string) error {
 	// resolver. Never let the two disagree about where a delivery goes.
 	if a, ok := parseLegacyIPv4(name); ok {
 		if r := forbiddenReason(a); r != "" {
-			return fmt.Errorf("%w: host %q is %s (%s)", ErrForbiddenAddress, host, a, r)
+			return &ForbiddenError{Host: host, Addr: a, Reason: r}
 		}
 		return fmt.Errorf("egress: host %q is a numeric IPv4 address in a non-standard form; write it as %s", host, a)
 	}

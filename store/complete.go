@@ -36,13 +36,14 @@ func FirstPerLease(results []CompleteParams) []CompleteParams {
 
 // LastError is what a delivery shows as the reason of its latest failure
 // after this outcome: the attempt's error, or else its HTTP status; a
-// success clears it.
+// success clears it. It is cut as the attempt's error is
+// (nanohook.MaxStoredError), whoever built the attempt.
 func (p *CompleteParams) LastError() string {
 	switch {
 	case p.Status == nanohook.DeliverySucceeded:
 		return ""
 	case p.Attempt.Error != "":
-		return p.Attempt.Error
+		return nanohook.CutText(p.Attempt.Error, nanohook.MaxStoredError)
 	case p.Attempt.ResponseStatus != 0:
 		return "HTTP " + strconv.Itoa(p.Attempt.ResponseStatus)
 	}

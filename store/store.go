@@ -108,8 +108,10 @@ type Store interface {
 	// current are ignored.
 	ReleaseDeliveries(ctx context.Context, leases []Lease) error
 
-	// GetDelivery returns a delivery of an account with all its attempts,
-	// ordered by number (ErrNotFound for another account's delivery).
+	// GetDelivery returns a delivery of an account with its newest
+	// attempts, at most MaxDetailAttempts of them, ordered by number
+	// (ErrNotFound for another account's delivery). The delivery's
+	// Attempts says how many were made in all.
 	GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error)
 	// GetEvent returns an event (with its payload) of an account
 	// (ErrNotFound for another account's event).
@@ -221,6 +223,13 @@ type Store interface {
 	// with.
 	ResealSecrets(ctx context.Context) (int, error)
 }
+
+// MaxDetailAttempts is how many attempts GetDelivery returns at most: the
+// newest. A customer may retry one delivery without end, each retry adding
+// an attempt of up to about 8 KiB (nanohook.Attempt.Bounded), so reading
+// them all would cost without bound; 25 cover three runs of the default
+// schedule (8 attempts each) and cost at most about 200 KiB.
+const MaxDetailAttempts = 25
 
 // Stats is a snapshot of the delivery queue and the endpoints. With
 // PostgreSQL it covers every node sharing the database.

@@ -38,6 +38,13 @@ type sqliteChild struct {
 // test failed.
 func startSQLiteChild(t *testing.T, name string, flags ...string) *sqliteChild {
 	t.Helper()
+	return startSQLiteChildEnv(t, name, nil, flags...)
+}
+
+// startSQLiteChildEnv is startSQLiteChild with extra environment for the
+// child (NANOHOOK_* settings, as KEY=value).
+func startSQLiteChildEnv(t *testing.T, name string, env []string, flags ...string) *sqliteChild {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "nanohook-"+strings.ReplaceAll(t.Name(), "/", "_")+"-")
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,7 @@ func startSQLiteChild(t *testing.T, name string, flags ...string) *sqliteChild {
 	c := &sqliteChild{
 		nodeProc: &nodeProc{
 			name: name, addr: addrs[0], adminAddr: addrs[1], logDir: dir,
-			env: childEnv("NANOHOOK_ADMIN_TOKEN=" + relAdminToken),
+			env: childEnv(append([]string{"NANOHOOK_ADMIN_TOKEN=" + relAdminToken}, env...)...),
 		},
 		db: filepath.Join(t.TempDir(), "nanohook.db"),
 	}

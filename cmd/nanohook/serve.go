@@ -218,6 +218,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		AllowPrivate: cfg.AllowPrivateTargets,
 		Timeout:      cfg.DeliveryTimeout,
 		UserAgent:    "nanohook/" + version,
+		Logger:       log.With(slog.String("component", "egress")),
 	})
 	nodeID := newNodeID()
 	var engine *delivery.Engine // the metrics read it once it runs

@@ -561,8 +561,12 @@
         ["Updated", time(d.updated_at)],
       ]));
       const newestFirst = [...d.attempts].reverse();
+      // The API shows the newest attempts only (at most 25, fewer when
+      // they are large); attempt_count counts them all.
+      const shown = d.attempts.length;
+      const title = shown < d.attempt_count ? `Attempts (newest ${shown} of ${d.attempt_count})` : `Attempts (${shown})`;
       attempts.replaceChildren(
-        h("h2", { id: "attempts-title" }, `Attempts (${d.attempts.length})`),
+        h("h2", { id: "attempts-title" }, title),
         ...(newestFirst.length ? newestFirst.map(attemptView) : [h("p", { class: "muted" }, "No attempt yet.")]));
     };
     const fetchDelivery = async () => (await api("GET", "/deliveries/" + id)).data;
@@ -587,7 +591,7 @@
       await busy(retry, "Retrying…", async () => {
         let before;
         try {
-          before = (await fetchDelivery()).attempts.length;
+          before = newestNumber(await fetchDelivery());
           await api("POST", "/deliveries/" + id + "/retry");
         } catch (err) {
           if (current()) message(error, err.message);
@@ -599,19 +603,24 @@
       });
     });
 
-    // waitForAttempt polls until an attempt beyond the first `before`
+    // newestNumber is the number of the delivery's newest attempt, 0
+    // before the first. The API lists the newest attempts only, so their
+    // count stops growing; their numbers do not.
+    const newestNumber = (d) => d.attempts.length ? d.attempts[d.attempts.length - 1].number : 0;
+
+    // waitForAttempt polls until an attempt numbered beyond `before`
     // arrives (the engine makes it in the background), then reports it.
     const waitForAttempt = async (before) => {
       const deadline = Date.now() + POLL_LIMIT_MS;
       while (current() && Date.now() < deadline) {
         const d = await reload();
         if (!current()) return;
-        if (d && d.attempts.length > before && d.status !== "pending") {
+        if (d && newestNumber(d) > before && d.status !== "pending") {
           const a = d.attempts[d.attempts.length - 1];
           message(note, `Attempt ${a.number}: ${a.response_status ? "HTTP " + a.response_status : "no response"}; status: ${d.status}.`);
           return;
         }
-        if (d && d.attempts.length > before) {
+        if (d && newestNumber(d) > before) {
           message(note, `Attempt ${d.attempts[d.attempts.length - 1].number} failed; the next retry is scheduled.`);
           return;
         }

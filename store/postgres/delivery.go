@@ -333,7 +333,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	)
 	for i := range results {
 		r := &results[i]
-		a := &r.Attempt
+		a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 		aDelivery[i] = r.DeliveryID
 		aNumber[i] = int32(a.Number)
 		aStarted[i] = us(a.StartedAt)
@@ -469,9 +469,9 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	return nil
 }
 
-// GetDelivery returns a delivery of the account with all its attempts in
-// order, in one statement so that the two agree (one snapshot) at the cost
-// of repeating the delivery's columns on every attempt row.
+// GetDelivery returns a delivery of the account with its newest attempts
+// in order, in one statement so that the two agree (one snapshot) at the
+// cost of repeating the delivery's columns on every attempt row.
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
 	c, err := s.acquire(ctx, "get delivery")
 	if err != nil {
@@ -484,9 +484,12 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 			a.request_headers, a.remote_addr
 		FROM deliveries d
 		JOIN events ev ON ev.pk = d.event_pk
-		LEFT JOIN attempts a ON a.delivery_id = d.id
+		LEFT JOIN LATERAL (
+			SELECT * FROM attempts WHERE delivery_id = d.id
+			ORDER BY number DESC, id DESC LIMIT $3
+		) a ON true
 		WHERE d.id = $1 AND d.account_id = $2
-		ORDER BY a.number, a.id`, id, accountID)
+		ORDER BY a.number, a.id`, id, accountID, store.MaxDetailAttempts)
 	if err != nil {
 		return nanohook.Delivery{}, nil, wrap("get delivery", err)
 	}

@@ -330,7 +330,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		// The statements are few and bounded, so they run on ctx itself.
 		err := s.stmts.insertAttempts.exec(ctx, tx, len(results), func(args []any, i int) []any {
 			r := &results[i]
-			a := &r.Attempt
+			a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 			return append(args, r.DeliveryID, int64(a.Number), micros(a.StartedAt), a.Duration.Microseconds(),
 				int64(a.ResponseStatus), a.ResponseBody, a.Location, a.Error,
 				store.EncodeHeaders(a.RequestHeaders), a.RemoteAddr)
@@ -437,8 +437,8 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	})
 }
 
-// GetDelivery returns a delivery of the account with all its attempts in
-// order, read in one transaction so the two agree.
+// GetDelivery returns a delivery of the account with its newest attempts
+// in order, read in one transaction so the two agree.
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
 	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -467,9 +467,13 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	d.CreatedAt = fromMicros(created)
 	d.UpdatedAt = fromMicros(updated)
 
-	rows, err := tx.QueryContext(ctx, `SELECT id, number, started_at, duration_us, response_status,
-			response_body, location, error, request_headers, remote_addr
-		FROM attempts WHERE delivery_id = ? ORDER BY number, id`, id)
+	// The newest first, from the end of the (delivery_id, number) index,
+	// then put back in order.
+	rows, err := tx.QueryContext(ctx, `SELECT * FROM (
+			SELECT id, number, started_at, duration_us, response_status,
+				response_body, location, error, request_headers, remote_addr
+			FROM attempts WHERE delivery_id = ? ORDER BY number DESC, id DESC LIMIT ?)
+		ORDER BY number, id`, id, store.MaxDetailAttempts)
 	if err != nil {
 		return nanohook.Delivery{}, nil, wrap("get delivery: attempts", err)
 	}
