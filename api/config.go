@@ -7,6 +7,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 // Default body limits. One event or endpoint is a few KiB at most, so 1 MiB
@@ -16,6 +17,12 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	MaxBatchBodyBytes   = 16 << 20
 )
+
+// DefaultMaxPayloadBytes is the default of Config.MaxPayloadBytes: 64 KiB
+// holds any job event's result (URLs and a few fields, not the media), and
+// keeps what a delivery in flight holds small. The setting cannot exceed
+// webhook.MaxPayloadBytes (1 MiB), the receiver library's default limit.
+const DefaultMaxPayloadBytes = 64 << 10
 
 // Tester attempts a delivery the caller already holds, now, and records the
 // outcome; the test call uses it so the customer sees the attempt in the
@@ -57,6 +64,13 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
 	// publish allows MaxBatchBodyBytes or MaxBodyBytes, whichever is larger.
 	MaxBodyBytes int64
+	// MaxPayloadBytes bounds the body delivered for one event: its
+	// canonical bytes (webhook.EncodePayload), which is what receivers get,
+	// not the size of the request. A larger event is refused at publish
+	// with 413 payload_too_large, on the single and batch routes alike.
+	// 0 means DefaultMaxPayloadBytes; values above webhook.MaxPayloadBytes
+	// are cut to it.
+	MaxPayloadBytes int
 	// OnPublish, when set, is called after every publish request (single or
 	// batch) committed, with how many of its events were new (duplicates
 	// excluded) and how long the request took from its arrival to the
@@ -94,6 +108,7 @@ type server struct {
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
+	maxPayload   int // most canonical bytes delivered for one event
 	onPublish    func(created int, took time.Duration)
 	authLimit    *authLimiter // nil: failed authentications are not limited
 }
@@ -133,6 +148,11 @@ func newServer(cfg Config) *server {
 		s.recoverStep = 1000
 	}
 	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
+	s.maxPayload = cfg.MaxPayloadBytes
+	if s.maxPayload <= 0 {
+		s.maxPayload = DefaultMaxPayloadBytes
+	}
+	s.maxPayload = min(s.maxPayload, webhook.MaxPayloadBytes)
 	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
 	return s
 }

@@ -237,6 +237,13 @@ func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, ac
 	if err != nil {
 		return fail(fmt.Errorf("api: encoding payload: %w", err))
 	}
+	// The bound is on what receivers get, which may be larger than what was
+	// sent (JavaScript prints 1e21 as 1e+21) or smaller (whitespace).
+	if len(payload) > s.maxPayload {
+		return fail(nanohook.Errorf(nanohook.CodePayloadTooLarge, f("data"),
+			"%s: the delivered body would be %d bytes, more than the %d allowed (--max-payload-bytes)",
+			f("data"), len(payload), s.maxPayload))
+	}
 	return store.PublishEventParams{
 		ID:             nanohook.NewEventID(),
 		AccountID:      *req.AccountID,

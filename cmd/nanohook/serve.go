@@ -23,6 +23,7 @@ import (
 	"github.com/nanohook/nanohook/maintenance"
 	"github.com/nanohook/nanohook/metrics"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 // serveConfig is everything "serve" reads from flags and environment.
@@ -46,10 +47,15 @@ type serveConfig struct {
 	LogFormat           string
 	LogLevel            slog.Level
 	AuthFailureLimit    int
+	MaxPayloadBytes     int
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
 }
+
+// minPayloadBytes is the smallest --max-payload-bytes: below 1 KiB even a
+// job event with little data would be refused.
+const minPayloadBytes = 1 << 10
 
 // adminTokenEnv names the admin API's bearer token. It is read from the
 // environment only, never from a flag or the config file, so that it does
@@ -99,6 +105,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance (credentials that authenticated in the last hour are still served)")
+	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", api.DefaultMaxPayloadBytes, "largest body delivered for one event, counted on the canonical bytes receivers get; a larger event is refused at publish with 413 (single and batch routes alike). 1024 to 1048576, the webhook package's default limit")
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
@@ -132,6 +139,9 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		}
 		if c.AuthFailureLimit < 0 {
 			return fmt.Errorf("--auth-failure-limit must be 0 (no limit) or positive")
+		}
+		if c.MaxPayloadBytes < minPayloadBytes || c.MaxPayloadBytes > webhook.MaxPayloadBytes {
+			return fmt.Errorf("--max-payload-bytes must be %d to %d (got %d)", minPayloadBytes, webhook.MaxPayloadBytes, c.MaxPayloadBytes)
 		}
 		return nil
 	}
@@ -263,6 +273,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Waker:      engine,
 		Tester:     engine,
 		OnPublish:  m.ObservePublish,
+
+		MaxPayloadBytes: cfg.MaxPayloadBytes,
 	}
 	if acfg.AuthFailureLimit = cfg.AuthFailureLimit; acfg.AuthFailureLimit == 0 {
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
