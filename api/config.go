@@ -24,6 +24,12 @@ const (
 // webhook.MaxPayloadBytes (1 MiB), the receiver library's default limit.
 const DefaultMaxPayloadBytes = 64 << 10
 
+// DefaultMaxEndpoints is the default of Config.MaxEndpointsPerAccount.
+// Every event of an account becomes one delivery per endpoint, so the
+// limit bounds the fan-out (and the writes) one publish can cause; 100 is
+// far more than an account needs for its environments and services.
+const DefaultMaxEndpoints = 100
+
 // Tester attempts a delivery the caller already holds, now, and records the
 // outcome; the test call uses it so the customer sees the attempt in the
 // answer.
@@ -71,6 +77,10 @@ type Config struct {
 	// 0 means DefaultMaxPayloadBytes; values above webhook.MaxPayloadBytes
 	// are cut to it.
 	MaxPayloadBytes int
+	// MaxEndpointsPerAccount is the most live (active or disabled)
+	// endpoints one account may have: creating one more answers 409
+	// conflict. 0 means DefaultMaxEndpoints; negative: no limit.
+	MaxEndpointsPerAccount int
 	// OnPublish, when set, is called after every publish request (single or
 	// batch) committed, with how many of its events were new (duplicates
 	// excluded) and how long the request took from its arrival to the
@@ -109,6 +119,7 @@ type server struct {
 	maxBody      int64
 	maxBatchBody int64
 	maxPayload   int // most canonical bytes delivered for one event
+	maxEndpoints int // most live endpoints per account; 0: no limit
 	onPublish    func(created int, took time.Duration)
 	authLimit    *authLimiter // nil: failed authentications are not limited
 }
@@ -153,6 +164,12 @@ func newServer(cfg Config) *server {
 		s.maxPayload = DefaultMaxPayloadBytes
 	}
 	s.maxPayload = min(s.maxPayload, webhook.MaxPayloadBytes)
+	switch n := cfg.MaxEndpointsPerAccount; {
+	case n == 0:
+		s.maxEndpoints = DefaultMaxEndpoints
+	case n > 0:
+		s.maxEndpoints = n
+	}
 	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
 	return s
 }

@@ -255,8 +255,11 @@ func TestLimitFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxPayloadBytes != 64<<10 {
-		t.Errorf("defaults: max-payload-bytes %d", c.MaxPayloadBytes)
+	if c.MaxPayloadBytes != 64<<10 || c.MaxEndpoints != 100 {
+		t.Errorf("defaults: max-payload-bytes %d, max-endpoints-per-account %d", c.MaxPayloadBytes, c.MaxEndpoints)
+	}
+	if c, err := parseServe([]string{"--max-endpoints-per-account", "0"}, envOf(nil), io.Discard); err != nil || c.MaxEndpoints != 0 {
+		t.Errorf("--max-endpoints-per-account 0 (no limit): %d, %v", c.MaxEndpoints, err)
 	}
 	c, err = parseServe(nil, envOf(map[string]string{"NANOHOOK_MAX_PAYLOAD_BYTES": "1048576"}), io.Discard)
 	if err != nil || c.MaxPayloadBytes != 1<<20 {
@@ -266,6 +269,7 @@ func TestLimitFlags(t *testing.T) {
 		{"--max-payload-bytes", "1048577"},
 		{"--max-payload-bytes", "1023"},
 		{"--max-payload-bytes", "0"},
+		{"--max-endpoints-per-account", "-1"},
 	} {
 		if _, err := parseServe(args, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
 			t.Errorf("%v: error %v, want one naming the flag", args, err)
