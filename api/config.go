@@ -81,6 +81,15 @@ type Config struct {
 	// endpoints one account may have: creating one more answers 409
 	// conflict. 0 means DefaultMaxEndpoints; negative: no limit.
 	MaxEndpointsPerAccount int
+	// PublishConcurrency is how many publish transactions run at once on
+	// this node (default 1); further ones wait their turn, handed to the
+	// waiting accounts round robin, so that one account's flood of
+	// publishes cannot hold another's back by more than about one
+	// transaction (see planChunks for their size). One suits SQLite,
+	// which writes one transaction at a time anyway; PostgreSQL takes a
+	// few at once, fewer than its connection pool holds so that reads
+	// still find connections.
+	PublishConcurrency int
 	// OnPublish, when set, is called after every publish request (single or
 	// batch) committed, with how many of its events were new (duplicates
 	// excluded) and how long the request took from its arrival to the
@@ -122,6 +131,7 @@ type server struct {
 	maxEndpoints int // most live endpoints per account; 0: no limit
 	onPublish    func(created int, took time.Duration)
 	authLimit    *authLimiter // nil: failed authentications are not limited
+	gate         *publishGate // turns of publish transactions, shared fairly by accounts
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
@@ -171,5 +181,6 @@ func newServer(cfg Config) *server {
 		s.maxEndpoints = n
 	}
 	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
+	s.gate = newPublishGate(cfg.PublishConcurrency)
 	return s
 }

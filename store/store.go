@@ -52,6 +52,11 @@ type Store interface {
 	// transaction that concurrent creates for the account wait for, so
 	// they never overshoot the limit together.
 	CreateEndpoint(ctx context.Context, p CreateEndpointParams) (nanohook.Endpoint, error)
+	// CountEndpoints counts the account's live (active or disabled)
+	// endpoints, the most deliveries one of its events fans out to
+	// (ErrNotFound if the account does not exist). The API sizes its
+	// publish transactions by it.
+	CountEndpoints(ctx context.Context, accountID int64) (int, error)
 	// GetEndpoint returns an endpoint of the account; another account's
 	// endpoint and a deleted one are ErrNotFound.
 	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)

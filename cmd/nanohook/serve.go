@@ -279,7 +279,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Tester:     engine,
 		OnPublish:  m.ObservePublish,
 
-		MaxPayloadBytes: cfg.MaxPayloadBytes,
+		MaxPayloadBytes:    cfg.MaxPayloadBytes,
+		PublishConcurrency: publishConcurrency(cfg.DB),
 	}
 	if acfg.MaxEndpointsPerAccount = cfg.MaxEndpoints; acfg.MaxEndpointsPerAccount == 0 {
 		acfg.MaxEndpointsPerAccount = -1 // the flag's 0 is api.Config's "no limit"
@@ -323,6 +324,17 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		slog.Bool("allow_http", cfg.AllowHTTP),
 		slog.Bool("allow_private_targets", cfg.AllowPrivateTargets))
 	return s, nil
+}
+
+// publishConcurrency is how many publish transactions run at once
+// (api.Config.PublishConcurrency): SQLite writes one at a time anyway;
+// PostgreSQL gets two, half its smallest default pool (pgxpool's four), so
+// that a flood of publishes leaves connections to the API's reads.
+func publishConcurrency(db string) int {
+	if isPostgresURL(db) {
+		return 2
+	}
+	return 1
 }
 
 // withMetrics serves GET /metrics beside the admin API, on the admin

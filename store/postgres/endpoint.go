@@ -96,6 +96,27 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 	return e, nil
 }
 
+// CountEndpoints counts the account's live endpoints from its index
+// (endpoints_account_live).
+func (s *Store) CountEndpoints(ctx context.Context, accountID int64) (int, error) {
+	c, err := s.acquire(ctx, "count endpoints")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	var n int
+	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM endpoints
+			WHERE account_id = a.id AND deleted_at IS NULL)
+		FROM accounts a WHERE a.id = $1`, accountID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, notFound("account", accountID)
+	}
+	if err != nil {
+		return 0, wrap("count endpoints", err)
+	}
+	return n, nil
+}
+
 // GetEndpoint returns a live endpoint of the account. Another account's
 // endpoint and a deleted one are both store.ErrNotFound.
 func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error) {

@@ -29,6 +29,32 @@ func testEndpointLimit(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 	}
 
+	// CountEndpoints counts what CreateEndpoint's limit counts.
+	t.Run("CountEndpoints", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "a")
+		other, _ := b.account(t, "b")
+		count := func(accountID int64) int {
+			t.Helper()
+			n, err := b.s.CountEndpoints(b.ctx, accountID)
+			requireNoError(t, err)
+			return n
+		}
+		equal(t, "endpoints of a new account", count(a.ID), 0)
+		e1, e2 := b.endpoint(t, a.ID), b.endpoint(t, a.ID)
+		b.endpoint(t, a.ID)
+		b.endpoint(t, other.ID)
+		disabled := nanohook.EndpointDisabled
+		_, err := b.s.UpdateEndpoint(b.ctx, store.UpdateEndpointParams{AccountID: a.ID, ID: e1.ID, Status: &disabled, Now: b.now})
+		requireNoError(t, err)
+		requireNoError(t, b.s.DeleteEndpoint(b.ctx, a.ID, e2.ID, b.now))
+		equal(t, "live endpoints (one disabled, one deleted)", count(a.ID), 2)
+		equal(t, "the other account's", count(other.ID), 1)
+		_, err = b.s.CountEndpoints(b.ctx, 4242)
+		requireNotFound(t, err, "CountEndpoints of a missing account")
+	})
+
 	// Live endpoints count, active or disabled; deleted ones free their
 	// place; other accounts are not concerned; 0 is no limit.
 	t.Run("CountsLiveEndpoints", func(t *testing.T) {
