@@ -90,6 +90,14 @@ type Config struct {
 	// few at once, fewer than its connection pool holds so that reads
 	// still find connections.
 	PublishConcurrency int
+	// TestCallBurst is how many test calls (POST /api/v1/webhooks/{id}/test)
+	// one account may make at once; then one more per TestCallRefill. A
+	// call beyond answers 429 rate_limited with Retry-After. 0 means
+	// DefaultTestCallBurst; negative turns the limit off.
+	TestCallBurst int
+	// TestCallRefill is how often an account gets one test call back;
+	// 0 means DefaultTestCallRefill.
+	TestCallRefill time.Duration
 	// OnPublish, when set, is called after every publish request (single or
 	// batch) committed, with how many of its events were new (duplicates
 	// excluded) and how long the request took from its arrival to the
@@ -130,8 +138,9 @@ type server struct {
 	maxPayload   int // most canonical bytes delivered for one event
 	maxEndpoints int // most live endpoints per account; 0: no limit
 	onPublish    func(created int, took time.Duration)
-	authLimit    *authLimiter // nil: failed authentications are not limited
-	gate         *publishGate // turns of publish transactions, shared fairly by accounts
+	authLimit    *authLimiter    // nil: failed authentications are not limited
+	gate         *publishGate    // turns of publish transactions, shared fairly by accounts
+	testLimit    *accountLimiter // test calls per account; nil: not limited
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
@@ -182,5 +191,6 @@ func newServer(cfg Config) *server {
 	}
 	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
 	s.gate = newPublishGate(cfg.PublishConcurrency)
+	s.testLimit = newTestCallLimiter(cfg, s.now)
 	return s
 }
