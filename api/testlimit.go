@@ -35,6 +35,9 @@ const testLimitSweepEvery = time.Minute
 // by the operator, so their number bounds the buckets; a bucket that has
 // refilled carries no information and is dropped at the next sweep.
 //
+// Buckets live in this process: with several nodes an account has an
+// allowance on each, which still bounds it by the number of nodes.
+//
 // A nil *accountLimiter limits nothing.
 type accountLimiter struct {
 	refill time.Duration // one token comes back per refill
