@@ -7,6 +7,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 // Default body limits. One event or endpoint is a few KiB at most, so 1 MiB
@@ -16,6 +17,18 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	MaxBatchBodyBytes   = 16 << 20
 )
+
+// DefaultMaxPayloadBytes is the default of Config.MaxPayloadBytes: 64 KiB
+// holds any job event's result (URLs and a few fields, not the media), and
+// keeps what a delivery in flight holds small. The setting cannot exceed
+// webhook.MaxPayloadBytes (1 MiB), the receiver library's default limit.
+const DefaultMaxPayloadBytes = 64 << 10
+
+// DefaultMaxEndpoints is the default of Config.MaxEndpointsPerAccount.
+// Every event of an account becomes one delivery per endpoint, so the
+// limit bounds the fan-out (and the writes) one publish can cause; 100 is
+// far more than an account needs for its environments and services.
+const DefaultMaxEndpoints = 100
 
 // Tester attempts a delivery the caller already holds, now, and records the
 // outcome; the test call uses it so the customer sees the attempt in the
@@ -60,6 +73,34 @@ type Config struct {
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
 	// publish allows MaxBatchBodyBytes or MaxBodyBytes, whichever is larger.
 	MaxBodyBytes int64
+	// MaxPayloadBytes bounds the body delivered for one event: its
+	// canonical bytes (webhook.EncodePayload), which is what receivers get,
+	// not the size of the request. A larger event is refused at publish
+	// with 413 payload_too_large, on the single and batch routes alike.
+	// 0 means DefaultMaxPayloadBytes; values above webhook.MaxPayloadBytes
+	// are cut to it.
+	MaxPayloadBytes int
+	// MaxEndpointsPerAccount is the most live (active or disabled)
+	// endpoints one account may have: creating one more answers 409
+	// conflict. 0 means DefaultMaxEndpoints; negative: no limit.
+	MaxEndpointsPerAccount int
+	// PublishConcurrency is how many publish transactions run at once on
+	// this node (default 1); further ones wait their turn, handed to the
+	// waiting accounts round robin, so that one account's flood of
+	// publishes cannot hold another's back by more than about one
+	// transaction (see planChunks for their size). One suits SQLite,
+	// which writes one transaction at a time anyway; PostgreSQL takes a
+	// few at once, fewer than its connection pool holds so that reads
+	// still find connections.
+	PublishConcurrency int
+	// TestCallBurst is how many test calls (POST /api/v1/webhooks/{id}/test)
+	// one account may make at once; then one more per TestCallRefill. A
+	// call beyond answers 429 rate_limited with Retry-After. 0 means
+	// DefaultTestCallBurst; negative turns the limit off.
+	TestCallBurst int
+	// TestCallRefill is how often an account gets one test call back;
+	// 0 means DefaultTestCallRefill.
+	TestCallRefill time.Duration
 	// OnPublish, when set, is called after every publish request (single or
 	// batch) committed, with how many of its events were new (duplicates
 	// excluded) and how long the request took from its arrival to the
@@ -97,8 +138,12 @@ type server struct {
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
+	maxPayload   int // most canonical bytes delivered for one event
+	maxEndpoints int // most live endpoints per account; 0: no limit
 	onPublish    func(created int, took time.Duration)
-	authLimit    *authLimiter // nil: failed authentications are not limited
+	authLimit    *authLimiter    // nil: failed authentications are not limited
+	gate         *publishGate    // turns of publish transactions, shared fairly by accounts
+	testLimit    *accountLimiter // test calls per account; nil: not limited
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
@@ -136,6 +181,19 @@ func newServer(cfg Config) *server {
 		s.recoverStep = 1000
 	}
 	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
+	s.maxPayload = cfg.MaxPayloadBytes
+	if s.maxPayload <= 0 {
+		s.maxPayload = DefaultMaxPayloadBytes
+	}
+	s.maxPayload = min(s.maxPayload, webhook.MaxPayloadBytes)
+	switch n := cfg.MaxEndpointsPerAccount; {
+	case n == 0:
+		s.maxEndpoints = DefaultMaxEndpoints
+	case n > 0:
+		s.maxEndpoints = n
+	}
 	s.authLimit = newAuthLimiter(cfg, s.now, s.log)
+	s.gate = newPublishGate(cfg.PublishConcurrency)
+	s.testLimit = newTestCallLimiter(cfg, s.now)
 	return s
 }

@@ -47,11 +47,12 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p, err := s.prepareEvent(r.Context(), data, "", accountCache{})
+	accounts := accountCache{}
+	p, err := s.prepareEvent(r.Context(), data, "", accounts)
 	if err != nil {
 		return err
 	}
-	res, err := s.publish(r.Context(), []store.PublishEventParams{p})
+	res, err := s.publish(r.Context(), []store.PublishEventParams{p}, accounts.fanout)
 	if errors.Is(err, store.ErrNotFound) {
 		return nanohook.Invalid("account_id", "no such account")
 	}
@@ -64,13 +65,15 @@ func (s *server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 
 // publishBatch accepts up to nanohook.MaxBatchEvents job events.
 //
-// A batch is all or nothing, so that a 2xx always means every event of the
-// request is committed: if any item is invalid, the answer is 422 naming the
-// first offending field, with every refused item listed in error.items, and
-// nothing is stored. Otherwise all events are committed in one
-// PublishEvents call (one transaction) and each gets its result, in order;
-// an event published before (same idempotency key) is reported as a
-// duplicate, so retrying a whole batch after a lost answer is safe.
+// A 2xx always means every event of the request is committed. If any item
+// is refused, the answer is 422 (413 when the first refused item is too
+// large to deliver) naming the first offending field, with every refused
+// item listed in error.items, and nothing is stored. Otherwise the events
+// are committed in transactions of bounded size (publish), and each gets
+// its result, in order. An event published before (same idempotency key)
+// is reported as a duplicate, so retrying a whole batch after a lost
+// answer, or after a failure that left its first transactions committed,
+// is safe.
 func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Events []json.RawMessage `json:"events"`
@@ -101,9 +104,9 @@ func (s *server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	if refusal != nil {
 		return refusal
 	}
-	res, err := s.publish(r.Context(), events)
+	res, err := s.publish(r.Context(), events, accounts.fanout)
 	if errors.Is(err, store.ErrNotFound) {
-		return nanohook.Invalid("events", "an account of this batch no longer exists; nothing was stored")
+		return nanohook.Invalid("events", "an account of this batch no longer exists")
 	}
 	if err != nil {
 		return err
@@ -140,35 +143,24 @@ type itemError struct {
 	errorBody
 }
 
-// publish commits events and wakes the delivery engine when there is new
-// work for it.
-func (s *server) publish(ctx context.Context, events []store.PublishEventParams) ([]store.PublishResult, error) {
-	res, err := s.store.PublishEvents(ctx, events)
-	if err != nil {
-		return nil, err
-	}
-	if len(res) != len(events) {
-		return nil, fmt.Errorf("api: store returned %d results for %d events", len(res), len(events))
-	}
-	s.observePublish(ctx, res)
-	if s.waker != nil {
-		for _, r := range res {
-			if r.Deliveries > 0 && !r.Duplicate {
-				s.waker.Wake()
-				break
-			}
-		}
-	}
-	return res, nil
-}
-
 func toPublishResultJSON(r store.PublishResult) publishResultJSON {
 	return publishResultJSON{EventID: r.EventID, Deliveries: r.Deliveries, Duplicate: r.Duplicate}
 }
 
-// accountCache remembers, within one request, which accounts exist (nil) or
-// not (an error), so a batch of 1000 events for one account asks once.
-type accountCache map[int64]error
+// accountCache remembers, within one request, which accounts exist and how
+// many live endpoints each has, so a batch of 1000 events for one account
+// asks once. The counts size the request's transactions (planChunks).
+type accountCache map[int64]accountSeen
+
+// accountSeen is what a request learnt of one account: its live endpoints,
+// or err when it does not exist.
+type accountSeen struct {
+	endpoints int
+	err       error
+}
+
+// fanout is the live endpoints of an account seen before.
+func (c accountCache) fanout(account int64) int { return c[account].endpoints }
 
 // prepareEvent decodes and validates one event and builds its payload, the
 // exact bytes every endpoint will receive. Field names in errors are
@@ -237,6 +229,13 @@ func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, ac
 	if err != nil {
 		return fail(fmt.Errorf("api: encoding payload: %w", err))
 	}
+	// The bound is on what receivers get, which may be larger than what was
+	// sent (JavaScript prints 1e21 as 1e+21) or smaller (whitespace).
+	if len(payload) > s.maxPayload {
+		return fail(nanohook.Errorf(nanohook.CodePayloadTooLarge, f("data"),
+			"%s: the delivered body would be %d bytes, more than the %d allowed (--max-payload-bytes)",
+			f("data"), len(payload), s.maxPayload))
+	}
 	return store.PublishEventParams{
 		ID:             nanohook.NewEventID(),
 		AccountID:      *req.AccountID,
@@ -279,17 +278,19 @@ func canonicalData(field string, raw json.RawMessage) (json.RawMessage, error) {
 }
 
 // checkAccount refuses events for accounts that do not exist, as a
-// validation error of the field, before anything is stored.
+// validation error of the field, before anything is stored, and counts
+// the endpoints of those that do.
 func (s *server) checkAccount(ctx context.Context, field string, id int64, cache accountCache) error {
-	err, seen := cache[id]
-	if !seen {
-		_, err = s.store.GetAccount(ctx, id)
+	seen, ok := cache[id]
+	if !ok {
+		n, err := s.store.CountEndpoints(ctx, id)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err // not cached: storage trouble is not an answer about the account
 		}
-		cache[id] = err
+		seen = accountSeen{endpoints: n, err: err}
+		cache[id] = seen
 	}
-	if err != nil {
+	if seen.err != nil {
 		return nanohook.Invalid(field, "no such account")
 	}
 	return nil

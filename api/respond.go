@@ -83,11 +83,15 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status = statusOf(e.Code)
 		body = errorBody{Code: e.Code, Message: e.Message, Field: e.Field}
 		if br, ok := errors.AsType[*batchRefusal](err); ok {
-			// A refused batch is a 422 whatever its first item's code: an
+			// A refused batch is a 422 whatever its first item's code,
+			// except a 413 when that item is too large to deliver: an
 			// item's unknown field alone would map to 400, which the
 			// contract (openapi.json) does not give this answer and which
 			// would read as "the batch itself is malformed".
 			status, body.Message, body.Items = http.StatusUnprocessableEntity, br.Error(), br.items
+			if e.Code == nanohook.CodePayloadTooLarge {
+				status = http.StatusRequestEntityTooLarge
+			}
 		}
 		if status == http.StatusInternalServerError {
 			s.logError(r, "api: internal error", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,13 +31,22 @@ type testDeliveryJSON struct {
 // before real events flow. It works on disabled endpoints too (to check a
 // fix before re-enabling). The ping has the shape of every delivery, with
 // event and status "ping".
+//
+// Each call takes one of the account's test calls (accountLimiter) before
+// anything is looked up or written, whatever its outcome; beyond them it
+// answers 429 with Retry-After. The engine answers rate_limited too (429)
+// when the endpoint already has its most attempts in flight.
 func (s *server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	// Another account's id is a 404 before anything else: nobody may take
-	// the slots of an endpoint that is not theirs.
+	if secs, ok := s.testLimit.take(accountID(r.Context())); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return s.testLimit.refusal()
+	}
+	// Another account's id is a 404 before the endpoint's slots are
+	// touched: nobody may take those of an endpoint that is not theirs.
 	if _, err := s.store.GetEndpoint(r.Context(), accountID(r.Context()), id); err != nil {
 		return err
 	}

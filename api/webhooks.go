@@ -134,6 +134,10 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 		Secret:      secret,
 		Description: req.Description,
 		Now:         s.now(),
+		// A conflict beyond it: the request is sound, the account's state
+		// refuses it until an endpoint is deleted (as a retry of a
+		// delivery whose endpoint is disabled is refused).
+		MaxEndpoints: s.maxEndpoints,
 	})
 	if err != nil {
 		return err

@@ -56,9 +56,12 @@ func (c *Client) PublishEvent(ctx context.Context, e JobEvent) (*PublishResult, 
 	return &out, nil
 }
 
-// PublishBatch publishes up to 1000 job events, all or nothing: if any is
-// invalid, nothing is stored and the *Error lists every refused item in
-// Items. Results are in the order of events.
+// PublishBatch publishes up to 1000 job events. If any is invalid, nothing
+// is stored and the *Error lists every refused item in Items. Results are
+// in the order of events. The server writes a large batch in several
+// transactions, so a failure part way (a 503, a lost connection) may leave
+// its first events committed: publishing the same events again is safe,
+// those answer as duplicates and the rest are written.
 func (c *Client) PublishBatch(ctx context.Context, events []JobEvent) ([]PublishResult, error) {
 	body := struct {
 		Events []JobEvent `json:"events"`

@@ -45,8 +45,18 @@ type Store interface {
 	APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error)
 
 	// CreateEndpoint creates an active endpoint of an existing account
-	// (ErrNotFound if none). Endpoint ids are never reused.
+	// (ErrNotFound if none). Endpoint ids are never reused. With
+	// MaxEndpoints set, an account that already has that many live
+	// (active or disabled, not deleted) endpoints gets none: the call
+	// fails with EndpointLimitError. The count and the insert are one
+	// transaction that concurrent creates for the account wait for, so
+	// they never overshoot the limit together.
 	CreateEndpoint(ctx context.Context, p CreateEndpointParams) (nanohook.Endpoint, error)
+	// CountEndpoints counts the account's live (active or disabled)
+	// endpoints, the most deliveries one of its events fans out to
+	// (ErrNotFound if the account does not exist). The API sizes its
+	// publish transactions by it.
+	CountEndpoints(ctx context.Context, accountID int64) (int, error)
 	// GetEndpoint returns an endpoint of the account; another account's
 	// endpoint and a deleted one are ErrNotFound.
 	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)
@@ -289,6 +299,21 @@ type CreateEndpointParams struct {
 	Secret      string
 	Description string
 	Now         time.Time
+	// MaxEndpoints is the most live endpoints the account may have once
+	// this one is created; 0: no limit.
+	MaxEndpoints int
+}
+
+// CheckEndpointLimit is the rule CreateEndpoint applies, in both drivers,
+// to an account that has live endpoints already: nil while one more fits
+// under max (0: no limit), else the refusal, a *nanohook.Error of code
+// nanohook.CodeConflict naming the limit.
+func CheckEndpointLimit(live, max int) error {
+	if max <= 0 || live < max {
+		return nil
+	}
+	return nanohook.Errorf(nanohook.CodeConflict, "",
+		"the account already has %d endpoints, the most it may have; delete one before creating another", max)
 }
 
 // RotateSecretParams replaces an endpoint's secret.

@@ -7,11 +7,17 @@ import (
 	"net/http"
 )
 
+// MaxPayloadBytes is the largest body a nanohook server ever delivers: its
+// --max-payload-bytes (default 64 KiB) cannot be set higher, and events
+// whose canonical body would exceed the setting are refused at publish.
+const MaxPayloadBytes = 1 << 20
+
 // DefaultMaxBodyBytes is the largest body Middleware reads when
-// Verifier.MaxBodyBytes is zero. Deliveries are far smaller; the cap keeps an
-// unauthenticated client from making the receiver buffer arbitrary amounts
-// before the signature can be checked.
-const DefaultMaxBodyBytes = 1 << 20
+// Verifier.MaxBodyBytes is zero: MaxPayloadBytes, so that the default
+// accepts every delivery whatever the server's --max-payload-bytes, while
+// an unauthenticated client still cannot make the receiver buffer
+// arbitrary amounts before the signature can be checked.
+const DefaultMaxBodyBytes = MaxPayloadBytes
 
 // Middleware verifies each request before passing it to next, so handlers only
 // ever see authentic, fresh deliveries. It reads the whole body (up to the

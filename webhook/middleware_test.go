@@ -102,3 +102,30 @@ func TestMiddlewareMisconfigured(t *testing.T) {
 	}()
 	Middleware(nil, http.NotFoundHandler())
 }
+
+// TestMiddlewareDefaultTakesLargestDelivery: with no MaxBodyBytes the
+// middleware accepts the largest body a server may deliver
+// (MaxPayloadBytes) and refuses one byte more.
+func TestMiddlewareDefaultTakesLargestDelivery(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1734948000, 0)
+	v := &Verifier{Secrets: []string{"whsec_test"}, Now: func() time.Time { return now }}
+	h := Middleware(v, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	send := func(size int) int {
+		head := `{"event":"job.completed","data":{"s":"`
+		tail := `"}}`
+		body := head + strings.Repeat("x", size-len(head)-len(tail)) + tail
+		r := httptest.NewRequest(http.MethodPost, "/hook", strings.NewReader(body))
+		r.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		r.Header.Set(HeaderSignature, Sign("whsec_test", now.Unix(), []byte(body)))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	if got := send(MaxPayloadBytes); got != http.StatusNoContent {
+		t.Errorf("a delivery of MaxPayloadBytes: status %d, want 204", got)
+	}
+	if got := send(MaxPayloadBytes + 1); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body of MaxPayloadBytes+1: status %d, want 413", got)
+	}
+}

@@ -88,7 +88,9 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 		"--delivery-timeout", b.timeout.String(),
 		"--delivery-workers", strconv.Itoa(b.cfg.Workers),
 		"--shutdown-timeout", "5s",
-		"--log-level", "warn"}
+		"--log-level", "warn",
+		// fan-out puts every endpoint on one account, as many as --endpoints.
+		"--max-endpoints-per-account", "0"}
 	// Scenario flags first, the user's last: the flag package keeps the last
 	// value, so --serve-arg can override anything.
 	args = append(append(args, extraArgs...), b.cfg.ServeArgs...)

@@ -246,3 +246,33 @@ func TestConfigReference(t *testing.T) {
 	}
 	t.Errorf("README.md's configuration table is out of date; run go test ./cmd/nanohook -run TestConfigReference -update\n got:\n%s\nwant:\n%s", text[begin:end], want)
 }
+
+// TestLimitFlags: the tenant bounds have their documented defaults and
+// refuse values outside their range.
+func TestLimitFlags(t *testing.T) {
+	t.Parallel()
+	c, err := parseServe(nil, envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxPayloadBytes != 64<<10 || c.MaxEndpoints != 100 {
+		t.Errorf("defaults: max-payload-bytes %d, max-endpoints-per-account %d", c.MaxPayloadBytes, c.MaxEndpoints)
+	}
+	if c, err := parseServe([]string{"--max-endpoints-per-account", "0"}, envOf(nil), io.Discard); err != nil || c.MaxEndpoints != 0 {
+		t.Errorf("--max-endpoints-per-account 0 (no limit): %d, %v", c.MaxEndpoints, err)
+	}
+	c, err = parseServe(nil, envOf(map[string]string{"NANOHOOK_MAX_PAYLOAD_BYTES": "1048576"}), io.Discard)
+	if err != nil || c.MaxPayloadBytes != 1<<20 {
+		t.Errorf("NANOHOOK_MAX_PAYLOAD_BYTES=1048576: %d, %v", c.MaxPayloadBytes, err)
+	}
+	for _, args := range [][]string{
+		{"--max-payload-bytes", "1048577"},
+		{"--max-payload-bytes", "1023"},
+		{"--max-payload-bytes", "0"},
+		{"--max-endpoints-per-account", "-1"},
+	} {
+		if _, err := parseServe(args, envOf(nil), io.Discard); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: error %v, want one naming the flag", args, err)
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/nanohook/nanohook/maintenance"
 	"github.com/nanohook/nanohook/metrics"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 // serveConfig is everything "serve" reads from flags and environment.
@@ -47,10 +48,16 @@ type serveConfig struct {
 	LogFormat           string
 	LogLevel            slog.Level
 	AuthFailureLimit    int
+	MaxPayloadBytes     int
+	MaxEndpoints        int
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
 }
+
+// minPayloadBytes is the smallest --max-payload-bytes: below 1 KiB even a
+// job event with little data would be refused.
+const minPayloadBytes = 1 << 10
 
 // adminTokenEnv names the admin API's bearer token. It is read from the
 // environment only, never from a flag or the config file, so that it does
@@ -101,6 +108,8 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance (credentials that authenticated in the last hour are still served)")
+	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", api.DefaultMaxPayloadBytes, "largest body delivered for one event, counted on the canonical bytes receivers get; a larger event is refused at publish with 413 (single and batch routes alike). 1024 to 1048576, the webhook package's default limit")
+	fs.IntVar(&c.MaxEndpoints, "max-endpoints-per-account", api.DefaultMaxEndpoints, "most live (active or disabled) endpoints one account may have; creating one more answers 409. Every event fans out to each of them, so this bounds what one publish writes; 0: no limit")
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
@@ -137,6 +146,12 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		}
 		if c.AuthFailureLimit < 0 {
 			return fmt.Errorf("--auth-failure-limit must be 0 (no limit) or positive")
+		}
+		if c.MaxEndpoints < 0 {
+			return fmt.Errorf("--max-endpoints-per-account must be 0 (no limit) or positive")
+		}
+		if c.MaxPayloadBytes < minPayloadBytes || c.MaxPayloadBytes > webhook.MaxPayloadBytes {
+			return fmt.Errorf("--max-payload-bytes must be %d to %d (got %d)", minPayloadBytes, webhook.MaxPayloadBytes, c.MaxPayloadBytes)
 		}
 		return nil
 	}
@@ -272,6 +287,12 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		Waker:      engine,
 		Tester:     engine,
 		OnPublish:  m.ObservePublish,
+
+		MaxPayloadBytes:    cfg.MaxPayloadBytes,
+		PublishConcurrency: publishConcurrency(cfg.DB),
+	}
+	if acfg.MaxEndpointsPerAccount = cfg.MaxEndpoints; acfg.MaxEndpointsPerAccount == 0 {
+		acfg.MaxEndpointsPerAccount = -1 // the flag's 0 is api.Config's "no limit"
 	}
 	if acfg.AuthFailureLimit = cfg.AuthFailureLimit; acfg.AuthFailureLimit == 0 {
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
@@ -312,6 +333,17 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		slog.Bool("allow_http", cfg.AllowHTTP),
 		slog.Bool("allow_private_targets", cfg.AllowPrivateTargets))
 	return s, nil
+}
+
+// publishConcurrency is how many publish transactions run at once
+// (api.Config.PublishConcurrency): SQLite writes one at a time anyway;
+// PostgreSQL gets two, half its smallest default pool (pgxpool's four), so
+// that a flood of publishes leaves connections to the API's reads.
+func publishConcurrency(db string) int {
+	if isPostgresURL(db) {
+		return 2
+	}
+	return 1
 }
 
 // withMetrics serves GET /metrics beside the admin API, on the admin

@@ -32,29 +32,89 @@ const failPendingOfEndpointSQL = `UPDATE deliveries
 	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
 	WHERE endpoint_id = $3 AND status = 'pending'`
 
+// insertEndpointSQL creates an active endpoint: $1 account, $2 url, $3
+// events, $4 description, $5 sealed secret, $6 now.
+const insertEndpointSQL = `INSERT INTO endpoints
+	(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
+	VALUES ($1, $2, $3, 'active', $4, '', $5, $6, $6) RETURNING ` + endpointColumns
+
+// lockAccountSQL serialises the creates of one account's endpoints, so that
+// each counts the live endpoints after the one before it committed. FOR NO
+// KEY UPDATE conflicts with itself but not with the FOR KEY SHARE that
+// foreign keys take: publishes and other writes of the account's rows go
+// on meanwhile.
+const lockAccountSQL = `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`
+
+// countLiveEndpointsSQL counts an account's live endpoints, stopping at $2:
+// an account with more (created before the limit was lowered) costs no
+// more to refuse.
+const countLiveEndpointsSQL = `SELECT count(*) FROM (SELECT 1 FROM endpoints
+	WHERE account_id = $1 AND deleted_at IS NULL LIMIT $2) AS live`
+
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
-// the foreign key failing and is reported as store.ErrNotFound.
+// the foreign key failing (or, with a limit, as no account row to lock) and
+// is reported as store.ErrNotFound. With a limit on live endpoints, the
+// account row is locked before they are counted (lockAccountSQL): under
+// READ COMMITTED two creates that counted at once would both fit.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
 	sealed, err := s.secrets.Seal(p.Secret)
 	if err != nil {
 		return nanohook.Endpoint{}, fmt.Errorf("postgres: create endpoint: %w", err)
 	}
-	c, err := s.acquire(ctx, "create endpoint")
+	var e nanohook.Endpoint
+	err = s.inTx(ctx, "create endpoint", func(tx pgx.Tx) error {
+		if p.MaxEndpoints > 0 {
+			var one, live int
+			err := tx.QueryRow(ctx, lockAccountSQL, p.AccountID).Scan(&one)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return notFound("account", p.AccountID)
+			}
+			if err != nil {
+				return wrap("create endpoint: lock account", err)
+			}
+			if err := tx.QueryRow(ctx, countLiveEndpointsSQL, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
+				return wrap("create endpoint: count endpoints", err)
+			}
+			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+				return err
+			}
+		}
+		var err error
+		e, err = s.readEndpoint(tx.QueryRow(ctx, insertEndpointSQL,
+			p.AccountID, p.URL, eventStrings(p.Events), p.Description, sealed, us(p.Now)))
+		if isForeignKey(err) {
+			return notFound("account", p.AccountID)
+		}
+		if err != nil {
+			return wrap("create endpoint", err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nanohook.Endpoint{}, err
 	}
+	return e, nil
+}
+
+// CountEndpoints counts the account's live endpoints from its index
+// (endpoints_account_live).
+func (s *Store) CountEndpoints(ctx context.Context, accountID int64) (int, error) {
+	c, err := s.acquire(ctx, "count endpoints")
+	if err != nil {
+		return 0, err
+	}
 	defer c.Release()
-	e, err := s.readEndpoint(c.QueryRow(ctx, `INSERT INTO endpoints
-		(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
-		VALUES ($1, $2, $3, 'active', $4, '', $5, $6, $6) RETURNING `+endpointColumns,
-		p.AccountID, p.URL, eventStrings(p.Events), p.Description, sealed, us(p.Now)))
-	if isForeignKey(err) {
-		return nanohook.Endpoint{}, notFound("account", p.AccountID)
+	var n int
+	err = c.QueryRow(ctx, `SELECT (SELECT count(*) FROM endpoints
+			WHERE account_id = a.id AND deleted_at IS NULL)
+		FROM accounts a WHERE a.id = $1`, accountID).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, notFound("account", accountID)
 	}
 	if err != nil {
-		return nanohook.Endpoint{}, wrap("create endpoint", err)
+		return 0, wrap("count endpoints", err)
 	}
-	return e, nil
+	return n, nil
 }
 
 // GetEndpoint returns a live endpoint of the account. Another account's

@@ -19,7 +19,10 @@ const maxListLimit = 1000
 const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
 
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
-// the foreign key failing and is reported as store.ErrNotFound.
+// the foreign key failing and is reported as store.ErrNotFound. The limit
+// on live endpoints is counted inside the write transaction, which holds
+// SQLite's one write lock (BEGIN IMMEDIATE), so concurrent creates count
+// one after another.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
 	sealed, err := s.secrets.Seal(p.Secret)
 	if err != nil {
@@ -27,6 +30,18 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 	}
 	var e nanohook.Endpoint
 	err = s.inTx(ctx, "create endpoint", func(tx *sql.Tx) error {
+		if p.MaxEndpoints > 0 {
+			// Counting stops at the limit: an account with more (created
+			// before the limit was lowered) costs no more to refuse.
+			var live int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM endpoints
+				WHERE account_id = ? AND deleted_at IS NULL LIMIT ?)`, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
+				return wrap("create endpoint: count endpoints", err)
+			}
+			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+				return err
+			}
+		}
 		row := tx.QueryRowContext(ctx, `INSERT INTO endpoints
 			(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
 			VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
@@ -42,6 +57,22 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 		return nanohook.Endpoint{}, wrap("create endpoint", err)
 	}
 	return e, nil
+}
+
+// CountEndpoints counts the account's live endpoints from its index
+// (endpoints_account_live), on the read pool.
+func (s *Store) CountEndpoints(ctx context.Context, accountID int64) (int, error) {
+	var n int
+	err := s.reader.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM endpoints
+			WHERE account_id = a.id AND deleted_at IS NULL)
+		FROM accounts a WHERE a.id = ?`, accountID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, notFound("account", accountID)
+	}
+	if err != nil {
+		return 0, wrap("count endpoints", err)
+	}
+	return n, nil
 }
 
 // GetEndpoint returns a live endpoint of the account. Another account's

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Migrations", func(t *testing.T) { t.Parallel(); testMigrations(t, open) })
 	t.Run("Accounts", func(t *testing.T) { t.Parallel(); testAccounts(t, open) })
 	t.Run("Endpoints", func(t *testing.T) { t.Parallel(); testEndpoints(t, open) })
+	t.Run("EndpointLimit", func(t *testing.T) { t.Parallel(); testEndpointLimit(t, open) })
 	t.Run("Publish", func(t *testing.T) { t.Parallel(); testPublish(t, open) })
 	t.Run("Claim", func(t *testing.T) { t.Parallel(); testClaim(t, open) })
 	t.Run("Quotas", func(t *testing.T) { t.Parallel(); testQuotas(t, open) })
