@@ -96,6 +96,7 @@ type server struct {
 	maxBatchBody int64
 	onPublish    func(created int, took time.Duration)
 	authLimit    *authLimiter // nil: failed authentications are not limited
+	ready        writeProbe   // /readyz's write probe, at most one a second
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update
