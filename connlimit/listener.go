@@ -20,6 +20,7 @@ package connlimit
 
 import (
 	"container/list"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -283,7 +284,7 @@ func (l *Listener) takeReport(now time.Time) func() {
 	l.pending, l.lastLog = Stats{}, now
 	open, key := l.open, l.lastKey
 	return func() {
-		l.log.Warn("connections refused or closed at the connection limits",
+		l.log.LogAttrs(context.Background(), slog.LevelWarn, "connections refused or closed at the connection limits",
 			slog.String("listener", l.name),
 			slog.Int64("refused_per_address", p.RefusedPerAddr),
 			slog.Int64("refused_total", p.RefusedTotal),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/api"
+	"github.com/nanohook/nanohook/connlimit"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/maintenance"
@@ -46,6 +47,13 @@ type serveConfig struct {
 	LogFormat           string
 	LogLevel            slog.Level
 	AuthFailureLimit    int
+	// Connection limits (connlimits.go): the public listener's total and
+	// per-address caps (0: sized from the open-file limit; 0: none), the
+	// admin listener's cap, and the keep-alive idle timeout of both.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	AdminMaxConnections int
+	IdleTimeout         time.Duration
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
@@ -99,6 +107,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	level := fs.String("log-level", "info", "log level: debug (adds a line per request and per delivery attempt), info, warn or error")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance (credentials that authenticated in the last hour are still served)")
+	addConnectionFlags(fs, c)
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
@@ -133,7 +142,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		if c.AuthFailureLimit < 0 {
 			return fmt.Errorf("--auth-failure-limit must be 0 (no limit) or positive")
 		}
-		return nil
+		return checkConnectionFlags(c)
 	}
 }
 
@@ -268,17 +277,33 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
 	}
 	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
-	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {
+	publicLn, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("--addr %s: %w", cfg.Addr, err)
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-		s.publicLn.Close()
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		publicLn.Close()
 		st.Close()
 		return nil, fmt.Errorf("--admin-addr %s: %w", cfg.AdminAddr, err)
 	}
-	s.public = newHTTPServer(api.NewPublic(acfg), log)
-	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log)
+	// Each listener holds at most its own budget of connections, sized from
+	// the open-file limit, so that a flood on the public one leaves files
+	// for deliveries, the database and the admin listener.
+	files, ferr := raiseFileLimit()
+	budget, warnings := planConnections(files.soft, cfg)
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = defaultIdleTimeout
+	}
+	logConnectionLimits(ctx, log, files, ferr, budget, idle, warnings)
+	llog := log.With(slog.String("component", "listener"))
+	public := connlimit.New(publicLn, connlimit.Config{Max: budget.Public, MaxPerAddr: budget.PerIP, Name: "public", Logger: llog})
+	admin := connlimit.New(adminLn, connlimit.Config{Max: budget.Admin, Name: "admin", Logger: llog})
+	s.publicLn, s.adminLn = public, admin
+	s.public = newHTTPServer(api.NewPublic(acfg), log, idle, public.ConnState)
+	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log, idle, admin.ConnState)
 	engine.Start(ctx)
 	maint.Start(ctx)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -373,8 +398,10 @@ type httpServer struct {
 }
 
 // newHTTPServer configures a listener's server with timeouts that bound
-// slow clients.
-func newHTTPServer(h http.Handler, log *slog.Logger) *httpServer {
+// slow clients: idle is how long a keep-alive connection may wait for its
+// next request. connState is the listener's connlimit hook, which tells it
+// which connections are idle.
+func newHTTPServer(h http.Handler, log *slog.Logger, idle time.Duration, connState func(net.Conn, http.ConnState)) *httpServer {
 	s := &httpServer{}
 	s.Server = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -385,7 +412,8 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *httpServer {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       idle,
+		ConnState:         connState,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
