@@ -182,6 +182,9 @@ func (l *Listener) admit(nc net.Conn) net.Conn {
 	report := l.takeReport(now)
 	l.mu.Unlock()
 
+	if report != nil {
+		report()
+	}
 	if victim != nil {
 		_ = victim.Conn.Close()
 	}
@@ -189,9 +192,6 @@ func (l *Listener) admit(nc net.Conn) net.Conn {
 		_ = nc.SetWriteDeadline(time.Now().Add(refuseWriteTimeout))
 		_, _ = nc.Write(answer)
 		_ = nc.Close()
-	}
-	if report != nil {
-		report()
 	}
 	if c == nil {
 		return nil

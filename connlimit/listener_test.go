@@ -297,12 +297,16 @@ func TestTotalCapClosesTheLongestIdle(t *testing.T) {
 	if s := get(t, older, olderR); s != 200 {
 		t.Fatalf("GET %d", s)
 	}
+	// The server reports a connection idle a moment after the client has
+	// read its answer; the order of the two matters here.
+	waitStats(t, b.l, func(Stats) bool { return b.l.idleCount() == 1 })
 	b.clock.Add(time.Second)
 	newer := b.dial(t, "127.0.0.2")
 	newerR := bufio.NewReader(newer)
 	if s := get(t, newer, newerR); s != 200 {
 		t.Fatalf("GET %d", s)
 	}
+	waitStats(t, b.l, func(Stats) bool { return b.l.idleCount() == 2 })
 
 	third := b.dial(t, "127.0.0.3")
 	thirdR := bufio.NewReader(third)
@@ -343,8 +347,7 @@ func TestSilentConnectionsGetAGrace(t *testing.T) {
 	t.Parallel()
 	b := setup(t, Config{Max: 1, NewGrace: time.Second}, true)
 	silent := b.dial(t, "127.0.0.1")
-	waitStats(t, b.l, func(s Stats) bool { return s.Open == 1 })
-	time.Sleep(20 * time.Millisecond) // let the server report it new
+	waitStats(t, b.l, func(Stats) bool { return b.l.idleCount() == 1 }) // the server reported it new
 	refusedWith(t, b.dial(t, "127.0.0.2"), 503)
 	b.clock.Add(time.Second)
 	c := b.dial(t, "127.0.0.2")
