@@ -289,8 +289,11 @@ func TestServeConnectionFlood(t *testing.T) {
 	if one.unanswered > 0 || one.refused < perAddrFlood-defaultMaxConnectionsPerIP {
 		t.Errorf("connections over the cap must be refused at once: %s", one)
 	}
-	if status, err, _ := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.addr+"/healthz", "", ""); status != http.StatusTooManyRequests {
-		t.Errorf("a new connection from the flooding address: %d %v, want 429", status, err)
+	// A client that sent its request before the refusal arrived may see
+	// the connection reset instead of the 429: the listener closes at
+	// once rather than hold a file to read the request.
+	if status, err, _ := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.addr+"/healthz", "", ""); status != http.StatusTooManyRequests && (status != 0 || err == nil) {
+		t.Errorf("a new connection from the flooding address: %d %v, want 429 or the connection closed", status, err)
 	}
 	if files >= childFiles-64 {
 		t.Errorf("the child holds %d files, close to its limit of %d", files, childFiles)
