@@ -47,13 +47,11 @@ type serveConfig struct {
 	LogFormat           string
 	LogLevel            slog.Level
 	AuthFailureLimit    int
-	// Connection limits (connlimits.go): the public listener's total and
-	// per-address caps (0: sized from the open-file limit; 0: none), the
-	// admin listener's cap, and the keep-alive idle timeout of both.
-	MaxConnections      int
-	MaxConnectionsPerIP int
-	AdminMaxConnections int
-	IdleTimeout         time.Duration
+	// Connection limits (connlimits.go).
+	MaxConnections      int           // public listener in total; 0: sized from the open-file limit
+	MaxConnectionsPerIP int           // public listener per client address; 0: no limit
+	AdminMaxConnections int           // admin listener; 0: defaultAdminMaxConnections
+	IdleTimeout         time.Duration // keep-alive wait on both listeners; 0: defaultIdleTimeout
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
