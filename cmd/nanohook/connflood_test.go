@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -243,11 +244,13 @@ func TestServeConnectionFlood(t *testing.T) {
 	}
 	c := startFileLimitedChild(t, "flood", childFiles, "--delivery-workers", "64")
 	pid := c.cmd.Process.Pid
+	publicMax := 0 // the public listener's total cap, as the child logged it
 	if l := c.logLine("connection limits"); l != nil {
 		t.Logf("child's connection limits: %v", l)
 		if l["open_file_limit"] != float64(childFiles) {
 			t.Fatalf("the child sized its caps from an open-file limit of %v, not %d: the limit was set too late", l["open_file_limit"], childFiles)
 		}
+		publicMax = int(l["public_max"].(float64))
 	}
 	accountID, _ := c.createAccount(t, "flood")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -317,6 +320,11 @@ func TestServeConnectionFlood(t *testing.T) {
 	if unanswered > 0 {
 		t.Errorf("%d connections got no answer within %v", unanswered, floodAnswerBound)
 	}
+	open, closed := stillOpen(append(slices.Clone(one.conns), slices.Concat(connsOf(many)...)...))
+	t.Logf("of the %d flood connections served, %d are still open and %d were closed by the server to make room", open+closed, open, closed)
+	if publicMax > 0 && open > publicMax {
+		t.Errorf("%d flood connections are open, over the public listener's cap of %d", open, publicMax)
+	}
 	if files >= childFiles-64 {
 		t.Errorf("the child holds %d files, close to its limit of %d", files, childFiles)
 	}
@@ -328,4 +336,30 @@ func TestServeConnectionFlood(t *testing.T) {
 	if races := c.logCount("WARNING: DATA RACE"); races > 0 {
 		t.Errorf("%s reported %d data races (see its log)", c.name, races)
 	}
+}
+
+// connsOf lists the held connections of each flood.
+func connsOf(floods []*floodResult) [][]net.Conn {
+	var out [][]net.Conn
+	for _, f := range floods {
+		out = append(out, f.conns)
+	}
+	return out
+}
+
+// stillOpen counts the connections the server has not closed: a read
+// finds nothing within a millisecond rather than the end of the stream.
+func stillOpen(conns []net.Conn) (open, closed int) {
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			open++
+		} else {
+			closed++
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
+	return open, closed
 }
