@@ -144,6 +144,7 @@ type server struct {
 	authLimit    *authLimiter    // nil: failed authentications are not limited
 	gate         *publishGate    // turns of publish transactions, shared fairly by accounts
 	testLimit    *accountLimiter // test calls per account; nil: not limited
+	ready        writeProbe      // /readyz's write probe, at most one a second
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update

@@ -29,6 +29,13 @@ type Store interface {
 	Migrate(ctx context.Context) error
 	// Ping reports whether storage is reachable.
 	Ping(ctx context.Context) error
+	// ProbeWrite makes one small write and commits it, so that it fails
+	// (wrapping ErrUnavailable) when storage answers reads but cannot take
+	// writes: a full disk or database, a read-only file or database, a
+	// write lock held elsewhere. It rewrites the same rows every time, so
+	// storage does not grow however often it runs. /readyz runs it,
+	// beside Ping; callers bound its frequency.
+	ProbeWrite(ctx context.Context) error
 	// Close releases the database; the Store is not used afterwards.
 	Close() error
 

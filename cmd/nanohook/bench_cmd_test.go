@@ -413,7 +413,7 @@ func TestBenchInflight(t *testing.T) {
 // TestBenchFileLimit: the bench raises its soft limit of open files as far
 // as the hard limit allows, and says so when a scenario needs more.
 func TestBenchFileLimit(t *testing.T) {
-	if err := raiseFileLimit(1); err != nil {
+	if err := ensureFileLimit(1); err != nil {
 		t.Fatal(err)
 	}
 	var l syscall.Rlimit
@@ -424,7 +424,7 @@ func TestBenchFileLimit(t *testing.T) {
 		t.Errorf("soft limit %d, hard %d: want raised to the hard limit", l.Cur, l.Max)
 	}
 	if l.Max < math.MaxInt {
-		if err := raiseFileLimit(int(l.Max) + 1); err == nil || !strings.Contains(err.Error(), "hard limit of open files") {
+		if err := ensureFileLimit(int(l.Max) + 1); err == nil || !strings.Contains(err.Error(), "hard limit of open files") {
 			t.Errorf("needing more than the hard limit: %v, want an error that says so", err)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -42,7 +43,7 @@ const (
 // server's RSS once the held count has stopped growing.
 func (b *bench) inflight(ctx context.Context, sc *benchScenario) error {
 	target, accounts := b.sizes.inflight, b.sizes.inflightAccounts
-	if err := raiseFileLimit(target + inflightSpareFiles); err != nil {
+	if err := ensureFileLimit(target + inflightSpareFiles); err != nil {
 		return err
 	}
 	spec := runSpec{
@@ -131,4 +132,25 @@ func (e *benchEnv) waitHeld(ctx context.Context, target int) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// ensureFileLimit raises this process's soft limit of open files to its
+// hard limit (raiseFileLimit, as serve does at start), since the inflight
+// scenario's receiver holds one connection per attempt in flight; it
+// fails, saying what to change, when even the hard limit is below need.
+// serve children inherit the raised limit. Where the limit is not known
+// (outside Linux) it does nothing.
+func ensureFileLimit(need int) error {
+	fl, err := raiseFileLimit()
+	if errors.Is(err, errNoFileLimit) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raising the soft limit of open files: %w", err)
+	}
+	if fl.hard < uint64(need) {
+		return fmt.Errorf("the hard limit of open files is %d, and this scenario needs about %d (a connection per attempt held, and spare): "+
+			"raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit, --ulimit nofile= for a container)", fl.hard, need)
+	}
+	return nil
 }

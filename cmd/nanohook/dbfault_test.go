@@ -1047,9 +1047,10 @@ func TestServeRefusesReadOnlyDatabase(t *testing.T) {
 
 // TestServeDatabaseTurnsReadOnly makes a serving node's database file and
 // WAL unwritable while it runs. Publishes must then be
-// answered 503 storage_unavailable promptly, never 2xx; once the files are
-// writable again, publishes succeed without a restart and everything
-// acknowledged is delivered.
+// answered 503 storage_unavailable promptly, never 2xx, and /readyz must
+// answer 503 too (its write probe fails; a ping alone still succeeded);
+// once the files are writable again, publishes succeed without a restart,
+// /readyz answers 200, and everything acknowledged is delivered.
 func TestServeDatabaseTurnsReadOnly(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "nanohook.db")
@@ -1096,6 +1097,9 @@ func TestServeDatabaseTurnsReadOnly(t *testing.T) {
 		msg = ro[0].message
 	}
 	t.Logf("read-only for %v: %s; 503 message %q; /readyz answered %d", writableAt.Sub(roAt).Round(time.Millisecond), summarizeTries(ro), msg, roReady)
+	if roReady != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answered %d while the database files were read-only, want 503: a load balancer would go on sending publishes that all fail", roReady)
+	}
 
 	var after []publishTry
 	var firstAck time.Time
@@ -1115,9 +1119,11 @@ func TestServeDatabaseTurnsReadOnly(t *testing.T) {
 	if len(after) < 5 {
 		t.Fatalf("the node does not publish again once its database is writable")
 	}
+	readyAgain := waitReadyz(t, ctx, n.adminAddr)
 	delivered := waitReceived(t, ctx, c, acct, ids)
-	t.Logf("writable again: first publish acknowledged %v later, all %d acknowledged events delivered %v after",
-		firstAck.Sub(writableAt).Round(time.Millisecond), len(ids), delivered.Sub(writableAt).Round(time.Millisecond))
+	t.Logf("writable again: first publish acknowledged %v later, /readyz 200 %v later, all %d acknowledged events delivered %v after",
+		firstAck.Sub(writableAt).Round(time.Millisecond), readyAgain.Sub(writableAt).Round(time.Millisecond),
+		len(ids), delivered.Sub(writableAt).Round(time.Millisecond))
 	c.stopGracefully(t)
 }
 

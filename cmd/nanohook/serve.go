@@ -18,6 +18,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/api"
+	"github.com/nanohook/nanohook/connlimit"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
 	"github.com/nanohook/nanohook/maintenance"
@@ -50,6 +51,11 @@ type serveConfig struct {
 	AuthFailureLimit    int
 	MaxPayloadBytes     int
 	MaxEndpoints        int
+	// Connection limits (connlimits.go).
+	MaxConnections      int           // public listener in total; 0: sized from the open-file limit
+	MaxConnectionsPerIP int           // public listener per client address; 0: no limit
+	AdminMaxConnections int           // admin listener; 0: defaultAdminMaxConnections
+	IdleTimeout         time.Duration // keep-alive wait on both listeners; 0: defaultIdleTimeout
 	// Keyring encrypts webhook secrets at rest; nil stores them as
 	// plaintext (--encryption-key).
 	Keyring *store.Keyring
@@ -110,6 +116,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", api.DefaultAuthFailureLimit, "failed authentications one client address may make in a row on a listener; then its requests with credentials answer 429 until failures are forgiven, one a second; 0: no limit. Clients are told apart by the connection's address, so behind a reverse proxy they share one allowance (credentials that authenticated in the last hour are still served)")
 	fs.IntVar(&c.MaxPayloadBytes, "max-payload-bytes", api.DefaultMaxPayloadBytes, "largest body delivered for one event, counted on the canonical bytes receivers get; a larger event is refused at publish with 413 (single and batch routes alike). 1024 to 1048576, the webhook package's default limit")
 	fs.IntVar(&c.MaxEndpoints, "max-endpoints-per-account", api.DefaultMaxEndpoints, "most live (active or disabled) endpoints one account may have; creating one more answers 409. Every event fans out to each of them, so this bounds what one publish writes; 0: no limit")
+	addConnectionFlags(fs, c)
 	keys := addEncryptionKeyFlag(fs)
 	return fs, func() error {
 		var err error
@@ -153,7 +160,7 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		if c.MaxPayloadBytes < minPayloadBytes || c.MaxPayloadBytes > webhook.MaxPayloadBytes {
 			return fmt.Errorf("--max-payload-bytes must be %d to %d (got %d)", minPayloadBytes, webhook.MaxPayloadBytes, c.MaxPayloadBytes)
 		}
-		return nil
+		return checkConnectionFlags(c)
 	}
 }
 
@@ -298,17 +305,33 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
 	}
 	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
-	if s.publicLn, err = net.Listen("tcp", cfg.Addr); err != nil {
+	publicLn, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("--addr %s: %w", cfg.Addr, err)
 	}
-	if s.adminLn, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
-		s.publicLn.Close()
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		publicLn.Close()
 		st.Close()
 		return nil, fmt.Errorf("--admin-addr %s: %w", cfg.AdminAddr, err)
 	}
-	s.public = newHTTPServer(api.NewPublic(acfg), log)
-	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log)
+	// Each listener holds at most its own budget of connections, sized from
+	// the open-file limit, so that a flood on the public one leaves files
+	// for deliveries, the database and the admin listener.
+	files, ferr := raiseFileLimit()
+	budget, warnings := planConnections(files.soft, cfg)
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = defaultIdleTimeout
+	}
+	logConnectionLimits(ctx, log, files, ferr, budget, idle, warnings)
+	llog := log.With(slog.String("component", "listener"))
+	public := connlimit.New(publicLn, connlimit.Config{Max: budget.Public, MaxPerAddr: budget.PerIP, Name: "public", Logger: llog})
+	admin := connlimit.New(adminLn, connlimit.Config{Max: budget.Admin, Name: "admin", Logger: llog})
+	s.publicLn, s.adminLn = public, admin
+	s.public = newHTTPServer(api.NewPublic(acfg), log, idle, public.ConnState)
+	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log, idle, admin.ConnState)
 	engine.Start(ctx)
 	maint.Start(ctx)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
@@ -414,8 +437,10 @@ type httpServer struct {
 }
 
 // newHTTPServer configures a listener's server with timeouts that bound
-// slow clients.
-func newHTTPServer(h http.Handler, log *slog.Logger) *httpServer {
+// slow clients: idle is how long a keep-alive connection may wait for its
+// next request. connState is the listener's connlimit hook, which tells it
+// which connections are idle.
+func newHTTPServer(h http.Handler, log *slog.Logger, idle time.Duration, connState func(net.Conn, http.ConnState)) *httpServer {
 	s := &httpServer{}
 	s.Server = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -426,7 +451,8 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *httpServer {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       idle,
+		ConnState:         connState,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AutoDisable", func(t *testing.T) { t.Parallel(); testAutoDisable(t, open) })
 	t.Run("Stats", func(t *testing.T) { t.Parallel(); testStats(t, open) })
 	t.Run("Bounds", func(t *testing.T) { t.Parallel(); testBounds(t, open) })
+	t.Run("ProbeWrite", func(t *testing.T) { t.Parallel(); testProbeWrite(t, open) })
 }
 
 // t0 is the suite's "now": fixed, so that tests move time by passing it, and
