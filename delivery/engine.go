@@ -46,7 +46,9 @@ type Config struct {
 	PollInterval time.Duration
 	// MaxPerEndpoint caps this node's attempts in flight to one endpoint.
 	// Each endpoint's limit adapts below it to its latency and errors
-	// (limiter). Default 64.
+	// (limiter): while more than half of MaxInFlight is in flight, a slow
+	// endpoint is held to its latency's share; below that, any endpoint
+	// whose attempts succeed may use its whole window. Default 64.
 	MaxPerEndpoint int
 	// MaxPerAccount caps this node's attempts in flight for one account,
 	// whatever its number of endpoints, so no customer takes the whole
@@ -321,11 +323,12 @@ func (e *Engine) round(ctx context.Context, free int) (more bool, next time.Time
 	if len(due) == 0 {
 		return false, next, nil
 	}
-	room, accountRoom, reopen := e.lanes.room(due, now)
-	if !reopen.IsZero() && (next.IsZero() || reopen.Before(next)) {
-		next = reopen
+	r := e.lanes.room(due, now)
+	if !r.reopen.IsZero() && (next.IsZero() || r.reopen.Before(next)) {
+		next = r.reopen
 	}
-	quotas := plan(due, room, accountRoom, free)
+	spare := e.cfg.MaxInFlight/2 - int(e.inflight.Load())
+	quotas := plan(due, r, free, spare)
 	if len(quotas) == 0 {
 		// Every due endpoint is at its limit or its account at its cap:
 		// ending attempts wake the claimer.

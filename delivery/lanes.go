@@ -97,6 +97,15 @@ func (ls *lanes) limit(l *lane, now time.Time) int {
 	}
 }
 
+// burstLimit is limit's counterpart while the node has room to spare: the
+// endpoint's AIMD window instead of its fair share.
+func (ls *lanes) burstLimit(l *lane, now time.Time) int {
+	if !l.open {
+		return l.lim.burst(ls.cap)
+	}
+	return ls.limit(l, now)
+}
+
 // laneOf returns the lane of endpoint id, making it if need be.
 func (ls *lanes) laneOf(id, account int64, now time.Time) *lane {
 	l := ls.m[id]
@@ -107,41 +116,51 @@ func (ls *lanes) laneOf(id, account int64, now time.Time) *lane {
 	return l
 }
 
-// room is what a claim may still take now: per endpoint of due (in the
-// order given) the free slots under its limit, and per account the free
-// slots under the account cap. reopen is the earliest time an endpoint of
-// due with an open breaker lets a probe through (zero if none).
-func (ls *lanes) room(due []dueEndpoint, now time.Time) (endpoints []int, accounts map[int64]int, reopen time.Time) {
+// rooms is what a claim may still take now, per due endpoint (in the order
+// given) and per account.
+type rooms struct {
+	fair    []int         // free slots under each endpoint's fair share
+	burst   []int         // free slots under each endpoint's burst limit
+	account map[int64]int // free slots under each account's cap
+	// reopen is the earliest time an endpoint with an open breaker lets a
+	// probe through (zero if none).
+	reopen time.Time
+}
+
+// room reads the free slots of the due endpoints and their accounts.
+func (ls *lanes) room(due []dueEndpoint, now time.Time) rooms {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	endpoints = make([]int, len(due))
-	accounts = make(map[int64]int)
+	r := rooms{fair: make([]int, len(due)), burst: make([]int, len(due)), account: make(map[int64]int)}
 	for i, d := range due {
-		if _, seen := accounts[d.account]; !seen {
-			accounts[d.account] = max(0, ls.accountCap-ls.accounts[d.account])
+		if _, seen := r.account[d.account]; !seen {
+			r.account[d.account] = max(0, ls.accountCap-ls.accounts[d.account])
 		}
 		l := ls.m[d.endpoint]
 		if l == nil {
-			endpoints[i] = newLimiter(ls.cap).limit(ls.cap, 0)
+			fresh := newLimiter(ls.cap)
+			r.fair[i], r.burst[i] = fresh.limit(ls.cap, 0), fresh.burst(ls.cap)
 			continue
 		}
-		endpoints[i] = max(0, ls.limit(l, now)-l.inflight)
-		if l.open && now.Before(l.openUntil) && (reopen.IsZero() || l.openUntil.Before(reopen)) {
-			reopen = l.openUntil
+		r.fair[i] = max(0, ls.limit(l, now)-l.inflight)
+		r.burst[i] = max(0, ls.burstLimit(l, now)-l.inflight)
+		if l.open && now.Before(l.openUntil) && (r.reopen.IsZero() || l.openUntil.Before(r.reopen)) {
+			r.reopen = l.openUntil
 		}
 	}
-	return endpoints, accounts, reopen
+	return r
 }
 
 // admit takes a slot for one claimed delivery of endpoint id of account, or
-// reports that the endpoint or the account is at its limit (the claim
-// raced a test call, or a limit shrank since it was planned).
+// reports that the endpoint (at its burst limit) or the account is full:
+// the claim raced a test call, or a limit shrank since it was planned. The
+// plan decided between fair share and burst; admit only guards the bounds.
 func (ls *lanes) admit(id, account int64, now time.Time) bool {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	ls.sweep(now)
 	l := ls.laneOf(id, account, now)
-	if l.inflight >= ls.limit(l, now) || ls.accounts[account] >= ls.accountCap {
+	if l.inflight >= ls.burstLimit(l, now) || ls.accounts[account] >= ls.accountCap {
 		return false
 	}
 	ls.take(l, now)

@@ -22,6 +22,12 @@ import "time"
 //     that starts hanging stops getting slots within seconds, before the
 //     first of its attempts even times out.
 //
+// The latency ceiling is the endpoint's fair share, what it is held to when
+// the node is busy. While the node has room to spare, an endpoint may burst
+// to its AIMD window (which only successes grow): a slow endpoint that
+// works keeps up with its own traffic on an idle node, and one that hangs
+// or fails stays at its small window either way.
+//
 // The limit never drops below one: a slow endpoint keeps making progress at
 // its own pace, never parked. Stopping an endpoint that keeps failing is the
 // circuit breaker's job (lanes), not the limiter's.
@@ -50,9 +56,10 @@ func newLimiter(cap int) limiter {
 	return limiter{window: float64(min(initialLimit, cap))}
 }
 
-// limit is how many attempts may be in flight now, given the per-endpoint
-// cap and stalled: how long the endpoint has had attempts in flight without
-// one finishing (0 when none are in flight).
+// limit is the endpoint's fair share: how many attempts may be in flight
+// now while the node is busy, given the per-endpoint cap and stalled: how
+// long the endpoint has had attempts in flight without one finishing (0
+// when none are in flight).
 func (l limiter) limit(cap int, stalled time.Duration) int {
 	lat := max(l.latency, stalled)
 	n := int(l.window)
@@ -61,6 +68,12 @@ func (l limiter) limit(cap int, stalled time.Duration) int {
 		n = min(n, int(int64(cap)*int64(latencyTarget)/int64(lat)))
 	}
 	return max(1, min(n, cap))
+}
+
+// burst is how many attempts may be in flight while the node has room to
+// spare: the AIMD window, whatever the latency.
+func (l limiter) burst(cap int) int {
+	return max(1, min(int(l.window), cap))
 }
 
 // observe records one finished attempt: how long it took, whether it

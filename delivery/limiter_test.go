@@ -32,6 +32,9 @@ func TestLimiterFollowsLatency(t *testing.T) {
 		if got := l.limit(cap, 0); got < 9 || got > 11 {
 			t.Fatalf("an endpoint answering in 3 s has limit %d, want about %d", got, cap/6)
 		}
+		if got := l.burst(cap); got != cap {
+			t.Fatalf("a slow endpoint that succeeds may burst to %d, want the cap %d on an idle node", got, cap)
+		}
 	})
 	t.Run("hanging endpoint loses its slots before a timeout", func(t *testing.T) {
 		l := newLimiter(cap)
@@ -42,8 +45,8 @@ func TestLimiterFollowsLatency(t *testing.T) {
 		for range 64 { // then its attempts time out
 			l.observe(cap, 15*time.Second, false, false, cap)
 		}
-		if got := l.limit(cap, 0); got != 1 {
-			t.Fatalf("after 64 timeouts the limit is %d, want 1", got)
+		if got, b := l.limit(cap, 0), l.burst(cap); got != 1 || b != 1 {
+			t.Fatalf("after 64 timeouts the limit is %d and the burst %d, want 1 and 1", got, b)
 		}
 	})
 	t.Run("an idle endpoint does not grow", func(t *testing.T) {

@@ -3,6 +3,7 @@ package delivery
 import (
 	"cmp"
 	"container/heap"
+	"maps"
 	"slices"
 	"time"
 
@@ -37,8 +38,12 @@ func dueEndpoints(heads []store.QueueHead, now time.Time) (due []dueEndpoint, ne
 
 // plan shares up to free slots among the due endpoints, fairly: across
 // accounts first, then across each account's endpoints, within each
-// endpoint's room (free slots under its adaptive limit, room[i] for due[i])
-// and each account's (accountRoom).
+// account's room (r.account) and each endpoint's fair share (r.fair[i] for
+// due[i]). When slots are left and the node has room to spare (spare: how
+// many more attempts it may start before it is busy), a second pass shares
+// up to spare more the same way within the endpoints' burst limits
+// (r.burst), so an endpoint held to its latency share on a busy node may
+// keep up with its traffic on an idle one.
 //
 // Slots go one at a time to the account with the most account room left,
 // that is the fewest attempts in flight on this node (max-min fairness: a
@@ -49,9 +54,39 @@ func dueEndpoints(heads []store.QueueHead, now time.Time) (due []dueEndpoint, ne
 // delivery gets a slot as soon as one is free, beside one with 100,000.
 //
 // It returns the quotas in due order, one per endpoint that got slots.
-func plan(due []dueEndpoint, room []int, accountRoom map[int64]int, free int) []store.EndpointQuota {
-	if free <= 0 || len(due) == 0 {
-		return nil
+func plan(due []dueEndpoint, r rooms, free, spare int) []store.EndpointQuota {
+	quota := share(due, r.fair, r.account, free)
+	used := 0
+	for _, n := range quota {
+		used += n
+	}
+	if extra := min(free, spare) - used; extra > 0 {
+		burst := make([]int, len(due))
+		account := maps.Clone(r.account)
+		for i, d := range due {
+			burst[i] = max(0, r.burst[i]-quota[i])
+			account[d.account] -= quota[i]
+		}
+		for i, n := range share(due, burst, account, extra) {
+			quota[i] += n
+		}
+	}
+	var out []store.EndpointQuota
+	for i, n := range quota {
+		if n > 0 {
+			out = append(out, store.EndpointQuota{EndpointID: due[i].endpoint, Limit: n})
+		}
+	}
+	return out
+}
+
+// share is one pass of plan: up to free slots, one at a time, within room
+// (per due endpoint) and accountRoom; it returns the slots per due
+// endpoint.
+func share(due []dueEndpoint, room []int, accountRoom map[int64]int, free int) []int {
+	quota := make([]int, len(due))
+	if free <= 0 {
+		return quota
 	}
 	byAccount := map[int64]*accountShare{}
 	var h shareHeap
@@ -69,7 +104,6 @@ func plan(due []dueEndpoint, room []int, accountRoom map[int64]int, free int) []
 	}
 	heap.Init(&h)
 	room = slices.Clone(room)
-	quota := make([]int, len(due))
 	for free > 0 && h.Len() > 0 {
 		a := h[0]
 		i := a.endpoints[a.turn]
@@ -91,13 +125,7 @@ func plan(due []dueEndpoint, room []int, accountRoom map[int64]int, free int) []
 			heap.Fix(&h, 0)
 		}
 	}
-	var out []store.EndpointQuota
-	for i, n := range quota {
-		if n > 0 {
-			out = append(out, store.EndpointQuota{EndpointID: due[i].endpoint, Limit: n})
-		}
-	}
-	return out
+	return quota
 }
 
 // accountShare is one account's place in a plan.
