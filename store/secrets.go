@@ -42,9 +42,12 @@ var sealLabelV1 = []byte("nanohook webhook secret v1")
 // Field is what a sealed value is for. The additional data of a seal names
 // its field and its endpoint's id (sealAD), so a value only opens where it
 // was written: someone who can write the database but lacks the key cannot
-// copy endpoint A's sealed URL over endpoint B's (sending B's events to A's
-// receiver), nor A's sealed secret into B's row (signing B's deliveries, and
-// showing B's owner, A's secret), nor a sealed secret into a URL.
+// make their endpoint B use what they cannot read of endpoint A by copying
+// it: A's sealed URL (B's events would reach A's receiver with A's token),
+// A's sealed secret (B's deliveries, which B's owner receives, would be
+// signed with it), nor a sealed secret as a URL. Such a writer can still
+// store a plaintext value of their own, which is read as is: that is how
+// rows written before encryption keep working.
 type Field uint8
 
 const (

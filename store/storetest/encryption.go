@@ -604,10 +604,11 @@ func testUnopenable(t *testing.T, open func(t *testing.T) store.Store, raw Raw, 
 
 // testSealsBound: a sealed URL or secret copied to another endpoint's row,
 // or from one column to another, does not open there, so that someone who
-// can write the database but lacks the key cannot redirect one tenant's
-// deliveries to another's receiver, nor hand one tenant another's secret.
-// Secrets sealed by the first release (bound to nothing but their purpose)
-// still open, as secrets only, until a reseal binds them.
+// can write the database but lacks the key cannot make their own endpoint
+// deliver to another tenant's URL (with its token) or sign with another
+// tenant's secret. Secrets sealed by the first release (bound to nothing
+// but their purpose) still open, as secrets only, until a reseal binds
+// them.
 func testSealsBound(t *testing.T, open func(t *testing.T) store.Store, raw Raw) {
 	b := setupKeyed(t, open, raw)
 	primary := testKey(t)
@@ -634,18 +635,20 @@ func testSealsBound(t *testing.T, open func(t *testing.T) store.Store, raw Raw) 
 		}
 	}
 
-	// The attacker's sealed URL over the victim's: the victim's deliveries
-	// are held back, never sent there.
-	b.overwrite(t, withURL(rv, ra.URL))
-	refused("the attacker's URL in the victim's row", ev.ID, victim.ID)
-	b.publish(t, b.event(victim.ID))
+	// The victim's sealed URL in the attacker's row: the attacker's
+	// deliveries are held back, never sent there.
+	b.overwrite(t, withURL(ra, rv.URL))
+	refused("the victim's URL in the attacker's row", ea.ID, attacker.ID)
+	b.publish(t, b.event(attacker.ID))
 	if c := b.claim(t, b.now, 10); len(c) != 0 {
 		t.Fatalf("claimed %+v with another endpoint's sealed URL", c)
 	}
-	b.overwrite(t, rv)
-	// The victim's sealed secret in the attacker's row: not handed out.
+	// The victim's sealed secret in the attacker's row: never used.
 	b.overwrite(t, withSecret(ra, rv.Secret))
 	refused("the victim's secret in the attacker's row", ea.ID, attacker.ID)
+	if _, err := b.s.CreateTestDelivery(b.ctx, b.ping(attacker.ID, ea.ID)); !errors.Is(err, store.ErrSecretSealed) {
+		t.Fatalf("a ping signed with another endpoint's sealed secret: %v", err)
+	}
 	b.overwrite(t, ra)
 	// A sealed secret as the same endpoint's URL.
 	b.overwrite(t, withURL(rv, rv.Secret))
@@ -653,6 +656,7 @@ func testSealsBound(t *testing.T, open func(t *testing.T) store.Store, raw Raw) 
 	b.overwrite(t, rv)
 	requireNoError(t, b.s.CheckSecrets(b.ctx))
 	b.readsAs(t, victim.ID, ev.ID, ev.URL, "whsec_victim_secret")
+	b.readsAs(t, attacker.ID, ea.ID, ea.URL, "whsec_attacker_secret")
 
 	// A secret of the first format opens as a secret wherever it is (it was
 	// bound to nothing more), but never as a URL; a reseal binds it.
