@@ -209,15 +209,16 @@ func (k *Keyring) Seal(f Field, endpointID int64, plain string) (string, error) 
 var ErrSecretSealed = errors.New("endpoint secret or URL cannot be decrypted")
 
 // SecretUnopenedError is the last_error of a delivery whose endpoint's URL
-// or secret cannot be opened. Customers read last_error, so it names no key id,
-// endpoint or setting; the operator finds those with `nanohook secrets
+// or secret cannot be opened. Customers read last_error, so it names no key
+// id, endpoint or setting; the operator finds those with `nanohook secrets
 // check`.
 const SecretUnopenedError = "the endpoint's URL or signing secret cannot be decrypted on this server; an operator must fix the encryption key"
 
 // SecretRetryDelay is how far a claim pushes back a delivery whose
-// endpoint's URL or secret it cannot open, without counting an attempt. Long enough that the claimer
-// does not trip over it at every poll, short enough that a node with the key
-// (or this one, restarted with it) takes it soon.
+// endpoint's URL or secret it cannot open, without counting an attempt.
+// Long enough that the claimer does not trip over it at every poll, short
+// enough that a node with the key (or this one, restarted with it) takes it
+// soon.
 const SecretRetryDelay = time.Minute
 
 // Open returns the plaintext of the stored field f of endpoint endpointID.
