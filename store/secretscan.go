@@ -15,20 +15,21 @@ const SecretBatch = 200
 // its compare-and-swap is read again in the next pass.
 const resealPasses = 5
 
-// StoredSecrets is one endpoint's secret columns as stored.
+// StoredSecrets is one endpoint's sealed columns (url, secret,
+// previous_secret) as stored.
 type StoredSecrets struct {
-	ID               int64
-	Secret, Previous string
+	ID                    int64
+	URL, Secret, Previous string
 }
 
-// SecretSwap replaces one endpoint's stored secrets, but only if they still
-// hold Old (compare-and-swap): a rotation in between wins.
+// SecretSwap replaces one endpoint's sealed columns, but only if they still
+// hold Old (compare-and-swap): a rotation or URL change in between wins.
 type SecretSwap struct {
-	Old              StoredSecrets
-	Secret, Previous string
+	Old                   StoredSecrets
+	URL, Secret, Previous string
 }
 
-// CheckSecrets opens every stored secret with k. read returns up to
+// CheckSecrets opens every stored URL and secret with k. read returns up to
 // SecretBatch endpoints with ids above after, in id order, deleted ones
 // included (their secrets are at rest too).
 func CheckSecrets(ctx context.Context, k *Keyring, read func(ctx context.Context, after int64) ([]StoredSecrets, error)) error {
@@ -39,7 +40,7 @@ func CheckSecrets(ctx context.Context, k *Keyring, read func(ctx context.Context
 			return err
 		}
 		for _, r := range batch {
-			check.Add(r.ID, r.Secret, r.Previous)
+			check.Add(r)
 		}
 		if len(batch) < SecretBatch {
 			return check.Err()
@@ -55,10 +56,10 @@ func CheckSecrets(ctx context.Context, k *Keyring, read func(ctx context.Context
 // matched.
 type ResealStep func(ctx context.Context, after int64, plan func([]StoredSecrets) []SecretSwap) (read []StoredSecrets, swapped int, err error)
 
-// ResealSecrets seals under k's primary key every secret that is plaintext
-// or sealed under another key, one step (transaction) per batch, and goes
-// over the table again while rows changed under it. A row whose secrets do
-// not open is left as is and reported in the error, after the rest is done.
+// ResealSecrets seals under k's primary key, in the current format, every
+// URL and secret that is plaintext, sealed in the first format or sealed
+// under another key, one step (transaction) per batch, and goes over the
+// table again while rows changed under it. A row whose values do not open is left as is and reported in the error, after the rest is done.
 // driver names the store in errors.
 func ResealSecrets(ctx context.Context, driver string, k *Keyring, step ResealStep) (int, error) {
 	if k == nil {
@@ -95,18 +96,19 @@ func ResealSecrets(ctx context.Context, driver string, k *Keyring, step ResealSt
 
 // planReseal is the swaps that reseal rows under k's primary key; rows that
 // do not open are counted in check instead, and rows already sealed under
-// the primary key need none.
+// the primary key in the current format need none.
 func planReseal(k *Keyring, check *SecretCheck, rows []StoredSecrets) []SecretSwap {
 	var swaps []SecretSwap
 	for _, r := range rows {
-		secret, c1, err1 := k.Reseal(r.Secret)
-		previous, c2, err2 := k.Reseal(r.Previous)
-		if err1 != nil || err2 != nil {
-			check.Add(r.ID, r.Secret, r.Previous)
+		url, c1, err1 := k.Reseal(FieldURL, r.ID, r.URL)
+		secret, c2, err2 := k.Reseal(FieldSecret, r.ID, r.Secret)
+		previous, c3, err3 := k.Reseal(FieldSecret, r.ID, r.Previous)
+		if err1 != nil || err2 != nil || err3 != nil {
+			check.Add(r)
 			continue
 		}
-		if c1 || c2 {
-			swaps = append(swaps, SecretSwap{Old: r, Secret: secret, Previous: previous})
+		if c1 || c2 || c3 {
+			swaps = append(swaps, SecretSwap{Old: r, URL: url, Secret: secret, Previous: previous})
 		}
 	}
 	return swaps

@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
 
 // table is an endpoints table in memory for ResealSecrets' steps: the
-// compare-and-swap rule is the drivers' (both columns must still hold what
-// was read), and interfere, when set, changes rows between a step's read and
+// compare-and-swap rule is the drivers' (the three columns must still hold
+// what was read), and interfere, when set, changes rows between a step's read and
 // its writes, as a concurrent rotation on another node would.
 type table struct {
 	rows      map[int64]*StoredSecrets
@@ -20,7 +21,7 @@ type table struct {
 func newTable(n int, secret func(i int) string) *table {
 	t := &table{rows: map[int64]*StoredSecrets{}}
 	for i := 1; i <= n; i++ {
-		t.rows[int64(i)] = &StoredSecrets{ID: int64(i), Secret: secret(i)}
+		t.rows[int64(i)] = &StoredSecrets{ID: int64(i), URL: fmt.Sprintf("https://hooks.example.com/%d?token=t%d", i, i), Secret: secret(i)}
 		t.ids = append(t.ids, int64(i))
 	}
 	return t
@@ -41,8 +42,8 @@ func (t *table) step(_ context.Context, after int64, plan func([]StoredSecrets) 
 	swapped := 0
 	for _, w := range swaps {
 		r := t.rows[w.Old.ID]
-		if r.Secret == w.Old.Secret && r.Previous == w.Old.Previous {
-			r.Secret, r.Previous = w.Secret, w.Previous
+		if r.URL == w.Old.URL && r.Secret == w.Old.Secret && r.Previous == w.Old.Previous {
+			r.URL, r.Secret, r.Previous = w.URL, w.Secret, w.Previous
 			swapped++
 		}
 	}
@@ -59,8 +60,8 @@ func TestResealSecretsPasses(t *testing.T) {
 	newKeyB64, newKID := newKey(t)
 	old := mustKeyring(t, oldKey)
 	both := mustKeyring(t, newKeyB64+","+oldKey)
-	sealedOld := func(i int) string {
-		v, err := old.Seal("whsec_endpoint_secret")
+	sealedOld := func(i int) string { // endpoint i's secret, under old
+		v, err := old.Seal(FieldSecret, int64(i), "whsec_endpoint_secret")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,8 +79,11 @@ func TestResealSecretsPasses(t *testing.T) {
 			t.Errorf("%d steps, want 3 (one per batch of %d)", tab.steps, SecretBatch)
 		}
 		for id, r := range tab.rows {
-			if !strings.HasPrefix(r.Secret, sealPrefix+newKID+":") {
-				t.Fatalf("row %d still %q", id, r.Secret[:20])
+			if !strings.HasPrefix(r.Secret, sealPrefix+newKID+":") || !strings.HasPrefix(r.URL, sealPrefix+newKID+":") {
+				t.Fatalf("row %d still %.20q, %.20q", id, r.URL, r.Secret)
+			}
+			if u, err := both.Open(FieldURL, id, r.URL); err != nil || u != fmt.Sprintf("https://hooks.example.com/%d?token=t%d", id, id) {
+				t.Fatalf("row %d's URL opens as %q, %v", id, u, err)
 			}
 		}
 		if got, err := ResealSecrets(ctx, "test", both, tab.step); err != nil || got != 0 {
@@ -92,7 +96,7 @@ func TestResealSecretsPasses(t *testing.T) {
 		tab.interfere = func(step int, rows map[int64]*StoredSecrets) {
 			if step == 2 { // a rotation during the second batch
 				rows[SecretBatch+1].Previous = rows[SecretBatch+1].Secret
-				rows[SecretBatch+1].Secret = sealedOld(0)
+				rows[SecretBatch+1].Secret = sealedOld(SecretBatch + 1)
 			}
 		}
 		got, err := ResealSecrets(ctx, "test", both, tab.step)
@@ -110,7 +114,7 @@ func TestResealSecretsPasses(t *testing.T) {
 
 	t.Run("a table that never settles is an error", func(t *testing.T) {
 		tab := newTable(1, sealedOld)
-		tab.interfere = func(_ int, rows map[int64]*StoredSecrets) { rows[1].Secret = sealedOld(0) }
+		tab.interfere = func(_ int, rows map[int64]*StoredSecrets) { rows[1].Secret = sealedOld(1) }
 		if _, err := ResealSecrets(ctx, "test", both, tab.step); err == nil || !strings.Contains(err.Error(), "kept changing") {
 			t.Fatalf("err = %v, want 'kept changing'", err)
 		}
@@ -123,7 +127,7 @@ func TestResealSecretsPasses(t *testing.T) {
 		stranger, _ := newKey(t)
 		foreign := mustKeyring(t, stranger)
 		tab := newTable(3, sealedOld)
-		tab.rows[2].Secret, _ = foreign.Seal("whsec_other")
+		tab.rows[2].Secret, _ = foreign.Seal(FieldSecret, 2, "whsec_other")
 		got, err := ResealSecrets(ctx, "test", both, tab.step)
 		if got != 2 || err == nil {
 			t.Fatalf("ResealSecrets = %d, %v; want 2 and an error naming the row", got, err)
@@ -145,7 +149,7 @@ func TestCheckSecretsReadsEveryBatch(t *testing.T) {
 	foreign := mustKeyring(t, stranger)
 	tab := newTable(2*SecretBatch, func(i int) string { return "whsec_plain_secret" })
 	last := tab.rows[int64(2*SecretBatch)]
-	last.Secret, _ = foreign.Seal("whsec_other")
+	last.URL, _ = foreign.Seal(FieldURL, last.ID, last.URL)
 	reads := 0
 	err := CheckSecrets(context.Background(), mustKeyring(t, k), func(_ context.Context, after int64) ([]StoredSecrets, error) {
 		reads++

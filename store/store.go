@@ -222,22 +222,22 @@ type Store interface {
 	// history grows; the caller still bounds and caches it.
 	Stats(ctx context.Context, now time.Time) (Stats, error)
 
-	// CheckSecrets opens every stored endpoint secret and previous secret
-	// (deleted endpoints included) with the store's Keyring and fails,
-	// wrapping ErrSecretSealed, when some cannot be opened: the error counts
-	// them by key id and names the setting to fix. serve runs it at start,
-	// so that a missing or wrong key stops the process instead of every
-	// delivery.
+	// CheckSecrets opens every stored endpoint URL, secret and previous
+	// secret (deleted endpoints included) with the store's Keyring and
+	// fails, wrapping ErrSecretSealed, when some cannot be opened: the error
+	// counts them by key id and names the setting to fix. serve runs it at
+	// start, so that a missing or wrong key stops the process instead of
+	// every delivery.
 	CheckSecrets(ctx context.Context) error
-	// ResealSecrets rewrites every stored secret and previous secret for
-	// which Keyring.NeedsReseal holds (plaintext, or sealed under a key that
-	// is not the primary) under the primary key, in short transactions, and
-	// returns how many endpoints it rewrote. Each row is compared and
-	// swapped on its old values, so a secret rotated meanwhile is never
-	// overwritten; such rows are read again. Rows that cannot be opened are
-	// left as they are and reported as CheckSecrets reports them, after the
-	// others are done. Without a Keyring it fails: there is no key to seal
-	// with.
+	// ResealSecrets rewrites every stored URL, secret and previous secret
+	// for which Keyring.NeedsReseal holds (plaintext, sealed in the first
+	// format, or sealed under a key that is not the primary) under the
+	// primary key, in short transactions, and returns how many endpoints it
+	// rewrote. Each row is compared and swapped on its old values, so a
+	// secret rotated or a URL changed meanwhile is never overwritten; such
+	// rows are read again. Rows that cannot be opened are left as they are
+	// and reported as CheckSecrets reports them, after the others are done.
+	// Without a Keyring it fails: there is no key to seal with.
 	ResealSecrets(ctx context.Context) (int, error)
 }
 

@@ -37,8 +37,9 @@ func encKey(t *testing.T) (key, kid string) {
 
 // TestEncryptionAtRestAcrossRestarts runs real nanohook processes on one
 // SQLite file through the operator's whole story: serve with a key, where
-// deliveries are signed with the decrypted secret and the file never holds
-// it; a key rotation ("new,old", `nanohook secrets reseal` while serve runs,
+// deliveries are signed with the decrypted secret and sent to the decrypted
+// URL, and the file never holds either (the URL's query carries a token); a
+// key rotation ("new,old", `nanohook secrets reseal` while serve runs,
 // then "new" alone) after which deliveries still verify; and a restart with
 // a wrong key or none, which serve refuses with a message naming the key it
 // lacks.
@@ -50,11 +51,15 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 	oldKey, oldKid := encKey(t)
 	newKey, newKid := encKey(t)
 	const secret = "whsec_encryption_at_rest_0123456789"
+	// Each URL's query holds a token found nowhere else: a customer's
+	// credential for its receiver, as secret as the signing secret.
+	urlToken, urlToken2 := randomToken(t), randomToken(t)
 
 	// The receiver verifies every delivery with the plaintext secret: a
 	// delivery signed with anything else (the sealed string, say) fails.
 	type receipt struct {
 		verified bool
+		token    string
 		task     string
 	}
 	got := make(chan receipt, 16)
@@ -62,7 +67,7 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		v := webhook.Verifier{Secrets: []string{secret}}
 		err := v.Verify(r.Header, body)
-		got <- receipt{verified: err == nil, task: string(body)}
+		got <- receipt{verified: err == nil, token: r.URL.Query().Get("token"), task: string(body)}
 	}))
 	defer rcv.Close()
 
@@ -100,6 +105,7 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 		}
 	}
 	var accountID int64
+	wantToken := urlToken
 	publish := func(task string) {
 		t.Helper()
 		status, env := apiCall(t, "POST", "http://"+n.adminAddr+"/admin/v1/events", testAdminToken,
@@ -114,6 +120,9 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 			}
 			if !strings.Contains(r.task, task) {
 				t.Fatalf("delivery %q is not of %s", r.task, task)
+			}
+			if r.token != wantToken {
+				t.Fatalf("delivery of %s came with token %q, want %q: not sent to the endpoint's URL", task, r.token, wantToken)
 			}
 		case <-time.After(30 * time.Second):
 			t.Fatalf("no delivery of %s", task)
@@ -142,16 +151,20 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 	accountID = int64(dataOf(t, env)["id"].(float64))
 	apiKey := dataOf(t, env)["api_key"].(string)
 	status, env = apiCall(t, "POST", "http://"+n.addr+"/api/v1/webhooks", apiKey,
-		fmt.Sprintf(`{"url":%q,"events":["job.completed"],"secret_key":%q}`, rcv.URL+"/hook", secret))
+		fmt.Sprintf(`{"url":%q,"events":["job.completed"],"secret_key":%q}`, rcv.URL+"/hook?token="+urlToken, secret))
 	if status != http.StatusCreated {
 		t.Fatalf("create endpoint: %d %v", status, env)
 	}
+	endpointID := int64(dataOf(t, env)["id"].(float64))
 	publish("task_before_rotation")
 	if fileHolds(secret) {
 		t.Fatal("the database file holds the endpoint's secret in plaintext")
 	}
-	if !fileHolds("nhenc1:" + oldKid + ":") {
-		t.Fatalf("the database file holds no secret sealed under key %s", oldKid)
+	if fileHolds(urlToken) {
+		t.Fatal("the database file holds the token of the endpoint's URL in plaintext")
+	}
+	if !fileHolds("nhenc2:" + oldKid + ":") {
+		t.Fatalf("the database file holds nothing sealed under key %s", oldKid)
 	}
 
 	// 2. Rotate keys: "new,old", reseal while serve runs, then "new" alone.
@@ -171,9 +184,19 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 	stop()
 	run(newKey)
 	publish("task_after_rotation")
+	// A new URL, through the API, is sealed as the first was.
+	status, env = apiCall(t, "PATCH", fmt.Sprintf("http://%s/api/v1/webhooks/%d", n.addr, endpointID), apiKey,
+		fmt.Sprintf(`{"url":%q}`, rcv.URL+"/hook?token="+urlToken2))
+	if status != http.StatusOK {
+		t.Fatalf("change the endpoint's URL: %d %v", status, env)
+	}
+	wantToken = urlToken2
+	publish("task_after_url_change")
 	stop()
-	if fileHolds(secret) {
-		t.Fatal("after the rotation the database file holds the endpoint's secret in plaintext")
+	for what, s := range map[string]string{"secret": secret, "first URL's token": urlToken, "second URL's token": urlToken2} {
+		if fileHolds(s) {
+			t.Fatalf("after the rotation the database file holds the endpoint's %s in plaintext", what)
+		}
 	}
 
 	// 3. A wrong key, or none: serve refuses to start, naming the key it
@@ -200,12 +223,22 @@ func TestEncryptionAtRestAcrossRestarts(t *testing.T) {
 		if !strings.Contains(string(log), "refusing to start") || !strings.Contains(string(log), c.want) {
 			t.Fatalf("serve's message does not explain the refusal (want %q):\n%s", c.want, log)
 		}
-		for _, k := range []string{oldKey, newKey, wrongKey, secret} {
+		for _, k := range []string{oldKey, newKey, wrongKey, secret, urlToken, urlToken2} {
 			if strings.Contains(string(log), k) {
-				t.Fatalf("serve's log shows a key or the secret:\n%s", log)
+				t.Fatalf("serve's log shows a key, the secret or a URL's token:\n%s", log)
 			}
 		}
 	}
+}
+
+// randomToken is 32 random hex digits, found nowhere by chance.
+func randomToken(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "tok" + hex.EncodeToString(b)
 }
 
 // TestEncryptionKeyFlagErrors checks that a malformed key is refused

@@ -9,8 +9,9 @@ import (
 )
 
 // runSecrets handles "secrets reseal" and "secrets check", the tools of
-// encryption at rest: reseal encrypts plaintext secrets and moves secrets
-// sealed under an older key to the primary one (the second step of a key
+// encryption at rest: reseal encrypts plaintext endpoint URLs and secrets
+// and moves those sealed under an older key (or in the first format, not
+// bound to their endpoint) to the primary one (the second step of a key
 // rotation); check says whether serve would start with these keys.
 func runSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "reseal" && args[0] != "check") {
@@ -41,7 +42,7 @@ func runSecrets(ctx context.Context, args []string, getenv func(string) string, 
 		if err := s.CheckSecrets(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "every stored webhook secret opens with the configured keys")
+		fmt.Fprintln(stdout, "every stored endpoint URL and webhook secret opens with the configured keys")
 		return nil
 	}
 	// Safe while serve runs: each row is swapped only if unchanged.

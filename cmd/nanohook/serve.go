@@ -56,8 +56,8 @@ type serveConfig struct {
 	MaxConnectionsPerIP int           // public listener per client address; 0: no limit
 	AdminMaxConnections int           // admin listener; 0: defaultAdminMaxConnections
 	IdleTimeout         time.Duration // keep-alive wait on both listeners; 0: defaultIdleTimeout
-	// Keyring encrypts webhook secrets at rest; nil stores them as
-	// plaintext (--encryption-key).
+	// Keyring encrypts endpoint URLs and webhook secrets at rest; nil
+	// stores them as plaintext (--encryption-key).
 	Keyring *store.Keyring
 }
 

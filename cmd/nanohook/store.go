@@ -34,7 +34,7 @@ func openStore(ctx context.Context, db string) (store.Store, error) {
 
 // encryptionKeyUsage is --encryption-key's help, also the README's
 // configuration reference.
-const encryptionKeyUsage = "keys that encrypt webhook secrets at rest (AES-256-GCM): comma-separated, each 32 bytes in base64 or hex (openssl rand -base64 32); the first encrypts, every one decrypts, so \"new,old\" rotates (then run nanohook secrets reseal). Prefer the environment variable: command lines show in ps"
+const encryptionKeyUsage = "keys that encrypt endpoint URLs and webhook secrets at rest (AES-256-GCM): comma-separated, each 32 bytes in base64 or hex (openssl rand -base64 32); the first encrypts, every one decrypts, so \"new,old\" rotates (then run nanohook secrets reseal). Prefer the environment variable: command lines show in ps"
 
 // addEncryptionKeyFlag gives fs --encryption-key (and so
 // NANOHOOK_ENCRYPTION_KEY). It is a plain string flag, parsed by
@@ -44,8 +44,8 @@ func addEncryptionKeyFlag(fs *flag.FlagSet) *string {
 	return fs.String("encryption-key", "", encryptionKeyUsage)
 }
 
-// keyedStore is a store that seals endpoint secrets with a keyring; both
-// drivers are.
+// keyedStore is a store that seals endpoint URLs and secrets with a
+// keyring; both drivers are.
 type keyedStore interface {
 	store.Store
 	SetKeyring(*store.Keyring)

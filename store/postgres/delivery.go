@@ -158,7 +158,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			return nil, wrap("claim deliveries: finish stale", err)
 		}
 	}
-	out, err = s.openClaimSecrets(ctx, c, out, p.Now)
+	out, err = s.openClaims(ctx, c, out, p.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -32,11 +32,18 @@ const failPendingOfEndpointSQL = `UPDATE deliveries
 	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
 	WHERE endpoint_id = $3 AND status = 'pending'`
 
-// insertEndpointSQL creates an active endpoint: $1 account, $2 url, $3
-// events, $4 description, $5 sealed secret, $6 now.
+// nextEndpointIDSQL takes the id of an endpoint about to be created from
+// the identity's sequence, so that its URL and secret can be sealed for it
+// (store.Field) before the row is written.
+const nextEndpointIDSQL = `SELECT nextval(pg_get_serial_sequence('endpoints', 'id'))`
+
+// insertEndpointSQL creates an active endpoint: $1 id (from
+// nextEndpointIDSQL), $2 account, $3 sealed url, $4 events, $5 description,
+// $6 sealed secret, $7 now.
 const insertEndpointSQL = `INSERT INTO endpoints
-	(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
-	VALUES ($1, $2, $3, 'active', $4, '', $5, $6, $6) RETURNING ` + endpointColumns
+	(id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
+	OVERRIDING SYSTEM VALUE
+	VALUES ($1, $2, $3, $4, 'active', $5, '', $6, $7, $7) RETURNING ` + endpointColumns
 
 // lockAccountSQL serialises the creates of one account's endpoints, so that
 // each counts the live endpoints after the one before it committed. FOR NO
@@ -55,14 +62,12 @@ const countLiveEndpointsSQL = `SELECT count(*) FROM (SELECT 1 FROM endpoints
 // the foreign key failing (or, with a limit, as no account row to lock) and
 // is reported as store.ErrNotFound. With a limit on live endpoints, the
 // account row is locked before they are counted (lockAccountSQL): under
-// READ COMMITTED two creates that counted at once would both fit.
+// READ COMMITTED two creates that counted at once would both fit. The id is
+// taken first (nextEndpointIDSQL) so that the URL and secret are written
+// sealed for it.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
-	sealed, err := s.secrets.Seal(p.Secret)
-	if err != nil {
-		return nanohook.Endpoint{}, fmt.Errorf("postgres: create endpoint: %w", err)
-	}
 	var e nanohook.Endpoint
-	err = s.inTx(ctx, "create endpoint", func(tx pgx.Tx) error {
+	err := s.inTx(ctx, "create endpoint", func(tx pgx.Tx) error {
 		if p.MaxEndpoints > 0 {
 			var one, live int
 			err := tx.QueryRow(ctx, lockAccountSQL, p.AccountID).Scan(&one)
@@ -79,9 +84,20 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 				return err
 			}
 		}
-		var err error
+		var id int64
+		if err := tx.QueryRow(ctx, nextEndpointIDSQL).Scan(&id); err != nil {
+			return wrap("create endpoint: next id", err)
+		}
+		url, err := s.secrets.Seal(store.FieldURL, id, p.URL)
+		if err != nil {
+			return fmt.Errorf("postgres: create endpoint: %w", err)
+		}
+		secret, err := s.secrets.Seal(store.FieldSecret, id, p.Secret)
+		if err != nil {
+			return fmt.Errorf("postgres: create endpoint: %w", err)
+		}
 		e, err = s.readEndpoint(tx.QueryRow(ctx, insertEndpointSQL,
-			p.AccountID, p.URL, eventStrings(p.Events), p.Description, sealed, us(p.Now)))
+			id, p.AccountID, url, eventStrings(p.Events), p.Description, secret, us(p.Now)))
 		if isForeignKey(err) {
 			return notFound("account", p.AccountID)
 		}
@@ -188,8 +204,16 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
+		// The stored URL is kept as it is unless a new one is given: sealing
+		// it afresh would change a row nothing changed.
+		var url *string
 		if p.URL != nil {
 			e.URL = *p.URL
+			sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
+			if err != nil {
+				return wrap("update endpoint", err)
+			}
+			url = &sealed
 		}
 		if p.Events != nil {
 			e.Events = p.Events
@@ -210,10 +234,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		}
 		e.UpdatedAt = us(p.Now)
 		if _, err := tx.Exec(ctx, `UPDATE endpoints
-			SET url = $1, events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
+			SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
 			    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
 			WHERE id = $7`,
-			e.URL, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
+			url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
 			reenabled); err != nil {
 			return wrap("update endpoint", err)
 		}

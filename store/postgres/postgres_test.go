@@ -127,16 +127,51 @@ func TestConformance(t *testing.T) {
 func TestEncryptionConformance(t *testing.T) {
 	t.Parallel()
 	baseURL(t)
-	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) },
-		func(t *testing.T, s store.Store, id int64) (secret, previous string) {
+	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Raw{
+		Endpoint: func(t *testing.T, s store.Store, id int64) (r store.StoredSecrets) {
 			t.Helper()
 			err := s.(*Store).pool.QueryRow(t.Context(),
-				`SELECT secret, previous_secret FROM endpoints WHERE id = $1`, id).Scan(&secret, &previous)
+				`SELECT url, secret, previous_secret FROM endpoints WHERE id = $1`, id).Scan(&r.URL, &r.Secret, &r.Previous)
 			if err != nil {
-				t.Fatalf("read endpoint %d's stored secrets: %v", id, err)
+				t.Fatalf("read endpoint %d's stored columns: %v", id, err)
 			}
-			return secret, previous
-		})
+			return r
+		},
+		SetEndpoint: func(t *testing.T, s store.Store, r store.StoredSecrets) {
+			t.Helper()
+			_, err := s.(*Store).pool.Exec(t.Context(),
+				`UPDATE endpoints SET url = $1, secret = $2, previous_secret = $3 WHERE id = $4`, r.URL, r.Secret, r.Previous, r.ID)
+			if err != nil {
+				t.Fatalf("overwrite endpoint %d's stored columns: %v", r.ID, err)
+			}
+		},
+		// Every live row of every table of the store's schema, each read
+		// whole as text (bytea columns show as hex: no URL or secret is
+		// stored in one).
+		Holds: func(t *testing.T, s store.Store, text string) bool {
+			t.Helper()
+			pool := s.(*Store).pool
+			rows, err := pool.Query(t.Context(), `SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema()`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil || len(tables) == 0 {
+				t.Fatalf("tables of the schema: %v, %v", tables, err)
+			}
+			for _, table := range tables {
+				var found bool
+				if err := pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM `+table+` x WHERE strpos(x::text, $1) > 0)`,
+					text).Scan(&found); err != nil {
+					t.Fatalf("search %s: %v", table, err)
+				}
+				if found {
+					return true
+				}
+			}
+			return false
+		},
+	})
 }
 
 // TestSearchPathSelectsTheSchema checks that search_path in the URL reaches

@@ -11,31 +11,32 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
-// SetKeyring sets the keys that seal endpoint secrets on write and open them
-// on read; nil stores new secrets as plaintext and refuses sealed ones. It
+// SetKeyring sets the keys that seal endpoint URLs and secrets on write and
+// open them on read; nil stores new values as plaintext and refuses sealed
+// ones. It
 // is meant to be called once, right after Open; it is safe at any time.
 // Every node sharing the database needs keys that open every row.
 func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
-// readEndpoint is scanEndpoint with the secret opened.
+// readEndpoint is scanEndpoint with the URL and secret opened.
 func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
 	e, err := scanEndpoint(r)
 	if err != nil {
 		return e, err
 	}
-	if e.Secret, err = s.secrets.Open(e.ID, e.Secret); err != nil {
+	if err := s.secrets.OpenEndpoint(&e); err != nil {
 		return nanohook.Endpoint{}, err
 	}
 	return e, nil
 }
 
-// secretsAfter reads the secret columns of up to store.SecretBatch
-// endpoints with ids above after, deleted ones included: their secrets are
-// at rest too.
+// secretsAfter reads the sealed columns of up to store.SecretBatch
+// endpoints with ids above after, deleted ones included: their URLs and
+// secrets are at rest too.
 func secretsAfter(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, after int64) ([]store.StoredSecrets, error) {
-	rows, err := q.Query(ctx, `SELECT id, secret, previous_secret FROM endpoints
+	rows, err := q.Query(ctx, `SELECT id, url, secret, previous_secret FROM endpoints
 		WHERE id > $1 ORDER BY id LIMIT $2`, after, store.SecretBatch)
 	if err != nil {
 		return nil, err
@@ -44,7 +45,7 @@ func secretsAfter(ctx context.Context, q interface {
 	var out []store.StoredSecrets
 	for rows.Next() {
 		var r store.StoredSecrets
-		if err := rows.Scan(&r.ID, &r.Secret, &r.Previous); err != nil {
+		if err := rows.Scan(&r.ID, &r.URL, &r.Secret, &r.Previous); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -52,7 +53,8 @@ func secretsAfter(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-// CheckSecrets opens every stored secret with the keyring, in batches. Each
+// CheckSecrets opens every stored URL and secret with the keyring, in
+// batches. Each
 // batch takes a connection of its own, so that a large table is not one
 // call: a call is cut at callTimeout, and serve would refuse to start.
 func (s *Store) CheckSecrets(ctx context.Context) error {
@@ -70,12 +72,12 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 	})
 }
 
-// ResealSecrets seals under the primary key every secret that is plaintext
-// or sealed under another key, one transaction per batch. Each row is
-// swapped only if both its columns still hold what was read (under READ
+// ResealSecrets seals under the primary key, in the current format, every
+// URL and secret that is not yet, one transaction per batch. Each row is
+// swapped only if its three columns still hold what was read (under READ
 // COMMITTED the UPDATE re-checks that against the latest committed row), so
-// a concurrent rotation on any node always wins and its row is read again
-// in the next pass.
+// a concurrent rotation or URL change on any node always wins and its row is
+// read again in the next pass.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 	return store.ResealSecrets(ctx, "postgres", s.secrets.Keyring(), func(ctx context.Context, after int64, plan func([]store.StoredSecrets) []store.SecretSwap) (batch []store.StoredSecrets, swapped int, err error) {
 		err = s.inTx(ctx, "reseal secrets", func(tx pgx.Tx) error {
@@ -91,9 +93,9 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 			b := &pgx.Batch{}
 			for _, w := range swaps {
 				// updated_at is left alone: nothing a customer sees changed.
-				b.Queue(`UPDATE endpoints SET secret = $1, previous_secret = $2
-					WHERE id = $3 AND secret = $4 AND previous_secret = $5`,
-					w.Secret, w.Previous, w.Old.ID, w.Old.Secret, w.Old.Previous)
+				b.Queue(`UPDATE endpoints SET url = $1, secret = $2, previous_secret = $3
+					WHERE id = $4 AND url = $5 AND secret = $6 AND previous_secret = $7`,
+					w.URL, w.Secret, w.Previous, w.Old.ID, w.Old.URL, w.Old.Secret, w.Old.Previous)
 			}
 			br := tx.SendBatch(ctx, b)
 			for range swaps {
@@ -113,9 +115,9 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 	})
 }
 
-// openClaimSecrets opens the secrets of a claim in place and returns the
-// deliveries whose secrets opened. One whose secret cannot be opened (a key
-// missing from this node's keyring, a corrupt row) is handed back due
+// openClaims opens the URLs and secrets of a claim in place and returns the
+// deliveries whose values opened. One whose URL or secret cannot be opened
+// (a key missing from this node's keyring, a corrupt row) is handed back due
 // store.SecretRetryDelay later, with the customer-safe reason in last_error
 // and no attempt counted; the rest of the claim goes ahead. Failing the
 // whole claim instead would stop every delivery: the unopenable one stays
@@ -127,14 +129,11 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 // The store has no logger, so the detail (endpoint, key id, setting) is not
 // reported here: CheckSecrets reports it, at serve's start and through
 // `nanohook secrets check`.
-func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.ClaimedDelivery, now time.Time) ([]store.ClaimedDelivery, error) {
+func (s *Store) openClaims(ctx context.Context, c *conn, out []store.ClaimedDelivery, now time.Time) ([]store.ClaimedDelivery, error) {
 	var ids, tokens []int64
 	kept := out[:0]
 	for _, cd := range out {
-		var err1, err2 error
-		cd.Secret, err1 = s.secrets.Open(cd.EndpointID, cd.Secret)
-		cd.PreviousSecret, err2 = s.secrets.Open(cd.EndpointID, cd.PreviousSecret)
-		if err1 != nil || err2 != nil {
+		if err := s.secrets.OpenClaim(&cd); err != nil {
 			ids, tokens = append(ids, cd.DeliveryID), append(tokens, cd.Token)
 			continue
 		}
@@ -154,16 +153,14 @@ func (s *Store) openClaimSecrets(ctx context.Context, c *conn, out []store.Claim
 	return kept, nil
 }
 
-// openTestSecrets opens the secrets of a test delivery in place. The ping
-// is already written and leased when they turn out not to open; it is
-// failed at once, so that no claim trips over it later and the customer's
-// history says why nothing was sent. The customer reads last_error, so it
-// gets the generic reason; the caller gets the detail in the error.
-func (s *Store) openTestSecrets(ctx context.Context, c *conn, cd *store.ClaimedDelivery, now time.Time) error {
-	var err error
-	if cd.Secret, err = s.secrets.Open(cd.EndpointID, cd.Secret); err == nil {
-		cd.PreviousSecret, err = s.secrets.Open(cd.EndpointID, cd.PreviousSecret)
-	}
+// openTestDelivery opens the URL and secrets of a test delivery in place.
+// The ping is already written and leased when they turn out not to open;
+// it is failed at once, so that no claim trips over it later and the
+// customer's history says why nothing was sent. The customer reads
+// last_error, so it gets the generic reason; the caller gets the detail in
+// the error.
+func (s *Store) openTestDelivery(ctx context.Context, c *conn, cd *store.ClaimedDelivery, now time.Time) error {
+	err := s.secrets.OpenClaim(cd)
 	if err == nil {
 		return nil
 	}

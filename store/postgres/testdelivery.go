@@ -89,7 +89,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 	if err != nil {
 		return store.ClaimedDelivery{}, wrap("create test delivery", err)
 	}
-	if err := s.openTestSecrets(ctx, conn, &c, p.Now); err != nil {
+	if err := s.openTestDelivery(ctx, conn, &c, p.Now); err != nil {
 		return store.ClaimedDelivery{}, err
 	}
 	return c, nil

@@ -102,13 +102,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				stale = append(stale, staleClaim{id: c.DeliveryID, deleted: deleted, reason: reason})
 				continue
 			}
-			// A secret that cannot be opened (a key missing from this
-			// node's keyring, a corrupt row) holds back only its own
+			// A URL or secret that cannot be opened (a key missing from
+			// this node's keyring, a corrupt row) holds back only its own
 			// delivery: see postponeUnopened.
-			var err1, err2 error
-			c.Secret, err1 = s.secrets.Open(c.EndpointID, c.Secret)
-			c.PreviousSecret, err2 = s.secrets.Open(c.EndpointID, c.PreviousSecret)
-			if err1 != nil || err2 != nil {
+			if err := s.secrets.OpenClaim(&c); err != nil {
 				unopened = append(unopened, c.DeliveryID)
 				continue
 			}
@@ -289,7 +286,7 @@ func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 }
 
 // postponeUnopened hands back the deliveries of a claim whose endpoint's
-// secret this node cannot open, due again store.SecretRetryDelay later, with
+// URL or secret this node cannot open, due again store.SecretRetryDelay later, with
 // the customer-safe reason in last_error and no attempt counted. Failing the
 // whole claim instead would stop every delivery: the unopenable one stays
 // first in due order and would fail every later claim too. Pushing it back

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -23,13 +22,13 @@ const endpointColumns = `id, account_id, url, events, status, description, disab
 // on live endpoints is counted inside the write transaction, which holds
 // SQLite's one write lock (BEGIN IMMEDIATE), so concurrent creates count
 // one after another.
+//
+// The URL and secret are sealed for the endpoint's id (store.Field), which
+// the insert picks: the row goes in with both empty and gets them, sealed,
+// in the same transaction, so that neither is ever written in clear.
 func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error) {
-	sealed, err := s.secrets.Seal(p.Secret)
-	if err != nil {
-		return nanohook.Endpoint{}, fmt.Errorf("sqlite: create endpoint: %w", err)
-	}
 	var e nanohook.Endpoint
-	err = s.inTx(ctx, "create endpoint", func(tx *sql.Tx) error {
+	err := s.inTx(ctx, "create endpoint", func(tx *sql.Tx) error {
 		if p.MaxEndpoints > 0 {
 			// Counting stops at the limit: an account with more (created
 			// before the limit was lowered) costs no more to refuse.
@@ -42,12 +41,23 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 				return err
 			}
 		}
-		row := tx.QueryRowContext(ctx, `INSERT INTO endpoints
+		var id int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO endpoints
 			(account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at)
-			VALUES (?, ?, ?, 'active', ?, '', ?, ?, ?) RETURNING `+endpointColumns,
-			p.AccountID, p.URL, joinEvents(p.Events), p.Description, sealed, micros(p.Now), micros(p.Now))
-		var err error
-		e, err = s.readEndpoint(row)
+			VALUES (?, '', ?, 'active', ?, '', '', ?, ?) RETURNING id`,
+			p.AccountID, joinEvents(p.Events), p.Description, micros(p.Now), micros(p.Now)).Scan(&id); err != nil {
+			return err
+		}
+		url, err := s.secrets.Seal(store.FieldURL, id, p.URL)
+		if err != nil {
+			return err
+		}
+		secret, err := s.secrets.Seal(store.FieldSecret, id, p.Secret)
+		if err != nil {
+			return err
+		}
+		e, err = s.readEndpoint(tx.QueryRowContext(ctx, `UPDATE endpoints SET url = ?, secret = ?
+			WHERE id = ? RETURNING `+endpointColumns, url, secret, id))
 		return err
 	})
 	if isForeignKey(err) {
@@ -130,8 +140,14 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
+		// The stored URL is kept as it is unless a new one is given: sealing
+		// it afresh would change a row nothing changed.
+		var url any
 		if p.URL != nil {
 			e.URL = *p.URL
+			if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
+				return wrap("update endpoint", err)
+			}
 		}
 		if p.Events != nil {
 			e.Events = p.Events
@@ -152,10 +168,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		}
 		e.UpdatedAt = fromMicros(micros(p.Now))
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
-			SET url = ?, events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
+			SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
 			    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
 			WHERE id = ?`,
-			e.URL, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
+			url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
 			reenabled, e.ID); err != nil {
 			return wrap("update endpoint", err)
 		}

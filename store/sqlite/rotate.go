@@ -20,7 +20,7 @@ func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (n
 	}
 	// The previous secret is copied as stored (sealed or not): it is
 	// opened like the current one when read.
-	sealed, err := s.secrets.Seal(p.Secret)
+	sealed, err := s.secrets.Seal(store.FieldSecret, p.ID, p.Secret)
 	if err != nil {
 		return nanohook.Endpoint{}, fmt.Errorf("sqlite: rotate secret: %w", err)
 	}

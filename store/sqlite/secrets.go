@@ -8,30 +8,31 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
-// SetKeyring sets the keys that seal endpoint secrets on write and open them
-// on read; nil stores new secrets as plaintext and refuses sealed ones. It
+// SetKeyring sets the keys that seal endpoint URLs and secrets on write and
+// open them on read; nil stores new values as plaintext and refuses sealed
+// ones. It
 // is meant to be called once, right after Open; it is safe at any time.
 func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
-// readEndpoint is scanEndpoint with the secret opened.
+// readEndpoint is scanEndpoint with the URL and secret opened.
 func (s *Store) readEndpoint(r scanner) (nanohook.Endpoint, error) {
 	e, err := scanEndpoint(r)
 	if err != nil {
 		return e, err
 	}
-	if e.Secret, err = s.secrets.Open(e.ID, e.Secret); err != nil {
+	if err := s.secrets.OpenEndpoint(&e); err != nil {
 		return nanohook.Endpoint{}, err
 	}
 	return e, nil
 }
 
-// secretsAfter reads the secret columns of up to store.SecretBatch
-// endpoints with ids above after, deleted ones included: their secrets are
-// at rest too.
+// secretsAfter reads the sealed columns of up to store.SecretBatch
+// endpoints with ids above after, deleted ones included: their URLs and
+// secrets are at rest too.
 func secretsAfter(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, after int64) ([]store.StoredSecrets, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, secret, previous_secret FROM endpoints
+	rows, err := q.QueryContext(ctx, `SELECT id, url, secret, previous_secret FROM endpoints
 		WHERE id > ? ORDER BY id LIMIT ?`, after, store.SecretBatch)
 	if err != nil {
 		return nil, err
@@ -40,7 +41,7 @@ func secretsAfter(ctx context.Context, q interface {
 	var out []store.StoredSecrets
 	for rows.Next() {
 		var r store.StoredSecrets
-		if err := rows.Scan(&r.ID, &r.Secret, &r.Previous); err != nil {
+		if err := rows.Scan(&r.ID, &r.URL, &r.Secret, &r.Previous); err != nil {
 			return nil, err
 		}
 		out = append(out, r)
@@ -48,7 +49,7 @@ func secretsAfter(ctx context.Context, q interface {
 	return out, rows.Err()
 }
 
-// CheckSecrets opens every stored secret with the keyring, reading in
+// CheckSecrets opens every stored URL and secret with the keyring, reading in
 // batches on the read pool so that a large table holds no snapshot for
 // long.
 func (s *Store) CheckSecrets(ctx context.Context) error {
@@ -61,8 +62,8 @@ func (s *Store) CheckSecrets(ctx context.Context) error {
 	})
 }
 
-// ResealSecrets seals under the primary key every secret that is plaintext
-// or sealed under another key, one write transaction per batch. SQLite's
+// ResealSecrets seals under the primary key, in the current format, every
+// URL and secret that is not yet, one write transaction per batch. SQLite's
 // single writer means no rotation can come between a batch's read and its
 // write, but the swaps are compare-and-swap all the same, as on PostgreSQL.
 func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
@@ -75,9 +76,9 @@ func (s *Store) ResealSecrets(ctx context.Context) (int, error) {
 			}
 			for _, w := range plan(batch) {
 				// updated_at is left alone: nothing a customer sees changed.
-				res, err := tx.ExecContext(ctx, `UPDATE endpoints SET secret = ?, previous_secret = ?
-					WHERE id = ? AND secret = ? AND previous_secret = ?`,
-					w.Secret, w.Previous, w.Old.ID, w.Old.Secret, w.Old.Previous)
+				res, err := tx.ExecContext(ctx, `UPDATE endpoints SET url = ?, secret = ?, previous_secret = ?
+					WHERE id = ? AND url = ? AND secret = ? AND previous_secret = ?`,
+					w.URL, w.Secret, w.Previous, w.Old.ID, w.Old.URL, w.Old.Secret, w.Old.Previous)
 				if err != nil {
 					return wrap("reseal secrets", err)
 				}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -47,16 +48,44 @@ func TestConformance(t *testing.T) {
 
 func TestEncryptionConformance(t *testing.T) {
 	t.Parallel()
-	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) },
-		func(t *testing.T, s store.Store, id int64) (secret, previous string) {
+	storetest.RunEncryption(t, func(t *testing.T) store.Store { return openTest(t) }, storetest.Raw{
+		Endpoint: func(t *testing.T, s store.Store, id int64) (r store.StoredSecrets) {
 			t.Helper()
 			err := s.(*Store).reader.QueryRowContext(t.Context(),
-				`SELECT secret, previous_secret FROM endpoints WHERE id = ?`, id).Scan(&secret, &previous)
+				`SELECT url, secret, previous_secret FROM endpoints WHERE id = ?`, id).Scan(&r.URL, &r.Secret, &r.Previous)
 			if err != nil {
-				t.Fatalf("read endpoint %d's stored secrets: %v", id, err)
+				t.Fatalf("read endpoint %d's stored columns: %v", id, err)
 			}
-			return secret, previous
-		})
+			return r
+		},
+		SetEndpoint: func(t *testing.T, s store.Store, r store.StoredSecrets) {
+			t.Helper()
+			_, err := s.(*Store).writer.ExecContext(t.Context(),
+				`UPDATE endpoints SET url = ?, secret = ?, previous_secret = ? WHERE id = ?`, r.URL, r.Secret, r.Previous, r.ID)
+			if err != nil {
+				t.Fatalf("overwrite endpoint %d's stored columns: %v", r.ID, err)
+			}
+		},
+		// Every byte SQLite keeps: the database file and its WAL, where
+		// commits go first.
+		Holds: func(t *testing.T, s store.Store, text string) bool {
+			t.Helper()
+			var path string
+			if err := s.(*Store).reader.QueryRowContext(t.Context(),
+				`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, p := range []string{path, path + "-wal"} {
+				data, err := os.ReadFile(p)
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					t.Fatal(err)
+				}
+				found = found || bytes.Contains(data, []byte(text))
+			}
+			return found
+		},
+	})
 }
 
 // TestPragmas reads the settings back from several connections of each pool

@@ -53,12 +53,9 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 		if previousUntil <= now {
 			c.PreviousSecret = "" // expired (or never rotated)
 		}
-		// A secret that cannot be opened rolls the whole ping back: nothing
-		// is left behind that the engine could not send either.
-		if c.Secret, err = s.secrets.Open(p.EndpointID, c.Secret); err != nil {
-			return wrap("create test delivery", err)
-		}
-		if c.PreviousSecret, err = s.secrets.Open(p.EndpointID, c.PreviousSecret); err != nil {
+		// A URL or secret that cannot be opened rolls the whole ping back:
+		// nothing is left behind that the engine could not send either.
+		if err := s.secrets.OpenClaim(&c); err != nil {
 			return wrap("create test delivery", err)
 		}
 
