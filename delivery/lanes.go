@@ -20,14 +20,16 @@ import (
 // The breaker opens when an endpoint's last threshold attempts all failed
 // and those failures span long enough: breakerMinSpan when any of them got
 // no answer (a timeout, a refused or reset connection) or an explicit
-// 429/503, breakerMinSpanAnswered when the endpoint answered every one
-// with another error status. The span keeps it shut for an endpoint that
-// fails often but not persistently, say every first attempt that its
-// retry then delivers: under concurrency such failures come in runs of
-// hundreds, all before the first retry is due. An endpoint that is down
-// or asks for less fails for longer than a second; one that answers fast
-// costs little to try, and each of its deliveries still follows its retry
-// schedule, so the breaker waits longer before holding it back.
+// 429/503, or was a retry, breakerMinSpanAnswered when the endpoint
+// answered every one with another error status on a first attempt. The
+// span keeps it shut for an endpoint that fails often but not
+// persistently, say every first attempt that its retry then delivers:
+// under concurrency such failures come in runs of hundreds, all before the
+// first retry is due. An endpoint that is down or asks for less fails for
+// longer than a second, and so does one whose retries fail too; one that
+// only fails first attempts may be working, so the breaker waits longer
+// before holding it back (each of its deliveries still follows its retry
+// schedule).
 type lanes struct {
 	mu         sync.Mutex
 	cap        int           // most attempts in flight to one endpoint
@@ -64,7 +66,7 @@ type lane struct {
 
 	failures     int       // consecutive failed attempts
 	failingSince time.Time // when the first of them started
-	unanswered   bool      // one of them got no answer, or a 429/503
+	unanswered   bool      // one of them got no answer, or a 429/503, or was a retry
 	open         bool      // tripped: no attempts until openUntil, then one probe
 	openUntil    time.Time // when an open breaker lets a probe through
 }
@@ -219,6 +221,7 @@ type attemptResult struct {
 	// answered: the endpoint answered with a status other than 429 and
 	// 503 (a failure it did not ask us to back off from).
 	answered bool
+	retry    bool // the attempt was not the delivery's first
 	started  time.Time
 }
 
@@ -243,7 +246,7 @@ func (ls *lanes) done(id int64, r attemptResult, now time.Time) {
 		l.failingSince = r.started
 	}
 	l.failures++
-	l.unanswered = l.unanswered || !r.answered
+	l.unanswered = l.unanswered || !r.answered || r.retry
 	span := breakerMinSpanAnswered
 	if l.unanswered {
 		span = breakerMinSpan

@@ -43,6 +43,19 @@ func TestBreakerSpans(t *testing.T) {
 			t.Fatal("still closed after five failures over 1.2 s, four unanswered")
 		}
 	})
+	t.Run("failed retries open it after a second", func(t *testing.T) {
+		ls := newLanes(64, 1024, threshold, cooldown)
+		for i := range 5 { // 500s to retries over 1.2 s: the endpoint fails, it is not flaky
+			at := t0.Add(time.Duration(i) * 300 * time.Millisecond)
+			if !ls.admit(1, 7, at) {
+				t.Fatal("an attempt was refused")
+			}
+			ls.done(1, attemptResult{answered: true, retry: true, started: at}, at)
+		}
+		if !isOpen(ls, t0.Add(1200*time.Millisecond)) {
+			t.Fatal("still closed after five failed retries over 1.2 s")
+		}
+	})
 	t.Run("a quick run does not open it", func(t *testing.T) {
 		ls := newLanes(64, 1024, threshold, cooldown)
 		for i := range 100 { // a hundred timeouts within 0.5 s
