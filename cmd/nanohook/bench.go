@@ -86,7 +86,7 @@ not verify; targets missed are reported, not errors.
 Scenarios: fast, slow (receiver takes 100 ms), noisy (a dead endpoint
 beside healthy ones), retry (a fifth of the endpoints fail every first
 attempt), steady (1,000 and 5,000 events/s), backlog (server memory with
-every delivery pending), isolation (a healthy account's latency at 20
+every delivery pending), isolation (a healthy account's latency at 50
 events/s alone, then beside three accounts of 8 endpoints with 2,400
 deliveries pending each, whose endpoints answer after 3 s, never, or 500),
 inflight (server memory with 5,000 attempts held by 1,000 endpoints that
