@@ -27,9 +27,10 @@ func (s *failingPublish) PublishEvents(ctx context.Context, events []store.Publi
 	return s.Store.PublishEvents(ctx, events)
 }
 
-// TestBatchRetryAfterPartialCommit: a batch larger than one transaction
-// (100 events to 50 endpoints: 19 events a transaction) that fails at its
-// third transaction answers 503 with its first two committed; publishing
+// TestBatchRetryAfterPartialCommit: a batch larger than three transactions
+// (events of 101 rows each, to 100 endpoints: api.ChunkRows / 101 events a
+// transaction) that fails at its third transaction answers 503 with its
+// first two committed; publishing
 // it again answers 202, reports those as duplicates and writes the rest,
 // so every event ends with exactly one delivery per endpoint.
 func TestBatchRetryAfterPartialCommit(t *testing.T) {
@@ -37,7 +38,9 @@ func TestBatchRetryAfterPartialCommit(t *testing.T) {
 	flaky := &failingPublish{failAt: 3}
 	b := setup(t, func(c *api.Config) { flaky.Store = c.Store; c.Store = flaky })
 	acct, key := b.newAccount(t, "a")
-	const endpoints, events = 50, 100
+	const endpoints = 100
+	perChunk := api.ChunkRows / (1 + endpoints)
+	events := 3*perChunk + 10
 	for i := range endpoints {
 		b.newWebhook(t, key, fmt.Sprintf("https://example.com/hook/%d", i))
 	}
@@ -48,8 +51,8 @@ func TestBatchRetryAfterPartialCommit(t *testing.T) {
 	batch := `{"events":[` + strings.Join(items, ",") + `]}`
 
 	b.adm(t, "POST", "/admin/v1/events/batch", batch).wantError(t, http.StatusServiceUnavailable, "storage_unavailable", "")
-	if got := countAll(t, b.store); got != 2*19*endpoints {
-		t.Fatalf("%d deliveries after the failed batch, want the first two transactions' %d", got, 2*19*endpoints)
+	if got := countAll(t, b.store); got != 2*perChunk*endpoints {
+		t.Fatalf("%d deliveries after the failed batch, want the first two transactions' %d", got, 2*perChunk*endpoints)
 	}
 
 	res := b.adm(t, "POST", "/admin/v1/events/batch", batch).wantData(t, http.StatusAccepted)["results"].([]any)
@@ -63,11 +66,11 @@ func TestBatchRetryAfterPartialCommit(t *testing.T) {
 			t.Fatalf("result %d: %v", i, m)
 		}
 	}
-	if duplicates != 2*19 {
-		t.Fatalf("%d duplicates on the retry, want the %d committed before", duplicates, 2*19)
+	if duplicates != 2*perChunk {
+		t.Fatalf("%d duplicates on the retry, want the %d committed before", duplicates, 2*perChunk)
 	}
-	if got := countAll(t, b.store); got != (events-2*19)*endpoints {
-		t.Fatalf("the retry wrote %d deliveries, want %d", got, (events-2*19)*endpoints)
+	if got := countAll(t, b.store); got != (events-2*perChunk)*endpoints {
+		t.Fatalf("the retry wrote %d deliveries, want %d", got, (events-2*perChunk)*endpoints)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // chunkPayloadBytes of payloads each, account by account, every event once.
 func TestPlanChunks(t *testing.T) {
 	t.Parallel()
-	fanout := map[int64]int{1: 100, 2: 1, 3: 0, 4: 5000}
+	fanout := map[int64]int{1: 100, 2: 1, 3: 0, 4: chunkRows}
 	var events []store.PublishEventParams
 	add := func(account int64, n, payload int) {
 		for range n {
@@ -24,8 +24,8 @@ func TestPlanChunks(t *testing.T) {
 		}
 	}
 	add(2, 300, 10)
-	add(1, 1000, 100)
-	add(3, 10, 200<<10) // 2 MiB of payloads, no deliveries
+	add(1, 2*chunkRows/101+50, 100) // a few chunks' worth of rows
+	add(3, 10, chunkPayloadBytes/8) // a chunk and a quarter of payloads, no deliveries
 	add(2, 300, 10)
 	add(4, 2, 10) // each alone: more deliveries than a chunk holds
 
@@ -65,12 +65,21 @@ func TestPlanChunks(t *testing.T) {
 	if !slices.Equal(accounts, []int64{1, 2, 3, 4}) {
 		t.Errorf("accounts in the order chunks take them: %v, want each once, ascending", accounts)
 	}
-	// Account 1's 1000 events at 101 rows: 111 chunks of 9, the last event
-	// beside 449 of account 2's at 2 rows; its other 151 beside 5 of
-	// account 3's events of 200 KiB (the payload bound); account 3's other
-	// 5; account 4's events alone.
-	if len(chunks) != 111+1+1+1+2 {
-		t.Errorf("%d chunks, want %d", len(chunks), 111+1+1+1+2)
+	// Greedy: a chunk ends only where the next event would not fit in it,
+	// so no chunk could have taken the first event of the next.
+	for n := 0; n+1 < len(chunks); n++ {
+		rows, bytes := 0, 0
+		for _, i := range chunks[n].idx {
+			rows += 1 + fanout[events[i].AccountID]
+			bytes += len(events[i].Payload)
+		}
+		next := events[chunks[n+1].idx[0]]
+		if rows+1+fanout[next.AccountID] <= chunkRows && bytes+len(next.Payload) <= chunkPayloadBytes {
+			t.Errorf("chunk %d (%d rows, %d bytes) ends before an event that fits in it", n, rows, bytes)
+		}
+	}
+	if len(chunks) < 5 {
+		t.Errorf("%d chunks: the request was sized for more than five", len(chunks))
 	}
 }
 
