@@ -58,35 +58,7 @@ func TestTestCallsRateLimited(t *testing.T) {
 	otherID := b.newWebhook(t, otherKey, rcv.URL+"/b")
 
 	const calls = 300
-	var (
-		wg               sync.WaitGroup
-		mu               sync.Mutex
-		admitted, denied int
-		retryAfter       = map[string]int{}
-	)
-	start := make(chan struct{})
-	for range calls {
-		wg.Go(func() {
-			<-start
-			r := b.pub(t, "POST", fmt.Sprintf("/api/v1/webhooks/%d/test", id), key, "")
-			mu.Lock()
-			defer mu.Unlock()
-			switch r.status {
-			case http.StatusOK:
-				admitted++
-			case http.StatusTooManyRequests:
-				denied++
-				retryAfter[r.header.Get("Retry-After")]++
-				if e, _ := r.body["error"].(map[string]any); e["code"] != "rate_limited" {
-					t.Errorf("refusal: %s", r.raw)
-				}
-			default:
-				t.Errorf("test call: %d %s", r.status, r.raw)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	admitted, denied, retryAfter := testCallsAtOnce(t, b, id, key, calls)
 	t.Logf("%d concurrent test calls: %d admitted, %d refused (Retry-After %v); receiver: %d requests, at most %d at once",
 		calls, admitted, denied, retryAfter, rcv.total.Load(), rcv.most.Load())
 	if admitted > api.DefaultTestCallBurst || admitted+denied != calls {
@@ -151,33 +123,7 @@ func TestTestCallsHoldToTheEndpointCap(t *testing.T) {
 	id := b.newWebhook(t, key, rcv.URL+"/a")
 
 	const calls = 300
-	var (
-		wg               sync.WaitGroup
-		mu               sync.Mutex
-		admitted, denied int
-	)
-	start := make(chan struct{})
-	for range calls {
-		wg.Go(func() {
-			<-start
-			r := b.pub(t, "POST", fmt.Sprintf("/api/v1/webhooks/%d/test", id), key, "")
-			mu.Lock()
-			defer mu.Unlock()
-			switch r.status {
-			case http.StatusOK:
-				admitted++
-			case http.StatusTooManyRequests:
-				denied++
-				if e, _ := r.body["error"].(map[string]any); e["code"] != "rate_limited" || r.header.Get("Retry-After") == "" {
-					t.Errorf("refusal without rate_limited and Retry-After: %s", r.raw)
-				}
-			default:
-				t.Errorf("test call: %d %s", r.status, r.raw)
-			}
-		})
-	}
-	close(start)
-	wg.Wait()
+	admitted, denied, _ := testCallsAtOnce(t, b, id, key, calls)
 	most := rcv.most.Load()
 	t.Logf("%d concurrent test calls: %d admitted, %d refused; receiver: %d requests, at most %d at once",
 		calls, admitted, denied, rcv.total.Load(), most)
@@ -191,4 +137,40 @@ func TestTestCallsHoldToTheEndpointCap(t *testing.T) {
 	if got := len(page.wantSuccess(t, http.StatusOK).([]any)); got != admitted {
 		t.Fatalf("%d deliveries recorded for %d admitted test calls: refused calls must write nothing", got, admitted)
 	}
+}
+
+// testCallsAtOnce makes n test calls to endpoint id at once, and counts the
+// admitted (200) and the refused (429 rate_limited, by Retry-After); any
+// other answer, or a refusal without rate_limited, fails the test.
+func testCallsAtOnce(t *testing.T, b *bundle, id int64, key string, n int) (admitted, denied int, retryAfter map[string]int) {
+	t.Helper()
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	retryAfter = map[string]int{}
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			r := b.pub(t, "POST", fmt.Sprintf("/api/v1/webhooks/%d/test", id), key, "")
+			mu.Lock()
+			defer mu.Unlock()
+			switch r.status {
+			case http.StatusOK:
+				admitted++
+			case http.StatusTooManyRequests:
+				denied++
+				retryAfter[r.header.Get("Retry-After")]++
+				if e, _ := r.body["error"].(map[string]any); e["code"] != "rate_limited" || r.header.Get("Retry-After") == "" {
+					t.Errorf("refusal without rate_limited and Retry-After: %s", r.raw)
+				}
+			default:
+				t.Errorf("test call: %d %s", r.status, r.raw)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return admitted, denied, retryAfter
 }
