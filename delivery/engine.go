@@ -20,6 +20,7 @@ import (
 type Store interface {
 	QueueHeads(ctx context.Context) ([]store.QueueHead, error)
 	ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]store.ClaimedDelivery, error)
+	RescueExpiredLeases(ctx context.Context, now time.Time) (int64, error)
 	CompleteDeliveries(ctx context.Context, results []store.CompleteParams) error
 	ReleaseDeliveries(ctx context.Context, leases []store.Lease) error
 }
@@ -276,9 +277,19 @@ func (e *Engine) claimer() {
 	ctx := e.claimCtx
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var lastRound time.Time
+	var lastRound, lastRescue time.Time
 	woken := true
 	for {
+		if since := time.Since(lastRescue); since >= rescueEvery {
+			lastRescue = time.Now()
+			if n, err := e.cfg.Store.RescueExpiredLeases(ctx, e.cfg.Now()); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "rescuing expired leases failed", slog.Any("error", err))
+			} else if n > 0 {
+				e.log.WarnContext(ctx, "deliveries whose lease expired unfinished are queued again",
+					slog.Int64("deliveries", n))
+				woken = true
+			}
+		}
 		wait := e.cfg.PollInterval
 		if since := time.Since(lastRound); !woken && since < claimLinger {
 			wait = claimLinger - since
@@ -430,6 +441,13 @@ const claimLinger = 5 * time.Millisecond
 // result, for more results before it commits a small batch while other
 // attempts are in flight.
 const completeLinger = 2 * time.Millisecond
+
+// rescueEvery is how often the claimer asks the store to queue again the
+// deliveries whose lease expired unfinished (a crashed node's claims, or an
+// outcome that could not be recorded). Finding none costs one index probe,
+// and a lease lasts the attempt timeout and its margin, so a second late
+// is nothing.
+const rescueEvery = time.Second
 
 // skippedRecheck is how soon the claimer looks again when the queue heads
 // said work was due and the claim found none: often enough that work which

@@ -10,6 +10,7 @@ import (
 type Claimer interface {
 	QueueHeads(ctx context.Context) ([]QueueHead, error)
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]ClaimedDelivery, error)
+	RescueExpiredLeases(ctx context.Context, now time.Time) (int64, error)
 }
 
 // ClaimDueParams asks ClaimDue for up to Limit due deliveries.
@@ -22,10 +23,13 @@ type ClaimDueParams struct {
 
 // ClaimDue leases up to p.Limit due deliveries of any endpoints, taking
 // endpoints in the order their heads fell due (oldest first) and each
-// endpoint's deliveries oldest first. It is for tools and tests that want
-// "whatever is due"; the delivery engine plans fair per-endpoint quotas
-// itself.
+// endpoint's deliveries oldest first; leases expired at p.Now are rescued
+// first. It is for tools and tests that want "whatever is due"; the
+// delivery engine plans fair per-endpoint quotas itself.
 func ClaimDue(ctx context.Context, s Claimer, p ClaimDueParams) ([]ClaimedDelivery, error) {
+	if _, err := s.RescueExpiredLeases(ctx, p.Now); err != nil {
+		return nil, err
+	}
 	heads, err := s.QueueHeads(ctx)
 	if err != nil {
 		return nil, err

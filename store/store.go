@@ -96,24 +96,32 @@ type Store interface {
 	// A missing account makes the whole call fail with ErrNotFound.
 	PublishEvents(ctx context.Context, events []PublishEventParams) ([]PublishResult, error)
 
-	// QueueHeads lists every endpoint that has pending deliveries, ascending
-	// by endpoint id, with its account and its head: the earliest
-	// next_attempt_at among them. A leased delivery's next_attempt_at is its
-	// lease's expiry (see ClaimDeliveries), so a head at or before now means
-	// the endpoint has work to claim now, and the earliest head is when the
-	// next work falls due. The engine plans its claims from this list (fair
-	// shares across accounts and endpoints); its cost is one index probe per
-	// endpoint listed, however many deliveries each has queued.
+	// QueueHeads lists every endpoint that has queued deliveries (pending
+	// and not leased), ascending by endpoint id, with its account and its
+	// head: the earliest next_attempt_at among them. A head at or before
+	// now means the endpoint has work to claim now, and the earliest head
+	// is when the next work falls due. The engine plans its claims from
+	// this list (fair shares across accounts and endpoints); its cost is
+	// one index probe per endpoint listed, however many deliveries each
+	// has queued.
 	QueueHeads(ctx context.Context) ([]QueueHead, error)
 	// ClaimDeliveries leases, for each of p.Quotas, up to Limit of that
-	// endpoint's due deliveries (pending, next_attempt_at at or before Now),
-	// oldest first (next_attempt_at, then id). Leasing sets next_attempt_at
-	// to LeaseUntil as well as the lease columns, so a leased delivery is not
-	// due again until its lease expires; the claim's Lease.DueAt keeps the
-	// time it was due, for ReleaseDeliveries. Each claim carries a fresh
-	// lease token that CompleteDeliveries must present. Claims come back
-	// grouped by quota, in quota order, each group oldest first.
+	// endpoint's due deliveries (queued, next_attempt_at at or before
+	// Now), oldest first (next_attempt_at, then id). A leased delivery
+	// leaves its endpoint's queue, and its next_attempt_at becomes
+	// LeaseUntil; the claim's Lease.DueAt keeps the time it was due, for
+	// ReleaseDeliveries. Each claim carries a fresh lease token that
+	// CompleteDeliveries must present. Claims come back grouped by quota,
+	// in quota order, each group oldest first.
 	ClaimDeliveries(ctx context.Context, p ClaimParams) ([]ClaimedDelivery, error)
+	// RescueExpiredLeases puts every delivery whose lease expired at or
+	// before now, still pending, back in its endpoint's queue, due at once
+	// (its next_attempt_at is its lease's expiry), and says how many: the
+	// claims of a node that crashed, or whose outcome was never recorded.
+	// Their lease token no longer matches, so a late outcome records its
+	// attempt without moving the delivery. Finding none costs one index
+	// probe; the engine calls it about once a second.
+	RescueExpiredLeases(ctx context.Context, now time.Time) (int64, error)
 	// CompleteDeliveries records attempts and moves deliveries on, in one
 	// transaction. A result whose lease token no longer matches (the lease
 	// expired and another worker claimed the delivery) still records its

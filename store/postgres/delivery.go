@@ -27,17 +27,16 @@ import (
 //     UPDATE SKIP LOCKED passes over rows another node is claiming this
 //     instant instead of waiting for them, and re-checks the WHERE of rows
 //     that changed since the statement began: a row another node leased
-//     meanwhile has next_attempt_at at its lease's expiry and is no
-//     longer due, so two nodes never lease one row. Leased rows are not
-//     due (see claimed), so leased_until is not read at all. NO KEY
+//     meanwhile has a lease_token and is no longer in the queue, so two
+//     nodes never lease one row. NO KEY
 //     UPDATE, the lock an UPDATE of non-key columns takes anyway, still
 //     lets attempts referencing the row be inserted meanwhile.
 //   - token draws one lease token per claim from the shared sequence (a
 //     CTE with a volatile function is evaluated once).
-//   - claimed leases the rows and moves next_attempt_at to the lease's
-//     expiry, which takes them out of the due range until then (a crashed
-//     node's claims come back then); it returns the time each was due, for
-//     Lease.DueAt.
+//   - claimed leases the rows, which takes them out of deliveries_queue
+//     (into deliveries_leased), and moves next_attempt_at to the lease's
+//     expiry, when RescueExpiredLeases puts a crashed node's claims back;
+//     it returns the time each was due, for Lease.DueAt.
 //   - the final join reads the endpoint and event of every claimed row.
 //     An event's payload comes once, on the first of its rows (first), and
 //     NULL on the others: a large event fanned out to many endpoints
@@ -50,7 +49,7 @@ const claimSQL = `WITH q AS (
 		SELECT x.id, x.next_attempt_at AS due_at, q.ord
 		FROM q CROSS JOIN LATERAL (
 			SELECT id, next_attempt_at FROM deliveries
-			WHERE endpoint_id = q.endpoint_id AND status = 'pending' AND next_attempt_at <= $3
+			WHERE endpoint_id = q.endpoint_id AND status = 'pending' AND lease_token IS NULL AND next_attempt_at <= $3
 			ORDER BY next_attempt_at, id
 			LIMIT q.n
 			FOR NO KEY UPDATE SKIP LOCKED
@@ -165,6 +164,42 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	return store.GroupByQuota(p.Quotas, out), nil
 }
 
+// rescueLeasesSQL is RescueExpiredLeases: one probe of deliveries_leased.
+// $1 now.
+const rescueLeasesSQL = `UPDATE deliveries SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
+	WHERE status = 'pending' AND lease_token IS NOT NULL AND leased_until <= $1`
+
+// RescueExpiredLeases puts deliveries whose lease has expired back in their
+// endpoint's queue, due at once: their claimer crashed or lost its
+// outcome. Any node may run it; two at once rescue each row once (the
+// second waits for the first's row locks and then finds them rescued).
+func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	c, err := s.acquire(ctx, "rescue expired leases")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	tag, err := c.Exec(ctx, rescueLeasesSQL, us(now))
+	if err != nil {
+		return 0, wrap("rescue expired leases", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// pendingOfEndpoint is the WHERE clause that finds the pending deliveries
+// of the endpoint given by the SQL expression id: those queued, from
+// deliveries_queue, and those leased, from deliveries_leased (as small as
+// the deliveries in flight). Each half names its index's predicate, so
+// that the planner need not read the endpoint's whole history through
+// deliveries_endpoint instead; status = 'pending' is checked again on the
+// row itself, which a concurrent change may have finished meanwhile.
+func pendingOfEndpoint(id string) string {
+	return `status = 'pending' AND id IN (
+		SELECT id FROM deliveries WHERE endpoint_id = ` + id + ` AND status = 'pending' AND lease_token IS NULL
+		UNION ALL
+		SELECT id FROM deliveries WHERE endpoint_id = ` + id + ` AND status = 'pending' AND lease_token IS NOT NULL)`
+}
+
 // queueHeadsSQL walks deliveries_queue from endpoint to endpoint (a loose
 // index scan) instead of reading every pending row. Each step takes the
 // first entry past the previous endpoint: in the index's order that entry
@@ -174,12 +209,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 // deliveries, however many each has queued.
 const queueHeadsSQL = `WITH RECURSIVE h AS (
 		(SELECT endpoint_id, account_id, next_attempt_at FROM deliveries
-			WHERE status = 'pending'
+			WHERE status = 'pending' AND lease_token IS NULL
 			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
 		UNION ALL
 		SELECT x.endpoint_id, x.account_id, x.next_attempt_at FROM h CROSS JOIN LATERAL (
 			SELECT endpoint_id, account_id, next_attempt_at FROM deliveries
-			WHERE status = 'pending' AND endpoint_id > h.endpoint_id
+			WHERE status = 'pending' AND lease_token IS NULL AND endpoint_id > h.endpoint_id
 			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1) x
 	)
 	SELECT endpoint_id, account_id, next_attempt_at FROM h ORDER BY endpoint_id`
@@ -300,12 +335,11 @@ const disableEndpointOfSQL = `UPDATE endpoints SET status = 'disabled', disabled
 // delivery $3, run after disableEndpointOfSQL in the same batch: if the
 // endpoint is now disabled (and live), nothing will send its pending
 // deliveries.
-const failPendingOfDisabledSQL = `UPDATE deliveries
+var failPendingOfDisabledSQL = `UPDATE deliveries
 	SET status = 'failed', last_error = $1,
 	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
-	WHERE endpoint_id = (SELECT e.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
-			WHERE d.id = $3 AND e.status = 'disabled' AND e.deleted_at IS NULL)
-	  AND status = 'pending'`
+	WHERE ` + pendingOfEndpoint(`(SELECT e.id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+			WHERE d.id = $3 AND e.status = 'disabled' AND e.deleted_at IS NULL)`)
 
 // CompleteDeliveries records a batch of attempts and moves their deliveries
 // on, in one transaction and one round trip: the statements travel in one

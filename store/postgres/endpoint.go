@@ -27,10 +27,10 @@ const endpointColumns = `id, account_id, url, events, status, description, disab
 // endpoint: under READ COMMITTED each statement sees what committed before it
 // started, which then includes the deliveries of any publish that held the
 // endpoint (FOR SHARE in the fan-out) while the disabling waited for it.
-const failPendingOfEndpointSQL = `UPDATE deliveries
+var failPendingOfEndpointSQL = `UPDATE deliveries
 	SET status = 'failed', last_error = $1,
 	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
-	WHERE endpoint_id = $3 AND status = 'pending'`
+	WHERE ` + pendingOfEndpoint("$3")
 
 // nextEndpointIDSQL takes the id of an endpoint about to be created from
 // the identity's sequence, so that its URL and secret can be sealed for it
@@ -272,7 +272,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 		if _, err := tx.Exec(ctx, `UPDATE deliveries
 			SET status = 'cancelled', last_error = 'endpoint deleted',
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
-			WHERE endpoint_id = $2 AND status = 'pending'`, now, id); err != nil {
+			WHERE `+pendingOfEndpoint("$2"), now, id); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil

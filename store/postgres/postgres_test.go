@@ -777,7 +777,9 @@ func TestTerminatedConnections(t *testing.T) {
 
 // TestQueuesUseTheQueueIndex pins the queue's reads to deliveries_queue:
 // the claim to one range of each endpoint's due deliveries, in order,
-// QueueHeads to one probe per endpoint, and Stats to the index alone. A
+// QueueHeads to one probe per endpoint, and Stats to the index alone; the
+// rescue of expired leases and the leased deliveries of an endpoint to
+// deliveries_leased, as small as the deliveries in flight. A
 // sort, a scan of every delivery, or a scan of all pending rows where a
 // range will do would make each call cost the whole history or the whole
 // backlog. Sequential and bitmap scans are disabled because on the empty
@@ -803,8 +805,17 @@ func TestQueuesUseTheQueueIndex(t *testing.T) {
 			"Index Scan using deliveries_queue on deliveries",
 			"Index Cond: (endpoint_id > h_1.endpoint_id)"},
 			[]string{"Seq Scan on deliveries", "Sort Key: deliveries", "Aggregate"}},
-		{"stats", statsSQL, []any{now}, []string{"Index Only Scan using deliveries_queue on deliveries"},
+		{"stats", statsSQL, []any{now}, []string{"Index Only Scan using deliveries_queue on deliveries",
+			"Index Only Scan using deliveries_leased on deliveries"},
 			[]string{"Seq Scan on deliveries", "Sort"}},
+		{"rescue", rescueLeasesSQL, []any{now}, []string{"Index Scan using deliveries_leased on deliveries",
+			"Index Cond: (leased_until <= "}, []string{"Seq Scan on deliveries"}},
+		// The queued ones by a range of the queue, the leased ones from
+		// deliveries_leased, not the endpoint's whole history.
+		{"fail an endpoint's pending deliveries", failPendingOfEndpointSQL, []any{"x", now, int64(7)}, []string{
+			"Index Only Scan using deliveries_queue on deliveries",
+			"using deliveries_leased on deliveries"},
+			[]string{"Seq Scan on deliveries", "deliveries_endpoint"}},
 	} {
 		tx, err := s.pool.Begin(ctx)
 		if err != nil {

@@ -23,9 +23,10 @@ import (
 //     recursive walk, a seek per delivery), which measured ten times the
 //     cost of the per-endpoint ranges for two quotas of 128, and no less
 //     for 64 quotas of 4 (BenchmarkClaimQuotas).
-//   - claimLease leases them all at once: the lease columns, and
-//     next_attempt_at set to the lease's expiry, which takes them out of
-//     the due range until then (a crashed node's claims come back then).
+//   - claimLease leases them all at once: setting the lease columns takes
+//     them out of deliveries_queue (into deliveries_leased), and
+//     next_attempt_at becomes the lease's expiry, when RescueExpiredLeases
+//     puts a crashed node's claims back.
 //   - claimed reads the endpoint and event of every claimed row in one
 //     join, and claimPayloads the payload of each event once, however
 //     many of its deliveries were claimed: a fan-out of a large event to
@@ -237,7 +238,7 @@ func (s *Store) fillPayloads(ctx context.Context, tx *sql.Tx, claims []store.Cla
 
 // claimPickSQL is one endpoint's part of a claim (see writerStmts).
 const claimPickSQL = `SELECT id, next_attempt_at FROM deliveries
-	WHERE endpoint_id = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+	WHERE endpoint_id = ?1 AND status = 'pending' AND lease_token IS NULL AND next_attempt_at <= ?2
 	ORDER BY next_attempt_at, id
 	LIMIT ?3`
 
@@ -255,10 +256,37 @@ const queueHeadsSQL = `WITH RECURSIVE q(endpoint_id, account_id, due) AS (
 		SELECT 0, 0, 0
 		UNION ALL
 		SELECT d.endpoint_id, d.account_id, d.next_attempt_at FROM q JOIN deliveries d ON d.id = (
-			SELECT id FROM deliveries WHERE status = 'pending' AND endpoint_id > q.endpoint_id
+			SELECT id FROM deliveries WHERE status = 'pending' AND lease_token IS NULL AND endpoint_id > q.endpoint_id
 			ORDER BY endpoint_id, next_attempt_at, id LIMIT 1)
 	)
 	SELECT endpoint_id, account_id, due FROM q WHERE endpoint_id > 0`
+
+// RescueExpiredLeases puts deliveries whose lease has expired back in their
+// endpoint's queue, due at once: their claimer crashed or lost its
+// outcome. A read of deliveries_leased first (one seek, on the read pool)
+// spares the writer when, as nearly always, there are none.
+func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, error) {
+	var one int
+	err := s.stmts.anyExpiredLease.QueryRowContext(ctx, micros(now)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap("rescue expired leases", err)
+	}
+	var n int64
+	err = s.inLazyTx(ctx, "rescue expired leases", func(tx *sql.Tx) error {
+		res, err := tx.StmtContext(ctx, s.stmts.rescueLeases).ExecContext(ctx, micros(now))
+		if err != nil {
+			return wrap("rescue expired leases", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return wrap("rescue expired leases", err)
+		}
+		return nil
+	})
+	return n, err
+}
 
 // QueueHeads lists each endpoint with pending deliveries and its head, on
 // the read pool: see queueHeadsSQL for the walk. The engine reads it at

@@ -205,8 +205,8 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
 			SET status = 'cancelled', last_error = 'endpoint deleted',
-			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-			WHERE endpoint_id = ? AND status = 'pending'`, micros(now), id); err != nil {
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
+			WHERE `+pendingOfEndpoint("?2"), micros(now), id); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil

@@ -22,14 +22,16 @@ type writerStmts struct {
 	claimPayloads         *sql.Stmt
 	releaseDelivery       *sql.Stmt
 	failPendingOfEndpoint *sql.Stmt
+	rescueLeases          *sql.Stmt
 	all                   []*sql.Stmt
 
 	// On the reader pool: the reads of every claim loop, publish and
 	// authenticated request. A query given as text is prepared afresh at
 	// each call, which for these costs more than running it.
-	queueHeads   *sql.Stmt
-	getAccount   *sql.Stmt
-	apiKeyByHash *sql.Stmt
+	queueHeads      *sql.Stmt
+	anyExpiredLease *sql.Stmt
+	getAccount      *sql.Stmt
+	apiKeyByHash    *sql.Stmt
 
 	// Multi-row statements of PublishEvents and CompleteDeliveries, see
 	// chunkStmts.
@@ -118,6 +120,8 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 		sql string
 	}{
 		{&w.queueHeads, queueHeadsSQL},
+		{&w.anyExpiredLease, `SELECT 1 FROM deliveries INDEXED BY deliveries_leased
+			WHERE status = 'pending' AND lease_token IS NOT NULL AND leased_until <= ? LIMIT 1`},
 		{&w.getAccount, `SELECT name, created_at FROM accounts WHERE id = ?`},
 		{&w.apiKeyByHash, `SELECT k.id, k.account_id, k.hash, k.created_at
 			FROM api_keys k JOIN accounts a ON a.id = k.account_id
@@ -162,13 +166,15 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 
 		// The claim, per endpoint: one range of the partial index
 		// deliveries_queue, in due order, read from the index alone.
-		// status = 'pending' is written literally so the planner can match
-		// it to the index's WHERE clause. Leased deliveries are not due
-		// (their next_attempt_at is their lease's expiry), so leased_until
-		// is not read. ?1 endpoint, ?2 now, ?3 limit.
+		// Its predicate is written literally so the planner can match it
+		// to the index's WHERE clause. Leased deliveries are not in the
+		// queue. ?1 endpoint, ?2 now, ?3 limit.
 		{&w.claimPick, claimPickSQL},
-		// Leasing moves next_attempt_at to the lease's expiry. ?1 leased
-		// until, ?2 token, ?3 owner, ?4 the ids (a JSON array).
+		// Leasing takes the deliveries out of deliveries_queue (lease_token
+		// is set) into deliveries_leased, and moves next_attempt_at to the
+		// lease's expiry: a delivery whose lease expires unfinished is due
+		// at once when RescueExpiredLeases puts it back. ?1 leased until,
+		// ?2 token, ?3 owner, ?4 the ids (a JSON array).
 		{&w.claimLease, `UPDATE deliveries SET next_attempt_at = ?1, leased_until = ?1, lease_token = ?2, lease_owner = ?3
 			WHERE id IN (SELECT value FROM json_each(?4))`},
 		// What a worker needs for the claimed ids (a JSON array), one join;
@@ -194,9 +200,13 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 		// they fail, and their leases are dropped so that a late completion
 		// of an in-flight attempt records the attempt without reviving them.
 		{&w.failPendingOfEndpoint, `UPDATE deliveries
-			SET status = 'failed', last_error = ?,
-			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-			WHERE endpoint_id = ? AND status = 'pending'`},
+			SET status = 'failed', last_error = ?1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?2
+			WHERE ` + pendingOfEndpoint("?3")},
+		// RescueExpiredLeases: one seek of deliveries_leased. ?1 now.
+		{&w.rescueLeases, `UPDATE deliveries INDEXED BY deliveries_leased
+			SET leased_until = NULL, lease_token = NULL, lease_owner = NULL
+			WHERE status = 'pending' AND lease_token IS NOT NULL AND leased_until <= ?1`},
 	} {
 		st, err := db.PrepareContext(ctx, s.sql)
 		if err != nil {
@@ -216,6 +226,20 @@ func (w *writerStmts) close() error {
 	w.all = nil
 	errs = append(errs, w.insertDeliveries.close(), w.insertAttempts.close(), w.completeDeliveries.close(), w.markFailing.close())
 	return errors.Join(errs...)
+}
+
+// pendingOfEndpoint is the WHERE clause that finds the pending deliveries
+// of the endpoint given by param: those queued, from deliveries_queue, and
+// those leased, from deliveries_leased (a scan of it, as small as the
+// deliveries in flight). Each half names its index's predicate, so that
+// the planner does not read the endpoint's whole history through
+// deliveries_endpoint instead.
+func pendingOfEndpoint(param string) string {
+	return `id IN (
+		SELECT id FROM deliveries WHERE endpoint_id = ` + param + ` AND status = 'pending' AND lease_token IS NULL
+		UNION ALL
+		SELECT id FROM deliveries INDEXED BY deliveries_leased
+			WHERE endpoint_id = ` + param + ` AND status = 'pending' AND lease_token IS NOT NULL)`
 }
 
 func firstLine(s string) string {

@@ -96,9 +96,13 @@ func testClaim(t *testing.T, open func(t *testing.T) store.Store) {
 		sameTime(t, "next attempt at while leased", d.NextAttemptAt, leaseUntil)
 		equal(t, "claimed during the lease", len(b.claimQuotas(t, leaseUntil.Add(-time.Microsecond), leaseUntil.Add(time.Hour), quota)), 0)
 
-		// Lease rescue: once the lease expires, another worker takes it with
-		// a new token, and it is still the first attempt. It was due (for
-		// the rescuer) when the lease expired.
+		// Lease rescue: once the lease expires, RescueExpiredLeases queues
+		// it again and another worker takes it with a new token, and it is
+		// still the first attempt. It was due (for the rescuer) when the
+		// lease expired.
+		equal(t, "claimed at expiry before a rescue", len(b.claimQuotas(t, leaseUntil, leaseUntil.Add(time.Minute), quota)), 0)
+		equal(t, "rescued", b.rescue(t, leaseUntil), int64(1))
+		equal(t, "rescued again", b.rescue(t, leaseUntil.Add(time.Hour)), int64(0))
 		rescued := b.claimQuotas(t, leaseUntil, leaseUntil.Add(time.Minute), quota)
 		equal(t, "claimed at expiry", len(rescued), 1)
 		equal(t, "rescued delivery", rescued[0].DeliveryID, first[0].DeliveryID)

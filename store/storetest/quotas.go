@@ -196,7 +196,9 @@ func testQuotas(t *testing.T, open func(t *testing.T) store.Store) {
 		b.publish(t, b.event(a.ID)) // to deleted and live (disabled: failed at once)
 		requireNoError(t, b.s.DeleteEndpoint(b.ctx, a.ID, deleted.ID, b.now))
 
-		now := b.now.Add(time.Hour) // every lease has expired
+		// Every lease has expired; the rescue queues the ping again.
+		now := b.now.Add(time.Hour)
+		equal(t, "leases rescued", b.rescue(t, now), int64(1))
 		got := b.claimQuotas(t, now, now.Add(time.Minute),
 			store.EndpointQuota{EndpointID: deleted.ID, Limit: 10},
 			store.EndpointQuota{EndpointID: disabled.ID, Limit: 10},

@@ -152,6 +152,14 @@ func (b *bundle) claimQuotas(t *testing.T, now, leaseUntil time.Time, quotas ...
 	return c
 }
 
+// rescue runs RescueExpiredLeases at now and returns how many it queued.
+func (b *bundle) rescue(t *testing.T, now time.Time) int64 {
+	t.Helper()
+	n, err := b.s.RescueExpiredLeases(b.ctx, now)
+	requireNoError(t, err)
+	return n
+}
+
 // heads returns QueueHeads.
 func (b *bundle) heads(t *testing.T) []store.QueueHead {
 	t.Helper()
