@@ -27,6 +27,7 @@ import (
 	"github.com/nanohook/nanohook/api"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
 
@@ -200,7 +201,7 @@ func chromiumPath(t *testing.T) string {
 	if os.Getenv("CI") != "" {
 		t.Fatalf("chromium is not on PATH (%v), but CI is set and .ci/run installs it", err)
 	}
-	t.Skipf("chromium is not on PATH (%v): install Debian's chromium (apt-get install chromium) to run the dashboard's browser test", err)
+	skipnote.Skip(t, "the dashboard's browser test, as chromium is not on PATH", "install Chromium: apt-get install chromium")
 	return ""
 }
 

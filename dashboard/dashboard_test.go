@@ -16,11 +16,17 @@ import (
 
 	"github.com/nanohook/nanohook/api"
 	"github.com/nanohook/nanohook/dashboard"
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
 
 // TestMain also proves the browser test leaves nothing running behind it.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		skipnote.Report("github.com/nanohook/nanohook/dashboard")
+		os.Exit(code)
+	}))
+}
 
 // publicServer serves the real public API, dashboard included, on a fresh
 // SQLite database: the dashboard is tested where customers reach it.

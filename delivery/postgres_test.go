@@ -5,12 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/store/postgres"
 )
 
@@ -20,10 +20,7 @@ import (
 // when the variable is not set.
 func openPostgres(t *testing.T) (st *postgres.Store, base, schema string) {
 	t.Helper()
-	base = os.Getenv("NANOHOOK_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("NANOHOOK_TEST_POSTGRES_URL is not set: skipping PostgreSQL (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
+	base = skipnote.SkipWithoutPostgres(t, "the engine's PostgreSQL tests")
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	schema = "nh_delivery_" + hex.EncodeToString(b[:])

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/nanohook/nanohook/internal/skipnote"
 )
 
 // nodeRef is one long-lived `node testdata/canon.js` shared by every test of
@@ -31,6 +33,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	skipnote.Report("github.com/nanohook/nanohook/webhook")
 	if nodeShared != nil {
 		nodeShared.close()
 	}

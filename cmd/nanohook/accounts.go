@@ -14,8 +14,12 @@ import (
 
 // runAccounts handles "accounts create".
 func runAccounts(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "usage: nanohook accounts create --name N [--json] [--db PATH]\n"
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		return &helpRequest{usage: usage}
+	}
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: nanohook accounts create --name N [--json] [--db PATH]")
+		fmt.Fprint(stderr, usage)
 		return errUsageShown
 	}
 	fs := newFlagSet("accounts create", stderr)

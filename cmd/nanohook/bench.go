@@ -108,7 +108,10 @@ Flags:
 func parseBench(args []string, getenv func(string) string, stderr io.Writer) (benchConfig, error) {
 	c := benchConfig{Endpoints: 10, Batch: 100, Publishers: 4, Workers: 256, Deadline: 3 * time.Minute}
 	fs := newFlagSet("bench", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), benchUsage)
+		printSettings(fs.Output(), flagSettings(fs, benchEnvName))
+	}
 	fs.StringVar(&c.DB, "db", "", "postgres:// URL to benchmark PostgreSQL (a fresh schema per run); default: a fresh SQLite file per run in a temporary directory")
 	scenarios := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run, of "+strings.Join(benchScenarios, ", "))
 	fs.BoolVar(&c.Quick, "quick", false, "small sizes: the whole run finishes within a minute")
@@ -153,6 +156,12 @@ func parseBench(args []string, getenv func(string) string, stderr io.Writer) (be
 	return c, nil
 }
 
+// benchEnvName is the environment twin of a bench flag:
+// --db is NANOHOOK_BENCH_DB.
+func benchEnvName(flagName string) string {
+	return "NANOHOOK_BENCH_" + strings.TrimPrefix(envName(flagName), "NANOHOOK_")
+}
+
 // parseBenchFlags is parseFlags with NANOHOOK_BENCH_* environment twins.
 func parseBenchFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if err := parseFlags(fs, args, func(string) string { return "" }); err != nil {
@@ -162,7 +171,7 @@ func parseBenchFlags(fs *flag.FlagSet, args []string, getenv func(string) string
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "NANOHOOK_BENCH_" + strings.TrimPrefix(envName(f.Name), "NANOHOOK_")
+		name := benchEnvName(f.Name)
 		if set[f.Name] || err != nil {
 			return
 		}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"math"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -112,10 +111,7 @@ func TestBenchFastAndRetry(t *testing.T) {
 }
 
 func TestBenchPostgres(t *testing.T) {
-	base := os.Getenv("NANOHOOK_TEST_POSTGRES_URL")
-	if base == "" {
-		t.Skip("NANOHOOK_TEST_POSTGRES_URL is not set: skipping the PostgreSQL bench (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
+	base := testPostgresURL(t)
 	before := benchSchemas(t, base)
 	res, _ := runBenchJSON(t, "--db", base, "--scenarios", "fast", "--endpoints", "2", "--events", "100", "--workers", "32")
 	if !res.OK || res.Settings.DB == "sqlite" {

@@ -68,6 +68,13 @@ func readConfig(fs *flag.FlagSet, onCommandLine map[string]bool, getenv func(str
 			}
 			continue
 		}
+		if _, isDuration := durationOf(fs.Lookup(key)); isDuration {
+			switch v.(type) {
+			case int64, float64:
+				// TOML has no duration type: 15 is a number, "15s" the duration.
+				return nil, path, fmt.Errorf(`config file %s: %s = %v: want a duration such as "15s" (a quoted number and unit)`, path, key, v)
+			}
+		}
 		s, err := configValue(v)
 		if err != nil {
 			return nil, path, fmt.Errorf("config file %s: %s: %w", path, key, err)

@@ -112,6 +112,9 @@ func TestConfigFileErrorsNameFileAndKey(t *testing.T) {
 		{"unknown key", "delivery-timout = \"5s\"\nzeta = 1\n", []string{`unknown key "delivery-timout", "zeta"`, "nanohook serve -h"}},
 		{"config names another", `config = "other.toml"`, []string{`unknown key "config"`}},
 		{"bad duration", `delivery-timeout = "soon"`, []string{`delivery-timeout = "soon"`}},
+		// TOML has no durations: a bare number is the likely mistake.
+		{"duration without unit", `delivery-timeout = 15`, []string{`delivery-timeout = 15`, `want a duration such as "15s"`}},
+		{"duration string without unit", `retention = "30"`, []string{`retention = "30"`, `want a duration such as "15s"`}},
 		{"bad boolean", `allow-http = "yes"`, []string{`allow-http = "yes"`}},
 		{"bad integer", `delivery-workers = 2.5`, []string{`delivery-workers = "2.5"`}},
 		{"list", `retry-schedule = ["5s", "5m"]`, []string{"retry-schedule: must be one value, not a list"}},
@@ -175,46 +178,22 @@ const (
 )
 
 // configReference is the README's table of serve's settings, made from
-// the flag set itself so that it cannot drift from the code.
+// the flag set itself so that it cannot drift from the code; serve -h
+// prints the same rows.
 func configReference() string {
-	fs, _ := serveFlags(&serveConfig{}, io.Discard)
 	var b strings.Builder
 	b.WriteString("| flag | environment | default | what |\n| --- | --- | --- | --- |\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		_, usage := flag.UnquoteUsage(f)
-		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", f.Name, envName(f.Name), defaultText(f), markdownCell(usage))
-	})
-	fmt.Fprintf(&b, "| | `%s` | (none) | %s |\n", adminTokenEnv, markdownCell(adminTokenUsage))
+	for _, s := range serveSettings() {
+		flagCell, def := "| |", "(none)" // an environment-only row has no flag
+		if s.flag != "" {
+			flagCell = "| `--" + s.flag + "` |"
+		}
+		if s.def != "" {
+			def = "`" + s.def + "`"
+		}
+		fmt.Fprintf(&b, "%s `%s` | %s | %s |\n", flagCell, s.env, def, markdownCell(s.usage))
+	}
 	return b.String()
-}
-
-// defaultText shows a flag's default as an operator would write it:
-// durations without trailing zero units (720h, not 720h0m0s).
-func defaultText(f *flag.Flag) string {
-	if f.DefValue == "" {
-		return "(none)"
-	}
-	v := f.DefValue
-	if d, ok := durationOf(f); ok {
-		v = d.String()
-		if strings.HasSuffix(v, "m0s") {
-			v = strings.TrimSuffix(v, "0s")
-		}
-		if strings.HasSuffix(v, "h0m") {
-			v = strings.TrimSuffix(v, "0m")
-		}
-	}
-	return "`" + v + "`"
-}
-
-// durationOf is the default of a duration flag.
-func durationOf(f *flag.Flag) (time.Duration, bool) {
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return 0, false
-	}
-	d, ok := g.Get().(time.Duration)
-	return d, ok
 }
 
 func markdownCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -51,8 +51,19 @@ Every flag has an environment twin: --delivery-timeout is NANOHOOK_DELIVERY_TIME
 Run 'nanohook <command> -h' for a command's flags.
 `
 
-// run executes one nanohook command.
+// run executes one nanohook command. A command asked for help (-h, -help,
+// --help) prints its usage on stdout and succeeds.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := runCommand(ctx, args, getenv, stdout, stderr)
+	if h, ok := errors.AsType[*helpRequest](err); ok {
+		fmt.Fprint(stdout, h.usage)
+		return nil
+	}
+	return err
+}
+
+// runCommand dispatches to the command args name.
+func runCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errUsageShown

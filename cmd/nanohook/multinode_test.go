@@ -29,6 +29,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/webhook"
 )
 
@@ -60,12 +61,7 @@ var mnServeFlags = []string{
 // the test when none is configured.
 func testPostgresURL(t *testing.T) string {
 	t.Helper()
-	u := os.Getenv("NANOHOOK_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("NANOHOOK_TEST_POSTGRES_URL is not set: the multi-node tests need a PostgreSQL database " +
-			"(CI uses postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	return u
+	return skipnote.SkipWithoutPostgres(t, "the PostgreSQL tests (several nodes, fan-out, bench)")
 }
 
 // cluster is a set of nanohook nodes sharing one fresh PostgreSQL schema,

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/nanohook/nanohook/internal/skipnote"
 )
 
 // execMainEnv, set to 1 in a child's environment, makes the test binary run
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	code := m.Run()
+	skipnote.Report("github.com/nanohook/nanohook/cmd/nanohook")
 	// Every child process has been waited for and every test server closed
 	// by now: a goroutine still running is a leak in serve, the engine or a
 	// test's cleanup.

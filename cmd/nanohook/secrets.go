@@ -14,8 +14,12 @@ import (
 // bound to their endpoint) to the primary one (the second step of a key
 // rotation); check says whether serve would start with these keys.
 func runSecrets(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const usage = "usage: nanohook secrets reseal|check [--db PATH] (keys in NANOHOOK_ENCRYPTION_KEY)\n"
+	if len(args) > 0 && isHelpFlag(args[0]) {
+		return &helpRequest{usage: usage}
+	}
 	if len(args) == 0 || (args[0] != "reseal" && args[0] != "check") {
-		fmt.Fprintln(stderr, "usage: nanohook secrets reseal|check [--db PATH] (keys in NANOHOOK_ENCRYPTION_KEY)")
+		fmt.Fprint(stderr, usage)
 		return errUsageShown
 	}
 	sub := args[0]

@@ -95,6 +95,10 @@ func parseServe(args []string, getenv func(string) string, stderr io.Writer) (se
 // read there.
 func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func() error) {
 	fs = newFlagSet("serve", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		printSettings(fs.Output(), serveSettings())
+	}
 	addConfigFlag(fs)
 	fs.StringVar(&c.DB, "db", defaultDB, "SQLite file, or a postgres:// URL for several nodes sharing one database")
 	fs.StringVar(&c.Addr, "addr", ":8080", "listen address of the public API (customers)")
@@ -162,6 +166,25 @@ func serveFlags(c *serveConfig, stderr io.Writer) (fs *flag.FlagSet, finish func
 		}
 		return checkConnectionFlags(c)
 	}
+}
+
+// serveUsage heads serve's help, above its settings.
+const serveUsage = `Usage: nanohook serve [flags]
+
+Runs the public API, the admin API and the delivery workers. Each setting
+comes from its flag, else its environment variable, else the --config file,
+else its default. The admin token comes from the environment only.
+
+Settings:
+`
+
+// serveSettings lists every way to configure serve: its flags with their
+// environment twins, then the admin token. serve -h prints them and
+// README.md's configuration table is generated from them
+// (TestConfigReference).
+func serveSettings() []setting {
+	fs, _ := serveFlags(&serveConfig{}, io.Discard)
+	return append(flagSettings(fs, envName), setting{env: adminTokenEnv, usage: adminTokenUsage})
 }
 
 // serveFlagNames lists serve's flags, which a config file shared with

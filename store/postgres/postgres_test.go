@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/store"
 	"github.com/nanohook/nanohook/store/storetest"
 )
@@ -31,18 +32,16 @@ const testURLEnv = "NANOHOOK_TEST_POSTGRES_URL"
 func TestMain(m *testing.M) {
 	// pgxpool's background goroutines must be gone once every Store is
 	// closed, and ListenDue's once its context is done.
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		skipnote.Report("github.com/nanohook/nanohook/store/postgres")
+		os.Exit(code)
+	}))
 }
 
 // baseURL is the test database's URL, or skips the test.
 func baseURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(testURLEnv)
-	if u == "" {
-		t.Skipf("%s is not set: skipping PostgreSQL tests (e.g. %s=postgres://postgres@127.0.0.1:5432/test?sslmode=disable)",
-			testURLEnv, testURLEnv)
-	}
-	return u
+	return skipnote.SkipWithoutPostgres(t, "the PostgreSQL driver's tests")
 }
 
 // withParams returns raw with the query parameters kv (key, value, …) set.
