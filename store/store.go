@@ -367,11 +367,10 @@ type PublishEventParams struct {
 // PublishResult says what PublishEvents did with one event.
 type PublishResult struct {
 	EventID string
-	// Deliveries counts the pending deliveries created; the failed ones
-	// recorded for disabled endpoints are not counted. For a duplicate it is
-	// the count of the original publish, as far as the rows still tell: its
-	// deliveries less those recorded failed for a disabled endpoint and
-	// untouched since.
+	// Deliveries counts the delivery rows created: one per live endpoint
+	// subscribed to the type, the failed ones recorded for disabled
+	// endpoints included. For a duplicate it is the count of the original
+	// publish, as far as the rows still tell (pruning removes some).
 	Deliveries int
 	Duplicate  bool // the idempotency key was already used
 }
