@@ -178,7 +178,9 @@ type Store interface {
 	// until it returns fewer than Limit, so that no transaction holds the
 	// writer for long. The Now bound keeps a delivery that is retried and
 	// fails again while the caller loops from being re-queued twice in one
-	// recovery. ErrNotFound as in GetEndpoint; a disabled endpoint is a
+	// recovery. Test pings (nanohook.EventPing) are neither re-queued nor
+	// counted: a ping is a one-off check made on request, never retried.
+	// ErrNotFound as in GetEndpoint; a disabled endpoint is a
 	// *nanohook.Error of code nanohook.CodeConflict.
 	RecoverDeliveries(ctx context.Context, p RecoverParams) (int, error)
 
