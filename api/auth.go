@@ -71,20 +71,26 @@ func (s *server) authenticatePublic(r *http.Request, key string, _ credential) (
 	return r.WithContext(context.WithValue(r.Context(), accountKey{}, k.AccountID)), nil
 }
 
+// errAdminDisabled answers every admin call while no admin token is
+// configured. It differs from errUnauthorized so that an operator who forgot
+// the token is told what to set, instead of hunting for a typo in a token
+// the server never had.
+var errAdminDisabled = nanohook.Errorf(nanohook.CodeUnauthorized, "", "the admin API is disabled until an admin token is configured: set NANOHOOK_ADMIN_TOKEN on the server and restart it")
+
 // requireAdmin authenticates the platform by the admin token. Both sides are
 // hashed before the constant-time compare so that not even the token's length
-// leaks through timing. With no token configured every call is refused: an
-// admin API that runs open would let anyone publish events. Failures count
-// against the client's limit (limitAuth), which matters most here: the
-// operator chooses the token, and it may be guessable.
+// leaks through timing. With no token configured every call is refused
+// (errAdminDisabled): an admin API that runs open would let anyone publish
+// events. Failures count against the client's limit (limitAuth), which
+// matters most here: the operator chooses the token, and it may be
+// guessable. Without a token there is nothing to guess, so nothing counts.
 func (s *server) requireAdmin(next apiFunc) apiFunc {
-	var want [sha256.Size]byte
-	configured := s.adminToken != ""
-	if configured {
-		want = sha256.Sum256([]byte(s.adminToken))
+	if s.adminToken == "" {
+		return func(http.ResponseWriter, *http.Request) error { return errAdminDisabled }
 	}
+	want := sha256.Sum256([]byte(s.adminToken))
 	return s.limitAuth(func(r *http.Request, _ string, got credential) (*http.Request, error) {
-		if !configured || subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 			return nil, errUnauthorized
 		}
 		return r, nil

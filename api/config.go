@@ -50,7 +50,8 @@ type Config struct {
 	// request carries its request_id. nil discards them.
 	Logger *slog.Logger
 	// AdminToken authenticates the admin API. Empty means every admin route
-	// answers 401: the admin API refuses to run open.
+	// answers 401 saying that the admin API is disabled until
+	// NANOHOOK_ADMIN_TOKEN is set: it refuses to run open.
 	AdminToken string
 	// AllowHTTP accepts plain http:// endpoint URLs (--allow-http), for local
 	// development only.

@@ -124,6 +124,9 @@ func (s *server) publish(ctx context.Context, events []store.PublishEventParams,
 		if len(res) != len(part) {
 			return nil, fmt.Errorf("api: store returned %d results for %d events", len(res), len(part))
 		}
+		// Deliveries counts the ones recorded failed for a disabled
+		// endpoint too, so the engine may be woken for nothing: a cheap
+		// look at the queue.
 		created := false
 		for j, i := range c.idx {
 			out[i] = res[j]

@@ -15,10 +15,14 @@
 //     rebinding) cannot reach a forbidden address. It never uses a proxy,
 //     never follows redirects (the 3xx is returned to the caller), keeps TLS
 //     verification on and bounds every phase with a timeout.
-//   - CheckURL is the early, friendlier check made when an endpoint is created,
-//     so an obviously internal URL is refused with a clear message instead of
-//     failing every delivery. It is advisory: DNS can change after creation,
-//     and only the dial-time check is enforcement.
+//   - CheckURL is the early, friendlier check made when an endpoint's URL is
+//     set (create or update): it refuses (422 in the API) user info, localhost
+//     names, forbidden IP literals, names that do not resolve and names whose
+//     every address is forbidden, so such a URL gets a clear message at once
+//     instead of failing every delivery. It is not the safety guard: DNS can
+//     change after creation, and a name with both public and forbidden
+//     addresses passes it, so the dial-time check is what keeps every
+//     delivery off forbidden addresses.
 //   - Refusals (ForbiddenError) name the host and never what a name
 //     resolved to, because their messages reach customers and would
 //     otherwise map our internal DNS; the operator's log gets the address

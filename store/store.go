@@ -186,7 +186,9 @@ type Store interface {
 	// until it returns fewer than Limit, so that no transaction holds the
 	// writer for long. The Now bound keeps a delivery that is retried and
 	// fails again while the caller loops from being re-queued twice in one
-	// recovery. ErrNotFound as in GetEndpoint; a disabled endpoint is a
+	// recovery. Test pings (nanohook.EventPing) are neither re-queued nor
+	// counted: a ping is a one-off check made on request, never retried.
+	// ErrNotFound as in GetEndpoint; a disabled endpoint is a
 	// *nanohook.Error of code nanohook.CodeConflict.
 	RecoverDeliveries(ctx context.Context, p RecoverParams) (int, error)
 
@@ -375,11 +377,10 @@ type PublishEventParams struct {
 // PublishResult says what PublishEvents did with one event.
 type PublishResult struct {
 	EventID string
-	// Deliveries counts the pending deliveries created; the failed ones
-	// recorded for disabled endpoints are not counted. For a duplicate it is
-	// the count of the original publish, as far as the rows still tell: its
-	// deliveries less those recorded failed for a disabled endpoint and
-	// untouched since.
+	// Deliveries counts the delivery rows created: one per live endpoint
+	// subscribed to the type, the failed ones recorded for disabled
+	// endpoints included. For a duplicate it is the count of the original
+	// publish, as far as the rows still tell (pruning removes some).
 	Deliveries int
 	Duplicate  bool // the idempotency key was already used
 }

@@ -43,7 +43,7 @@ const dueChannel = "nanohook_due"
 //     An active endpoint gets a pending delivery; a disabled one a delivery
 //     already failed, with no attempt and its reason as last error, so that
 //     the event is on record and a recover after re-enabling replays it.
-//     Only the pending ones are counted.
+//     Both kinds are counted: the count is the rows created.
 //   - the final SELECT notifies dueChannel (delivered at commit) if any
 //     pending delivery was created. The notifying sub-select is uncorrelated, so it
 //     runs at most once, and only when a CASE reaches it.
@@ -71,17 +71,16 @@ const publishSQL = `WITH input AS (
 		FOR SHARE OF e
 		RETURNING event_pk, status
 	), counts AS (
-		SELECT event_pk, count(*) FILTER (WHERE status = 'pending') AS n FROM fan GROUP BY event_pk
+		SELECT event_pk, count(*) AS n, count(*) FILTER (WHERE status = 'pending') AS pending FROM fan GROUP BY event_pk
 	)
 	SELECT ins.id, coalesce(counts.n, 0),
-		CASE WHEN counts.n > 0 THEN (SELECT true FROM pg_notify('` + dueChannel + `', current_schema())) END
+		CASE WHEN counts.pending > 0 THEN (SELECT true FROM pg_notify('` + dueChannel + `', current_schema())) END
 	FROM ins LEFT JOIN counts ON counts.event_pk = ins.pk`
 
 // existingEventSQL is what a duplicate's result reports: the event that owns
-// the key and how many deliveries it was given, less the ones recorded
-// failed for a disabled endpoint (and untouched since), as at publish.
-const existingEventSQL = `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk
-				AND NOT (d.status = 'failed' AND d.attempts = 0 AND d.updated_at = d.created_at AND d.last_error LIKE 'endpoint disabled: %'))
+// the key and how many deliveries it was given, as at publish (less any
+// pruned since).
+const existingEventSQL = `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk)
 	FROM events e WHERE e.account_id = $1 AND e.idempotency_key = $2`
 
 // PublishEvents writes a batch of events and their deliveries in one

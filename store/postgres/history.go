@@ -197,14 +197,15 @@ const notifyDueSQL = `SELECT pg_notify('` + dueChannel + `', current_schema())`
 // first, through the partial index deliveries_endpoint_failed (status =
 // 'failed' is written exactly as in the index). status is checked again on
 // the rows updated, since under READ COMMITTED a row changed meanwhile is
-// re-checked only against the outer WHERE. $1 now, $2 endpoint, $3 since,
-// $4 until (NULL: open), $5 limit.
+// re-checked only against the outer WHERE. Test pings stay failed (see
+// store.Store.RecoverDeliveries). $1 now, $2 endpoint, $3 since, $4 until
+// (NULL: open), $5 limit.
 const recoverSQL = `UPDATE deliveries d
 	SET status = 'pending', next_attempt_at = $1,
 	    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
 	WHERE d.id IN (
 			SELECT id FROM deliveries
-			WHERE endpoint_id = $2 AND status = 'failed'
+			WHERE endpoint_id = $2 AND status = 'failed' AND event_type <> '` + string(nanohook.EventPing) + `'
 			  AND created_at >= $3 AND ($4::timestamptz IS NULL OR created_at < $4)
 			  AND updated_at <= $1
 			ORDER BY id
@@ -232,7 +233,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		}
 		if p.CountOnly {
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries
-				WHERE endpoint_id = $1 AND status = 'failed'
+				WHERE endpoint_id = $1 AND status = 'failed' AND event_type <> '`+string(nanohook.EventPing)+`'
 				  AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
 				  AND updated_at <= $4`, p.EndpointID, us(p.Since), nullTime(p.Until), us(p.Now)).Scan(&n); err != nil {
 				return wrap("recover deliveries: count", err)

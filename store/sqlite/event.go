@@ -84,9 +84,7 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 				}
 				rows = append(rows, newDelivery{account: p.AccountID, endpoint: ep.id, eventPK: pk, typ: p.Type,
 					lastError: ep.lastError, now: micros(p.Now)})
-				if ep.lastError == "" {
-					n++
-				}
+				n++
 			}
 			out[i] = store.PublishResult{EventID: p.ID, Deliveries: n}
 		}

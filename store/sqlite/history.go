@@ -172,7 +172,8 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 
 // RecoverDeliveries re-queues one bounded step of an endpoint's failed
 // deliveries in one write transaction, oldest first, found through the
-// partial index deliveries_endpoint_failed.
+// partial index deliveries_endpoint_failed. Test pings stay failed (see
+// store.Store.RecoverDeliveries).
 func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (int, error) {
 	var n int64
 	err := s.inTx(ctx, "recover deliveries", func(tx *sql.Tx) error {
@@ -195,7 +196,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		}
 		if p.CountOnly {
 			err := tx.QueryRowContext(ctx, `SELECT count(*) FROM deliveries
-				WHERE endpoint_id = ?2 AND status = 'failed'
+				WHERE endpoint_id = ?2 AND status = 'failed' AND event_type <> '`+string(nanohook.EventPing)+`'
 				  AND created_at >= ?3 AND created_at < ?4 AND updated_at <= ?1`,
 				micros(p.Now), p.EndpointID, micros(p.Since), until).Scan(&n)
 			if err != nil {
@@ -212,7 +213,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
 			WHERE id IN (
 				SELECT id FROM deliveries
-				WHERE endpoint_id = ?2 AND status = 'failed'
+				WHERE endpoint_id = ?2 AND status = 'failed' AND event_type <> '`+string(nanohook.EventPing)+`'
 				  AND created_at >= ?3 AND created_at < ?4 AND updated_at <= ?1
 				ORDER BY id
 				LIMIT ?5)`, micros(p.Now), p.EndpointID, micros(p.Since), until, p.Limit)

@@ -156,8 +156,7 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (account_id, idempotency_key) DO NOTHING
 			RETURNING pk`},
-		{&w.existingEvent, `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk
-				AND NOT (d.status = 'failed' AND d.attempts = 0 AND d.updated_at = d.created_at AND d.last_error LIKE 'endpoint disabled: %'))
+		{&w.existingEvent, `SELECT e.id, (SELECT count(*) FROM deliveries d WHERE d.event_pk = e.pk)
 			FROM events e WHERE e.account_id = ? AND e.idempotency_key = ?`},
 
 		// An account's live endpoints, for the fan-out of its events.

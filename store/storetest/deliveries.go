@@ -400,7 +400,8 @@ func testComplete(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "last error of the in-flight delivery", d.LastError, "endpoint disabled: endpoint answered 410 Gone")
 		equal(t, "claimable after disabling", len(b.claim(t, b.now.Add(24*time.Hour), 10)), 0)
 		res := b.publish(t, b.event(a.ID))
-		equal(t, "deliveries to the disabled endpoint", res[0].Deliveries, 0)
+		equal(t, "deliveries to the disabled endpoint (recorded failed)", res[0].Deliveries, 1)
+		equal(t, "claimable after publishing to it", len(b.claim(t, b.now.Add(24*time.Hour), 10)), 0)
 	})
 
 	t.Run("SameLeaseTwiceInOneBatch", func(t *testing.T) {

@@ -201,9 +201,11 @@ func testEndpoints(t *testing.T, open func(t *testing.T) store.Store) {
 		for _, c := range claimed {
 			equal(t, "claimed endpoint", c.EndpointID, keep.ID)
 		}
-		// While it is disabled, new events create no deliveries to it.
+		// While it is disabled, new events create no pending delivery to
+		// it, only one already failed, which counts.
 		res := b.publish(t, b.event(a.ID))
-		equal(t, "deliveries of an event published while disabled", res[0].Deliveries, 1)
+		equal(t, "deliveries of an event published while disabled", res[0].Deliveries, 2)
+		equal(t, "claimable while disabled", len(b.claim(t, b.now.Add(time.Minute), 100)), 1)
 
 		got, err = b.s.UpdateEndpoint(b.ctx, store.UpdateEndpointParams{AccountID: a.ID, ID: e.ID, Status: &active, Now: b.now.Add(2 * time.Second)})
 		requireNoError(t, err)

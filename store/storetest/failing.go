@@ -214,11 +214,11 @@ func testAutoDisable(t *testing.T, open func(t *testing.T) store.Store) {
 
 		ev := b.event(a.ID)
 		res := b.publish(t, ev)[0]
-		equal(t, "pending deliveries counted", res.Deliveries, 1)
+		equal(t, "deliveries counted (the live one's and the disabled one's)", res.Deliveries, 2)
 		ev.ID += "_again"
 		dup := b.publish(t, ev)[0]
 		equal(t, "duplicate", dup.Duplicate, true)
-		equal(t, "duplicate's deliveries", dup.Deliveries, 1)
+		equal(t, "duplicate's deliveries", dup.Deliveries, 2)
 		ds := b.list(t, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: e.ID, Limit: 100})
 		equal(t, "deliveries to the disabled endpoint", len(ds), 1)
 		d, as := b.delivery(t, a.ID, ds[0].ID)

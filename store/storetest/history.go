@@ -403,6 +403,36 @@ func testRecoverDeliveries(t *testing.T, open func(t *testing.T) store.Store) {
 		equal(t, "claimable at Now", len(b.claim(t, now, 100)), 5)
 	})
 
+	// A test ping is a one-off check made on request, never retried (the
+	// README says so): a recover after a failed ping re-sent it.
+	t.Run("SkipsTestPings", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "acme")
+		e := b.endpoint(t, a.ID)
+		job, _ := b.failedDelivery(t, a.ID, b.now)
+		p := b.ping(a.ID, e.ID)
+		p.Now, p.LeaseUntil = b.now.Add(time.Second), b.now.Add(time.Minute)
+		ping, err := b.s.CreateTestDelivery(b.ctx, p)
+		requireNoError(t, err)
+		b.complete(t, ping, p.Now, nanohook.DeliveryFailed, 500, "", time.Time{})
+
+		params := store.RecoverParams{AccountID: a.ID, EndpointID: e.ID, Since: b.now, Now: b.now.Add(time.Hour), Limit: 100}
+		count := params
+		count.CountOnly = true
+		n, err := b.s.RecoverDeliveries(b.ctx, count)
+		requireNoError(t, err)
+		equal(t, "counted (the job event only)", n, 1)
+		n, err = b.s.RecoverDeliveries(b.ctx, params)
+		requireNoError(t, err)
+		equal(t, "recovered (the job event only)", n, 1)
+		d, _ := b.delivery(t, a.ID, ping.DeliveryID)
+		equal(t, "ping status after recover", d.Status, nanohook.DeliveryFailed)
+		claimed := b.claim(t, b.now.Add(time.Hour), 100)
+		equal(t, "claimable after recover", len(claimed), 1)
+		equal(t, "claimed delivery", claimed[0].DeliveryID, job)
+	})
+
 	t.Run("Limit", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, open)

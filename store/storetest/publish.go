@@ -31,7 +31,8 @@ func testPublish(t *testing.T, open func(t *testing.T) store.Store) {
 		res := b.publish(t, ev)
 		equal(t, "event id", res[0].EventID, ev.ID)
 		equal(t, "duplicate", res[0].Duplicate, false)
-		equal(t, "deliveries", res[0].Deliveries, 2)
+		// Two to claim, and one recorded failed for the disabled endpoint.
+		equal(t, "deliveries", res[0].Deliveries, 3)
 
 		claimed := b.claim(t, b.now, 100)
 		var endpoints []int64
@@ -51,7 +52,50 @@ func testPublish(t *testing.T, open func(t *testing.T) store.Store) {
 		fe.Type = nanohook.EventJobFailed
 		fe.IdempotencyKey = nanohook.DefaultIdempotencyKey(fe.Type, fe.TaskID)
 		res = b.publish(t, fe)
-		equal(t, "deliveries of job.failed", res[0].Deliveries, 2)
+		equal(t, "deliveries of job.failed", res[0].Deliveries, 3)
+	})
+
+	// The count a publisher gets is the delivery rows the event got, the
+	// failed one recorded for a disabled endpoint included: with a disabled
+	// endpoint as the only subscriber, an answer of 0 would tell the
+	// platform nobody listens although the delivery is in the history,
+	// ready for recover.
+	t.Run("DeliveriesCountsEveryRowCreated", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, open)
+		a, _ := b.account(t, "acme")
+		off := b.endpoint(t, a.ID) // both types
+		st := nanohook.EndpointDisabled
+		_, err := b.s.UpdateEndpoint(b.ctx, store.UpdateEndpointParams{AccountID: a.ID, ID: off.ID, Status: &st, Now: b.now})
+		requireNoError(t, err)
+		on := b.endpoint(t, a.ID, nanohook.EventJobFailed)
+		deleted := b.endpoint(t, a.ID)
+		requireNoError(t, b.s.DeleteEndpoint(b.ctx, a.ID, deleted.ID, b.now))
+
+		onlyDisabled := b.event(a.ID) // job.completed: only off subscribes
+		both := b.event(a.ID)
+		both.Type = nanohook.EventJobFailed
+		both.IdempotencyKey = nanohook.DefaultIdempotencyKey(both.Type, both.TaskID)
+		res := b.publish(t, onlyDisabled, both)
+
+		rows := map[string]int{}
+		for _, ep := range []int64{off.ID, on.ID} { // a deleted endpoint gets none (and lists none)
+			for _, d := range b.list(t, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: ep, Limit: 100}) {
+				rows[d.EventID]++
+			}
+		}
+		equal(t, "rows of the event only a disabled endpoint subscribes to", rows[onlyDisabled.ID], 1)
+		equal(t, "deliveries of the event only a disabled endpoint subscribes to", res[0].Deliveries, 1)
+		equal(t, "rows of the event a disabled and an active endpoint subscribe to", rows[both.ID], 2)
+		equal(t, "deliveries of the event both subscribe to", res[1].Deliveries, 2)
+
+		// A duplicate answers what the first publish answered.
+		onlyDisabled.ID += "_again"
+		both.ID += "_again"
+		dup := b.publish(t, onlyDisabled, both)
+		equal(t, "duplicate", dup[0].Duplicate && dup[1].Duplicate, true)
+		equal(t, "first duplicate's deliveries", dup[0].Deliveries, 1)
+		equal(t, "second duplicate's deliveries", dup[1].Deliveries, 2)
 	})
 
 	t.Run("NoEndpointsNoDeliveries", func(t *testing.T) {
