@@ -84,6 +84,9 @@ func TestValidatorsRefuseHostileInput(t *testing.T) {
 func FuzzValidateURL(f *testing.F) {
 	f.Add("https://example.com/hook", true)
 	f.Add("http://127.0.0.1:9000/hook?x=1", false)
+	f.Add("https://bücher.example:8443/ü?q=ü", false)
+	f.Add("https://example.com:99999/hook", true)
+	f.Add("ftp://example.com/", true)
 	for _, s := range hostileStrings {
 		f.Add(s, true)
 	}
@@ -95,6 +98,23 @@ func FuzzValidateURL(f *testing.F) {
 		}
 		if !acceptableURL(s, allowHTTP) {
 			t.Fatalf("ValidateURL accepted %q (allowHTTP %v)", s, allowHTTP)
+		}
+		// What is stored is ASCII, as valid as what was sent, the same
+		// bytes when those were ASCII already, and stays as it is when
+		// sent again.
+		n, err := nanohook.NormalizeURL("url", s, allowHTTP)
+		if err != nil {
+			wantField(t, err, "url", s)
+			return
+		}
+		if strings.ContainsFunc(n, func(r rune) bool { return r >= utf8.RuneSelf }) || !acceptableURL(n, allowHTTP) {
+			t.Fatalf("NormalizeURL(%q) = %q, not an acceptable ASCII URL", s, n)
+		}
+		if again, err := nanohook.NormalizeURL("url", n, allowHTTP); err != nil || again != n {
+			t.Fatalf("NormalizeURL(%q) = %q, but NormalizeURL(%q) = %q, %v", s, n, n, again, err)
+		}
+		if !strings.ContainsFunc(s, func(r rune) bool { return r >= utf8.RuneSelf }) && n != s {
+			t.Fatalf("NormalizeURL changed the ASCII URL %q to %q", s, n)
 		}
 	})
 }
@@ -146,5 +166,105 @@ func wantField(t *testing.T, err error, field, input string) {
 	var ne *nanohook.Error
 	if !errors.As(err, &ne) || ne.Field != field || ne.Message == "" {
 		t.Fatalf("input %q: error %#v, want a *nanohook.Error naming %q", input, err, field)
+	}
+}
+
+// TestValidateURLPortRange: a port no TCP connection can use is refused
+// with the URL (issue 15, item 1), for IP literals and names alike, and
+// every port from 1 to 65535 is taken.
+func TestValidateURLPortRange(t *testing.T) {
+	for _, s := range []string{
+		"https://8.8.8.8:99999/hook",
+		"https://8.8.8.8:0/hook",
+		"https://example.com:0/hook",
+		"https://example.com:65536/hook",
+		"https://example.com:99999/hook",
+		"https://example.com:00/hook",
+		"https://example.com:18446744073709551617/hook",
+		"https://[2001:db8::1]:70000/hook",
+		"https://bücher.example:70000/hook",
+	} {
+		err := nanohook.ValidateURL("url", s, false)
+		if err == nil {
+			t.Errorf("ValidateURL(%q) = nil, want a refusal of the port", s)
+			continue
+		}
+		wantField(t, err, "url", s)
+		if !strings.Contains(err.Error(), "port") || !strings.Contains(err.Error(), "1 to 65535") {
+			t.Errorf("ValidateURL(%q) = %q, want it to name the port range", s, err)
+		}
+	}
+	for _, s := range []string{
+		"https://example.com:1/hook",
+		"https://example.com:443/hook",
+		"https://example.com:065535/hook",
+		"https://example.com:65535/hook",
+		"https://[2001:db8::1]:8443/hook",
+		"https://example.com:/hook", // an empty port is the scheme's
+	} {
+		if err := nanohook.ValidateURL("url", s, false); err != nil {
+			t.Errorf("ValidateURL(%q) = %v, want nil", s, err)
+		}
+	}
+}
+
+// TestNormalizeURLIDN: an internationalized host is stored and answered in
+// its punycode form, other non-ASCII bytes percent-encoded, so the stored
+// URL is an RFC 3986 URI (issue 15, item 2); an ASCII URL is kept byte for
+// byte.
+func TestNormalizeURLIDN(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://bücher.example/hook":               "https://xn--bcher-kva.example/hook",
+		"https://BÜCHER.example:8443/hook?x=1":      "https://xn--bcher-kva.example:8443/hook?x=1",
+		"https://bücher.example":                    "https://xn--bcher-kva.example",
+		"https://bücher.example?q=ü":                "https://xn--bcher-kva.example?q=%C3%BC",
+		"https://例え.テスト/フック":                        "https://xn--r8jz45g.xn--zckzah/%E3%83%95%E3%83%83%E3%82%AF",
+		"https://example.com/bücher":                "https://example.com/b%C3%BCcher",
+		"https://Example.COM:443/Hook?A=b%20c":      "https://Example.COM:443/Hook?A=b%20c",
+		"HTTPS://example.com/hook":                  "HTTPS://example.com/hook",
+		"https://xn--bcher-kva.example/hook":        "https://xn--bcher-kva.example/hook",
+		"https://b%C3%BCcher.example/hook":          "https://b%C3%BCcher.example/hook",
+		"https://[2001:db8::1]:8443/ü":              "https://[2001:db8::1]:8443/%C3%BC",
+		"https://public.example/a/ü/b?c=ü&d=%C3%BC": "https://public.example/a/%C3%BC/b?c=%C3%BC&d=%C3%BC",
+	} {
+		got, err := nanohook.NormalizeURL("url", in, false)
+		if err != nil || got != want {
+			t.Errorf("NormalizeURL(%q) = %q, %v, want %q", in, got, err, want)
+			continue
+		}
+		if err := nanohook.ValidateURL("url", got, false); err != nil {
+			t.Errorf("NormalizeURL(%q) = %q, which ValidateURL refuses: %v", in, got, err)
+		}
+	}
+	for _, in := range []string{
+		"https://ü_x.example/hook", // not a valid IDNA label
+		"https://-ü.example/hook",
+		"https://[fe80::1%25eü]/hook",
+		"https://bücher.example:99999/hook",
+		"https://example.com/" + strings.Repeat("ü", 1000), // too long once encoded
+	} {
+		if got, err := nanohook.NormalizeURL("url", in, false); err == nil {
+			t.Errorf("NormalizeURL(%q) = %q, want a refusal", in, got)
+		} else {
+			wantField(t, err, "url", in)
+		}
+	}
+}
+
+// TestValidateURLSchemeMessage: a server that takes plain http says so when
+// it refuses another scheme, instead of "must use https" (issue 15, item 9).
+func TestValidateURLSchemeMessage(t *testing.T) {
+	for _, tt := range []struct {
+		allowHTTP bool
+		url, want string
+	}{
+		{true, "ftp://example.com/", "url: must use http or https"},
+		{false, "ftp://example.com/", "url: must use https"},
+		{false, "http://example.com/", "url: must use https (plain http is refused on this server)"},
+	} {
+		err := nanohook.ValidateURL("url", tt.url, tt.allowHTTP)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("ValidateURL(%q, allowHTTP %v) = %v, want %q", tt.url, tt.allowHTTP, err, tt.want)
+		}
 	}
 }

@@ -76,7 +76,7 @@ func setup(t *testing.T, opts ...func(*api.Config)) *bundle {
 // the guard refuses hosts that resolve to private addresses.
 func fakeCheckURL(_ context.Context, rawURL string) error {
 	if strings.Contains(rawURL, "internal.example") {
-		return errors.New(`egress: forbidden address: host "internal.example" resolves to a private address`)
+		return errors.New(`forbidden address: host "internal.example" resolves to a private address`)
 	}
 	return nil
 }

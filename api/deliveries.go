@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nanohook/nanohook"
@@ -178,6 +179,13 @@ func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
 		}
 		t, err := time.Parse(time.RFC3339, q.Get(f.name))
 		if err != nil {
+			if v := q.Get(f.name); strings.Contains(v, " ") {
+				if _, err := time.Parse(time.RFC3339, strings.ReplaceAll(v, " ", "+")); err == nil {
+					// "+00:00" typed into a URL: a query reads '+' as a space.
+					return badParam(f.name, "%q has a space where its offset's '+' was: a '+' in a query string means a space, so encode it as %%2B (%s=%s) or give the time in UTC with Z (such as 2024-12-23T10:00:00Z)",
+						v, f.name, strings.ReplaceAll(v, " ", "%2B"))
+				}
+			}
 			return badParam(f.name, "must be an RFC 3339 time such as 2024-12-23T10:00:00Z")
 		}
 		*f.dst = t

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -221,6 +222,29 @@ func TestDeliveryBadParameters(t *testing.T) {
 	} {
 		r := h.pub(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries%s", h.webhook, tc.query), h.key, "")
 		r.wantError(t, http.StatusBadRequest, "invalid_request", tc.field)
+	}
+}
+
+// TestDeliveryTimeWithUnencodedPlus: "+00:00" pasted into a query arrives
+// as a space; the refusal says so and how to send it (issue 15, item 9: it
+// said only "must be an RFC 3339 time"), and the encoded form works.
+func TestDeliveryTimeWithUnencodedPlus(t *testing.T) {
+	t.Parallel()
+	h := setupHistory(t)
+	path := fmt.Sprintf("/api/v1/webhooks/%d/deliveries", h.webhook)
+	for _, name := range []string{"since", "until"} {
+		msg := h.pub(t, "GET", path+"?"+name+"=2024-12-23T10:00:00+01:00", h.key, "").wantError(t, http.StatusBadRequest, "invalid_request", name)
+		for _, want := range []string{"%2B", name + "=2024-12-23T10:00:00%2B01:00", "Z"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("%s with an unencoded +: message %q, want it to contain %q", name, msg, want)
+			}
+		}
+		h.pub(t, "GET", path+"?"+name+"=2024-12-23T10:00:00%2B01:00", h.key, "").wantSuccess(t, http.StatusOK)
+	}
+	// A space that a '+' does not explain gets the plain message.
+	msg := h.pub(t, "GET", path+"?since=2024-12-23+10:00:00Z", h.key, "").wantError(t, http.StatusBadRequest, "invalid_request", "since")
+	if msg != "since: must be an RFC 3339 time such as 2024-12-23T10:00:00Z" {
+		t.Errorf("since with a space for T: message %q", msg)
 	}
 }
 

@@ -28,6 +28,30 @@ func TestRoutesNotFoundAndMethod(t *testing.T) {
 		call(t, b.admin, "GET", p, testAdminToken, "", "").wantError(t, 404, "not_found", "")
 	}
 
+	// A route with a trailing slash is not found, but the answer names the
+	// route (issue 15, item 9: it said only "no such route").
+	for _, c := range []struct{ method, path, route string }{
+		{"GET", "/api/v1/webhooks/", "/api/v1/webhooks"},
+		{"GET", "/api/v1/webhooks/1/", "/api/v1/webhooks/1"},
+		{"POST", "/api/v1/webhooks/1/", "/api/v1/webhooks/1"}, // a route, under other methods
+		{"GET", "/api/v1/webhooks/1/deliveries/", "/api/v1/webhooks/1/deliveries"},
+	} {
+		msg := call(t, b.public, c.method, c.path, key, "application/json", "").wantError(t, 404, "not_found", "")
+		if want := "no such route: " + c.path + " ends with a slash; the route is " + c.route; msg != want {
+			t.Errorf("%s %s: message %q, want %q", c.method, c.path, msg, want)
+		}
+	}
+	// (openapi.json's validator takes a POST to /admin/v1/events/ for one
+	// to /admin/v1/events, whose answers have no 404, so this sends GET.)
+	if msg := call(t, b.admin, "GET", "/admin/v1/events/", testAdminToken, "", "").wantError(t, 404, "not_found", ""); !strings.HasSuffix(msg, "the route is /admin/v1/events") {
+		t.Errorf("GET /admin/v1/events/: message %q", msg)
+	}
+	for _, p := range []string{"/nope/", "/api/v1/", "/api/v1/webhooks/1/x/"} {
+		if msg := call(t, b.public, "GET", p, key, "", "").wantError(t, 404, "not_found", ""); msg != "no such route" {
+			t.Errorf("GET %s: message %q, want no such route", p, msg)
+		}
+	}
+
 	r := call(t, b.public, "PUT", "/api/v1/webhooks", key, "application/json", `{}`)
 	r.wantError(t, 405, "method_not_allowed", "")
 	if allow := r.header.Get("Allow"); !strings.Contains(allow, "GET") || !strings.Contains(allow, "POST") {

@@ -249,9 +249,11 @@ func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, ac
 	}, nil
 }
 
-// canonicalData checks that data is an object and returns the canonical form
-// endpoints receive. What JavaScript cannot hold exactly (an integer beyond
-// 2^53) is refused with the path of the offending value, never altered.
+// canonicalData checks that data is an I-JSON (RFC 7493) object and returns
+// the canonical form endpoints receive. What every receiver's parser would
+// not read the same way (an integer beyond ±(2^53 − 1), a name given twice,
+// an unpaired surrogate) and what JavaScript cannot hold exactly is refused
+// with the path of the offending value, never altered.
 func canonicalData(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return json.RawMessage("{}"), nil
@@ -259,7 +261,7 @@ func canonicalData(field string, raw json.RawMessage) (json.RawMessage, error) {
 	if t := bytes.TrimSpace(raw); len(t) == 0 || t[0] != '{' {
 		return nil, nanohook.Invalid(field, "must be an object")
 	}
-	out, err := webhook.Canonicalize(raw)
+	out, err := webhook.CanonicalizeIJSON(raw)
 	if ce, ok := errors.AsType[*webhook.CanonicalError](err); ok {
 		path := field
 		switch {

@@ -432,8 +432,9 @@ func clipped(b []byte) string {
 // the body malformed (400); an escaped NUL or control character is a 422
 // naming the field; an unpaired surrogate, which encoding/json would
 // silently turn into U+FFFD, is a 422 naming the field instead of being
-// stored altered. In event data, where any JSON string is legal, escaped
-// NULs and surrogates are kept exactly in the payload.
+// stored altered. In event data escaped NULs and surrogate pairs are kept
+// exactly in the payload, and an unpaired surrogate, which I-JSON (RFC
+// 7493) does not allow, is a 422 naming its member.
 func TestHostileBytes(t *testing.T) {
 	t.Parallel()
 	h := newHostile(t)
@@ -537,12 +538,22 @@ func TestHostileBytes(t *testing.T) {
 		tried += 2
 	}
 
-	// In event data every JSON string is legal and must reach endpoints
-	// exactly as JavaScript's JSON.stringify(JSON.parse(body)) writes it.
+	// In event data every I-JSON string is legal and must reach endpoints
+	// exactly as JavaScript's JSON.stringify(JSON.parse(body)) writes it;
+	// an unpaired surrogate is not I-JSON and is refused by its path.
 	pub := byName("publish")
+	for i, lone := range []struct{ data, field string }{
+		{`{"lone":"\ud800","pair":"\ud83d\ude00"}`, "data.lone"},
+		{`{"pair":"\ud83d\ude00","low":["x\udc00y"]}`, "data.low[0]"},
+		{`{"k":{"\udc00\ud800":1}}`, "data.k"},
+	} {
+		body := `{"account_id":` + acct + `,"event":"job.failed","task_id":"lone_` + strconv.Itoa(i) + `","task_type":"image","data":` + lone.data + `}`
+		h.wantRefused(t, h.do(t, pub, body), before, 422, "validation_error", lone.field)
+		tried++
+	}
 	for i, c := range []struct{ data, want string }{
 		{`{"nul":"a\u0000b","c1":"\u0085","crlf":"\r\n"}`, `{"nul":"a\u0000b","c1":"` + "\u0085" + `","crlf":"\r\n"}`},
-		{`{"lone":"\ud800","low":"x\udc00y","pair":"\ud83d\ude00"}`, `{"lone":"\ud800","low":"x\udc00y","pair":"😀"}`},
+		{`{"pair":"\ud83d\ude00","bmp":"\uffff\ue000"}`, `{"pair":"😀","bmp":"` + "\uffff\ue000" + `"}`},
 		{`{"\u0000key":1}`, `{"\u0000key":1}`},
 	} {
 		body := `{"account_id":` + acct + `,"event":"job.failed","task_id":"bytes_` + strconv.Itoa(i) + `","task_type":"image","data":` + c.data + `}`

@@ -48,7 +48,7 @@ func (s *server) root(mux *http.ServeMux) http.Handler {
 		}
 		h, pattern := mux.Handler(r)
 		if pattern == "" {
-			s.noRoute(tw, r, h)
+			s.noRoute(tw, r, mux, h)
 			return
 		}
 		mux.ServeHTTP(tw, r)
@@ -64,17 +64,43 @@ const codeMethodNotAllowed = "method_not_allowed"
 
 // noRoute answers a request that matched no pattern. The mux's own fallback
 // handler is run into a scratch writer only to learn whether the path exists
-// under other methods (405 with Allow) or not at all (404).
-func (s *server) noRoute(w http.ResponseWriter, r *http.Request, fallback http.Handler) {
-	scratch := &scratchWriter{header: http.Header{}}
-	fallback.ServeHTTP(scratch, r)
-	allow := scratch.header.Get("Allow")
-	if scratch.status != http.StatusMethodNotAllowed || allow == "" {
+// under other methods (405 with Allow) or not at all (404). A path that is a
+// route but for a trailing slash ("/api/v1/webhooks/") is not redirected,
+// which would make clients resend bodies and credentials, but its 404 names
+// the route.
+func (s *server) noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux, fallback http.Handler) {
+	allow := allowedMethods(r, fallback)
+	if allow == "" {
+		if trimmed, ok := strings.CutSuffix(r.URL.Path, "/"); ok && trimmed != "" && isRoute(mux, r, trimmed) {
+			s.writeError(w, r, nanohook.Errorf(nanohook.CodeNotFound, "",
+				"no such route: %s ends with a slash; the route is %s", r.URL.Path, trimmed))
+			return
+		}
 		s.writeError(w, r, errNoRoute)
 		return
 	}
 	w.Header().Set("Allow", allow)
 	s.writeError(w, r, nanohook.Errorf(codeMethodNotAllowed, "", "method %s is not allowed here (allowed: %s)", r.Method, allow))
+}
+
+// allowedMethods runs the mux's fallback handler for r into a scratch
+// writer and returns the Allow header of its 405, or "" when the path is
+// served under no method.
+func allowedMethods(r *http.Request, fallback http.Handler) string {
+	scratch := &scratchWriter{header: http.Header{}}
+	fallback.ServeHTTP(scratch, r)
+	if scratch.status != http.StatusMethodNotAllowed {
+		return ""
+	}
+	return scratch.header.Get("Allow")
+}
+
+// isRoute reports whether the mux serves path under r's method or another.
+func isRoute(mux *http.ServeMux, r *http.Request, path string) bool {
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = path, ""
+	h, pattern := mux.Handler(r2)
+	return pattern != "" || allowedMethods(r2, h) != ""
 }
 
 // recoverPanic turns a handler panic into a logged 500 envelope, so that a

@@ -106,7 +106,10 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if _, err := decodeBody(w, r, s.maxBody, &req); err != nil {
 		return err
 	}
-	if err := nanohook.ValidateURL("url", req.URL, s.allowHTTP); err != nil {
+	// The URL is stored, checked and answered in its ASCII form (an IDN
+	// host as punycode).
+	rawURL, err := nanohook.NormalizeURL("url", req.URL, s.allowHTTP)
+	if err != nil {
 		return err
 	}
 	events, err := nanohook.NormalizeEvents("events", req.Events)
@@ -124,12 +127,12 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// The host check resolves names, so it runs last, after the cheap checks.
-	if err := s.checkHost(r.Context(), req.URL); err != nil {
+	if err := s.checkHost(r.Context(), rawURL); err != nil {
 		return err
 	}
 	e, err := s.store.CreateEndpoint(r.Context(), store.CreateEndpointParams{
 		AccountID:   accountID(r.Context()),
-		URL:         req.URL,
+		URL:         rawURL,
 		Events:      events,
 		Secret:      secret,
 		Description: req.Description,
@@ -218,10 +221,11 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 		Now:       s.now(),
 	}
 	if req.URL != nil {
-		if err := nanohook.ValidateURL("url", *req.URL, s.allowHTTP); err != nil {
+		rawURL, err := nanohook.NormalizeURL("url", *req.URL, s.allowHTTP)
+		if err != nil {
 			return err
 		}
-		p.URL = req.URL
+		p.URL = &rawURL
 	}
 	if _, ok := members["events"]; ok {
 		if p.Events, err = nanohook.NormalizeEvents("events", req.Events); err != nil {

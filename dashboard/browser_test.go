@@ -386,9 +386,13 @@ func TestBrowserRetryAndTest(t *testing.T) {
 		t.Errorf("/dashboard led to %s, want /dashboard/", p)
 	}
 
-	// A wrong key shows the API's own message; the right one signs in.
+	// A wrong key is said to be one, not in the API's words about
+	// credentials (issue 15, item 9); the right one signs in.
 	b.do("try a wrong key", chromedp.SendKeys(chromedp.ID("api-key"), "nhk_not_a_real_key"), chromedp.Click(chromedp.ID("sign-in-submit")))
-	b.waitText("#sign-in-error", "missing or invalid credentials")
+	b.waitText("#sign-in-error", "This API key is not valid.")
+	if msg := b.eval(`document.getElementById("sign-in-error").textContent`); strings.Contains(msg, "credentials") {
+		t.Errorf("sign-in error %q still speaks of credentials", msg)
+	}
 	b.setValue("api-key", "")
 	b.do("sign in", chromedp.SendKeys(chromedp.ID("api-key"), acct.APIKey), chromedp.Click(chromedp.ID("sign-in-submit")))
 	b.waitText("#endpoints", hookURL)

@@ -29,20 +29,22 @@ const lookupTimeout = 5 * time.Second
 // the obvious. The dial-time guard in NewClient is the enforcement, and it
 // refuses a host as soon as any of its addresses is forbidden.
 //
-// Errors always name the host. When a forbidden address is the cause the
+// Errors always name the host and are worded for the customer who typed
+// the URL (the API shows them after the field name, as they are), so they
+// do not name this package. When a forbidden address is the cause the
 // error is a *ForbiddenError (it wraps ErrForbiddenAddress), which does not
 // name what a name resolved to.
 func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return fmt.Errorf("egress: invalid URL: %w", err)
+		return fmt.Errorf("invalid URL: %w", err)
 	}
 	if u.User != nil {
-		return errors.New("egress: URL must not contain user info (user:password@)")
+		return errors.New("URL must not contain user info (user:password@)")
 	}
 	host := u.Hostname()
 	if host == "" {
-		return errors.New("egress: URL has no host")
+		return errors.New("URL has no host")
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
 		if why := forbiddenReason(a); why != "" {
@@ -52,7 +54,7 @@ func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 	}
 	if strings.ContainsAny(host, "%[]") {
 		// A zone or brackets on something that is not an IPv6 literal.
-		return fmt.Errorf("egress: host %q is not a valid host name or IP address", host)
+		return fmt.Errorf("host %q is not a valid host name or IP address", host)
 	}
 	if err := checkHostName(host); err != nil {
 		return err
@@ -73,10 +75,10 @@ func CheckURL(ctx context.Context, r Resolver, rawURL string) error {
 		} else if ctx.Err() != nil {
 			reason = "lookup timed out"
 		}
-		return fmt.Errorf("egress: host %q does not resolve: %s", host, reason)
+		return fmt.Errorf("host %q does not resolve: %s", host, reason)
 	}
 	if len(addrs) == 0 {
-		return fmt.Errorf("egress: host %q does not resolve: no addresses", host)
+		return fmt.Errorf("host %q does not resolve: no addresses", host)
 	}
 	for _, a := range addrs {
 		if !Forbidden(a) {

@@ -74,6 +74,11 @@ func TestCheckURL(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.errHas) {
 				t.Errorf("CheckURL(%q) = %q, want it to contain %q", tt.url, err, tt.errHas)
 			}
+			// The API shows these messages to customers as they are
+			// (issue 15, item 9): no package name in them.
+			if strings.Contains(err.Error(), "egress") {
+				t.Errorf("CheckURL(%q) = %q, want a message without the package name", tt.url, err)
+			}
 			if tt.errHasNot != "" && strings.Contains(err.Error(), tt.errHasNot) {
 				t.Errorf("CheckURL(%q) = %q, want it not to contain %q", tt.url, err, tt.errHasNot)
 			}

@@ -10,8 +10,9 @@ import (
 // ErrForbiddenAddress is wrapped by every refusal of the guard, at dial time
 // and in CheckURL, so callers can tell "the customer pointed us at an internal
 // address" (a validation problem to report) from a network failure (something
-// to retry). The refusal is a *ForbiddenError.
-var ErrForbiddenAddress = errors.New("egress: forbidden address")
+// to retry). The refusal is a *ForbiddenError. Its text starts the
+// refusal's message, which customers read, so it names no package.
+var ErrForbiddenAddress = errors.New("forbidden address")
 
 // ForbiddenError is a refusal of the guard: a host that is, or resolves to,
 // a Forbidden address. Its message reaches customers (an endpoint URL

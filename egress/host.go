@@ -27,9 +27,9 @@ func checkHostName(host string) error {
 		if r := forbiddenReason(a); r != "" {
 			return &ForbiddenError{Host: host, Addr: a, Reason: r}
 		}
-		return fmt.Errorf("egress: host %q is a numeric IPv4 address in a non-standard form; write it as %s", host, a)
+		return fmt.Errorf("host %q is a numeric IPv4 address in a non-standard form; write it as %s", host, a)
 	}
-	return fmt.Errorf("egress: host %q is not a valid host name or IP address", host)
+	return fmt.Errorf("host %q is not a valid host name or IP address", host)
 }
 
 // endsInNumber reports whether the last label of name is a number, which is

@@ -18,6 +18,10 @@ const MaxDepth = 512
 // integer is an exact JavaScript number.
 const maxSafeInteger = "9007199254740992"
 
+// maxIJSONInteger is 2^53 − 1 (JavaScript's Number.MAX_SAFE_INTEGER) written
+// out: the largest magnitude of an integer in I-JSON (RFC 7493 §2.2).
+const maxIJSONInteger = "9007199254740991"
+
 // Errors a *CanonicalError wraps, so callers can tell malformed input (the
 // client sent something that is not JSON) from JSON that JavaScript cannot
 // carry unchanged. Test with errors.Is.
@@ -33,6 +37,12 @@ var (
 	ErrNumberOverflow = errors.New("number out of range")
 	// ErrTooDeep marks nesting deeper than MaxDepth.
 	ErrTooDeep = errors.New("nesting too deep")
+	// ErrDuplicateName marks an object that names a member twice, which
+	// CanonicalizeIJSON refuses (JSON.parse keeps the last value).
+	ErrDuplicateName = errors.New("duplicate member name")
+	// ErrLoneSurrogate marks a \u escape of a UTF-16 surrogate that is not
+	// half of a pair, which CanonicalizeIJSON refuses (JavaScript keeps it).
+	ErrLoneSurrogate = errors.New("unpaired surrogate")
 )
 
 // CanonicalError says why a JSON value cannot be delivered byte-exactly.
@@ -57,8 +67,9 @@ func (e *CanonicalError) Error() string {
 }
 
 // Unwrap returns the sentinel that classifies the error (ErrInvalidJSON,
-// ErrUnsafeInteger, ErrNumberOverflow or ErrTooDeep), so callers can branch
-// with errors.Is without parsing Reason.
+// ErrUnsafeInteger, ErrNumberOverflow, ErrTooDeep, and from CanonicalizeIJSON
+// ErrDuplicateName and ErrLoneSurrogate), so callers can branch with
+// errors.Is without parsing Reason.
 func (e *CanonicalError) Unwrap() error { return e.err }
 
 // Canonicalize returns exactly what JavaScript's JSON.stringify(JSON.parse(raw))
@@ -76,7 +87,27 @@ func (e *CanonicalError) Unwrap() error { return e.err }
 // (ErrInvalidJSON). Every output is accepted again and is its own canonical
 // form.
 func Canonicalize(raw []byte) ([]byte, error) {
-	out, err := AppendCanonical(make([]byte, 0, len(raw)), raw)
+	out, err := appendCanonical(make([]byte, 0, len(raw)), raw, false)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CanonicalizeIJSON is Canonicalize for I-JSON (RFC 7493), the JSON that
+// every parser reads the same way: besides what Canonicalize refuses, it
+// refuses an integer beyond ±(2^53 − 1) (ErrUnsafeInteger), a member name
+// given twice in one object (ErrDuplicateName) and an unpaired UTF-16
+// surrogate escape (ErrLoneSurrogate). Its outputs are the same bytes
+// Canonicalize gives.
+//
+// The integer bound holds for numbers as they are delivered: a number
+// written with a fraction or an exponent is refused when its canonical form
+// is such an integer (1e20 is written 100000000000000000000), so that every
+// output is accepted again. Other numbers, 1.5 or 1e21 (written 1e+21), are
+// kept as Canonicalize keeps them.
+func CanonicalizeIJSON(raw []byte) ([]byte, error) {
+	out, err := appendCanonical(make([]byte, 0, len(raw)), raw, true)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +118,13 @@ func Canonicalize(raw []byte) ([]byte, error) {
 // allocation-free form of Canonicalize for callers that reuse a buffer; on
 // error it returns dst unchanged in length.
 func AppendCanonical(dst, raw []byte) ([]byte, error) {
+	return appendCanonical(dst, raw, false)
+}
+
+// appendCanonical is AppendCanonical, with the rules of I-JSON when ijson.
+func appendCanonical(dst, raw []byte, ijson bool) ([]byte, error) {
 	c := canonicalizerPool.Get().(*canonicalizer)
-	c.in, c.pos, c.out = raw, 0, dst
+	c.in, c.pos, c.out, c.ijson = raw, 0, dst, ijson
 	err := c.document()
 	out := c.out
 	c.release()
@@ -103,9 +139,10 @@ func AppendCanonical(dst, raw []byte) ([]byte, error) {
 // spans of out so the object can be rewritten in JavaScript's property order
 // when (rarely) the input order differs from it.
 type canonicalizer struct {
-	in  []byte
-	pos int
-	out []byte
+	in    []byte
+	pos   int
+	out   []byte
+	ijson bool // refuse what I-JSON (RFC 7493) does not allow
 
 	depth   int
 	members []member // members of every open object, innermost last
@@ -339,6 +376,9 @@ func (c *canonicalizer) object() error {
 					break
 				}
 			}
+		}
+		if dup >= 0 && c.ijson {
+			return c.fail(ErrDuplicateName, "member name "+string(key)+" appears twice in one object; I-JSON (RFC 7493) requires unique names")
 		}
 		if dup >= 0 {
 			c.members[dup].valStart, c.members[dup].valEnd = m.valStart, m.valEnd

@@ -34,7 +34,10 @@
 // ascending order, then the other keys in insertion order, duplicate keys
 // folded into the position of their first occurrence with the value of the
 // last). Values JavaScript cannot hold exactly, such as integers beyond 2^53,
-// are refused with a [*CanonicalError] rather than altered.
+// are refused with a [*CanonicalError] rather than altered. nanohook's event
+// data is I-JSON (RFC 7493): [CanonicalizeIJSON] gives the same form and also
+// refuses integers beyond ±(2^53 − 1), repeated member names and unpaired
+// surrogates, so no receiver's parser can read a delivery differently.
 //
 // [EncodePayload] builds a whole delivery body in the documented key order and
 // [Sign] (or a reusable [Signer]) signs it, which is also what receivers need to

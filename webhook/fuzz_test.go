@@ -13,7 +13,8 @@ import (
 )
 
 // FuzzCanonicalize checks that no input panics, that every output is valid
-// JSON and its own canonical form, and that every answer agrees with Node.js.
+// JSON and its own canonical form, that every answer agrees with Node.js,
+// and that CanonicalizeIJSON refuses exactly what breaks an I-JSON rule.
 // Plain `go test` runs the seeds only.
 func FuzzCanonicalize(f *testing.F) {
 	for _, tc := range allCanonicalCases() {
@@ -26,6 +27,7 @@ func FuzzCanonicalize(f *testing.F) {
 		`"\ud83d\ude00\ud83d"`,
 		`[1e21,1e-7,1e-6,-0,5e-324,1.7976931348623157e308]`,
 		`{"__proto__":{"__proto__":null}}`,
+		`{"id":9007199254740992,"n":1e20,"m":1e21,"a":1,"a":"\udc00"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -57,6 +59,7 @@ func FuzzCanonicalize(f *testing.F) {
 				t.Fatalf("AppendCanonical disagrees with Canonicalize on %q: %q, %v", in, appended, err)
 			}
 		}
+		checkIJSON(t, in)
 		node := requireNode(t)
 		checkAgainstNode(t, node, in, got, err, node.roundTrip(t, in))
 	})

@@ -2,14 +2,46 @@ package webhook
 
 import (
 	"bytes"
+	"errors"
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 )
 
 // number reads the JSON number at c.pos and writes it as JavaScript's
-// Number.prototype.toString would, refusing the values JavaScript cannot hold.
+// Number.prototype.toString would, refusing the values JavaScript cannot hold
+// and, in I-JSON mode, integers beyond ±(2^53 − 1) as they are written out.
 func (c *canonicalizer) number() error {
+	start, mark := c.pos, len(c.out)
+	err := c.jsNumber()
+	if !c.ijson || err != nil && !errors.Is(err, ErrUnsafeInteger) {
+		return err
+	}
+	if err == nil && !beyondIJSONInteger(c.out[mark:]) {
+		return nil
+	}
+	c.out = c.out[:mark]
+	lit := string(c.in[start:c.pos])
+	what := "number " + lit + " is an integer"
+	if !strings.ContainsAny(lit, ".eE") {
+		what = "integer " + lit + " is"
+	}
+	return c.fail(ErrUnsafeInteger, what+" beyond ±"+maxIJSONInteger+" (2^53-1), the integer range of I-JSON (RFC 7493); send such values as strings")
+}
+
+// beyondIJSONInteger reports whether printed, a number as JavaScript writes
+// it, is an integer in plain digits beyond ±(2^53 − 1).
+func beyondIJSONInteger(printed []byte) bool {
+	digits := bytes.TrimPrefix(printed, []byte("-"))
+	if len(digits) < len(maxIJSONInteger) || bytes.ContainsAny(digits, ".e") {
+		return false
+	}
+	return len(digits) > len(maxIJSONInteger) || string(digits) > maxIJSONInteger
+}
+
+// jsNumber is number without the I-JSON bound.
+func (c *canonicalizer) jsNumber() error {
 	in := c.in
 	start := c.pos
 	if in[c.pos] == '-' {

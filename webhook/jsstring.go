@@ -123,6 +123,11 @@ func (c *canonicalizer) escape() error {
 				break
 			}
 		}
+		if c.ijson && u >= 0xd800 && u < 0xe000 {
+			c.pos -= 5 // at the backslash, for the path and the offset
+			return c.fail(ErrLoneSurrogate, "a string holds the unpaired UTF-16 surrogate escape \\u"+string(in[c.pos+2:c.pos+6])+
+				", which I-JSON (RFC 7493) does not allow")
+		}
 		c.out = appendCodeUnit(c.out, u)
 	default:
 		return c.syntaxError("bad escape")

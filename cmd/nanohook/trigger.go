@@ -101,7 +101,8 @@ func triggerPayload(event, taskID, taskType, data string, now time.Time) ([]byte
 	if t := bytes.TrimSpace([]byte(data)); len(t) == 0 || t[0] != '{' {
 		return nil, fmt.Errorf("--data: must be a JSON object, such as '{\"url\":\"https://cdn.example.com/a.png\"}'")
 	}
-	canonical, err := webhook.Canonicalize([]byte(data))
+	// The server's rule for event data: I-JSON in canonical form.
+	canonical, err := webhook.CanonicalizeIJSON([]byte(data))
 	if err != nil {
 		return nil, fmt.Errorf("--data: %w", err)
 	}

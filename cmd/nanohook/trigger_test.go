@@ -140,7 +140,7 @@ func TestTriggerSendsWhatNanohookSends(t *testing.T) {
 func TestTriggerBodyIsTheServers(t *testing.T) {
 	t.Parallel()
 	const secret = "whsec_same-as-the-server"
-	const data = `{"prompt":"a <cat> & a \u2028 line 😀","1":{"z":-0,"a":1.50},"lone":"\ud800"}`
+	const data = `{"prompt":"a <cat> & a \u2028 line 😀","1":{"z":-0,"a":1.50},"pair":"\ud83d\ude00"}`
 	srv := startTestServer(t, nil)
 	rcv, got := newCapturingReceiver(t, http.StatusOK)
 	api := newAPIClients(t, srv, "trigger")
@@ -202,6 +202,10 @@ func TestTriggerRefusesBadInput(t *testing.T) {
 		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `{"a":1}}`}, "--data: invalid JSON"},
 		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `[1,2]`}, "--data: must be a JSON object"},
 		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `{"items":[{"id":9007199254740993}]}`}, "--data: items[0].id: integer 9007199254740993"},
+		// Event data is I-JSON on the server, so here too.
+		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `{"id":9007199254740992}`}, "--data: id: integer 9007199254740992 is beyond"},
+		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `{"a":1,"a":2}`}, `--data: a: member name "a" appears twice`},
+		{[]string{"job.completed", "--to", rcv.URL, "--secret", "s", "--data", `{"s":"\ud800"}`}, "--data: s: a string holds the unpaired UTF-16 surrogate"},
 		{[]string{"--to", rcv.URL, "--secret", "s"}, "want job.completed or job.failed"},
 		{[]string{"job.done", "--to", rcv.URL, "--secret", "s"}, `event "job.done"`},
 		{[]string{"job.completed", "--secret", "s"}, "--to is required"},

@@ -118,6 +118,9 @@
 
   // --- the API --------------------------------------------------------------
 
+  // INVALID_KEY is what a 401 means to someone who typed a key.
+  const INVALID_KEY = "This API key is not valid";
+
   class ApiError extends Error {
     constructor(status, code, message) {
       super(message);
@@ -152,7 +155,7 @@
       const err = new ApiError(res.status, e.code || "error", e.message || `HTTP ${res.status}`);
       // A stored key that stops working (revoked) ends the session; a key
       // being tried at sign-in is not stored yet and just shows the error.
-      if (res.status === 401 && sessionStorage.getItem(KEY_STORAGE)) signOut("Your API key was refused: " + err.message);
+      if (res.status === 401 && sessionStorage.getItem(KEY_STORAGE)) signOut(INVALID_KEY + " (it may have been revoked); sign in with another.");
       throw err;
     }
     return env;
@@ -191,7 +194,9 @@
       await busy($("sign-in-submit"), "Signing in…", () => api("GET", "/webhooks?limit=1"));
     } catch (err) {
       state.key = null;
-      message(error, err.message);
+      // The API's 401 speaks of credentials in general; here there is only
+      // the key just typed.
+      message(error, err.status === 401 ? INVALID_KEY + "." : err.message);
       $("api-key").select();
       return;
     }
