@@ -465,10 +465,15 @@ func TestBrowserRetryAndTest(t *testing.T) {
 
 	// Disabled (here by its owner, through the API): the list says why,
 	// recover is refused with the API's message inline, Re-enable works, and
-	// recover then re-sends what failed: the ping, whose second attempt the
-	// receiver accepts.
+	// recover then re-sends what failed: the event published while the
+	// endpoint was disabled (failed at once, never attempted), not the
+	// failed ping, which recover leaves alone.
 	call[map[string]any](t, http.MethodPatch, fmt.Sprintf("%s/api/v1/webhooks/%d", svc.public.URL, ep.ID), acct.APIKey,
 		map[string]string{"status": "disabled"}, http.StatusOK)
+	call[map[string]any](t, http.MethodPost, svc.admin.URL+"/admin/v1/events", adminToken, map[string]any{
+		"account_id": acct.ID, "event": "job.completed", "task_id": "task_dash_2", "task_type": "image",
+		"data": map[string]any{"url": "https://cdn.example.com/image2.png", "credits_charged": 6},
+	}, http.StatusAccepted)
 	endpointLink := fmt.Sprintf(`a[href="#/webhooks/%d"]`, ep.ID)
 	b.do("back to the endpoints", chromedp.Click(chromedp.CSS(`#view .crumbs a[href="#/"]`)))
 	b.waitText("#endpoints", "disabled by the account")
@@ -485,10 +490,16 @@ func TestBrowserRetryAndTest(t *testing.T) {
 	if msg := b.eval(`document.getElementById("recover-error").hidden ? "" : document.getElementById("recover-error").textContent`); msg != "" {
 		t.Errorf("the earlier refusal is still shown after a successful recover: %q", msg)
 	}
-	rcv.await(t, hit{event: "ping", attempt: "2"})
+	rcv.await(t, hit{event: "job.completed", attempt: "1"})
+	pings := call[[]struct {
+		Status string `json:"status"`
+	}](t, http.MethodGet, deliveriesURL+"?event=ping", acct.APIKey, nil, http.StatusOK)
+	if len(pings) != 1 || pings[0].Status != "failed" {
+		t.Errorf("after the recover the pings are %+v, want the one ping still failed", pings)
+	}
 
 	// Back to the retried delivery for the screenshot.
-	b.rows(2)
+	b.rows(3)
 	b.do("open the delivery again", chromedp.Click(chromedp.CSS(deliveryLink)))
 	b.waitText(`article[data-attempt="2"]`, "HTTP 200")
 
