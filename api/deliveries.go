@@ -177,11 +177,12 @@ func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
 		if !q.Has(f.name) {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, q.Get(f.name))
+		v := q.Get(f.name)
+		t, err := time.Parse(time.RFC3339, v)
 		if err != nil {
-			if v := q.Get(f.name); strings.Contains(v, " ") {
+			// "+00:00" typed into a URL: a query reads '+' as a space.
+			if strings.Contains(v, " ") {
 				if _, err := time.Parse(time.RFC3339, strings.ReplaceAll(v, " ", "+")); err == nil {
-					// "+00:00" typed into a URL: a query reads '+' as a space.
 					return badParam(f.name, "%q has a space where its offset's '+' was: a '+' in a query string means a space, so encode it as %%2B (%s=%s) or give the time in UTC with Z (such as 2024-12-23T10:00:00Z)",
 						v, f.name, strings.ReplaceAll(v, " ", "%2B"))
 				}

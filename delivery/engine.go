@@ -280,7 +280,7 @@ func (e *Engine) claimer() {
 	var lastRound, lastRescue time.Time
 	woken := true
 	for {
-		if since := time.Since(lastRescue); since >= rescueEvery {
+		if time.Since(lastRescue) >= rescueEvery {
 			lastRescue = time.Now()
 			if n, err := e.cfg.Store.RescueExpiredLeases(ctx, e.cfg.Now()); err != nil && ctx.Err() == nil {
 				e.log.ErrorContext(ctx, "rescuing expired leases failed", slog.Any("error", err))
