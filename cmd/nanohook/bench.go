@@ -22,7 +22,7 @@ import (
 // server and a fresh receiver, so runs cannot disturb each other.
 
 // benchScenarios are the scenario names in the order they run.
-var benchScenarios = []string{"fast", "slow", "noisy", "retry", "steady", "backlog", "isolation", "inflight"}
+var benchScenarios = []string{"fast", "slow", "noisy", "retry", "steady", "singles", "backlog", "isolation", "inflight"}
 
 // defaultScenarios are those run when --scenarios is not given: all but
 // inflight, which needs thousands of open files (a hard limit some
@@ -32,17 +32,21 @@ var defaultScenarios = slices.DeleteFunc(slices.Clone(benchScenarios), func(s st
 
 // benchConfig is everything "bench" reads from its flags.
 type benchConfig struct {
-	DB         string        // "": a fresh SQLite file per run; else a postgres:// URL
-	Scenarios  []string      // in benchScenarios order
-	Quick      bool          // sizes that finish within a minute
-	JSON       bool          // one JSON object on stdout instead of the table
-	Endpoints  int           // M
-	Events     int           // events of fast, slow, retry and backlog; 0: their defaults
-	Batch      int           // events per batch publish
-	Publishers int           // concurrent batch publishers
-	Workers    int           // serve's --delivery-workers and the ceiling's senders
-	Deadline   time.Duration // per scenario
-	ServeArgs  []string      // extra serve flags, after the bench's own
+	DB         string   // "": a fresh SQLite file per run; else a postgres:// URL
+	Scenarios  []string // in benchScenarios order
+	Quick      bool     // sizes that finish within a minute
+	JSON       bool     // one JSON object on stdout instead of the table
+	Endpoints  int      // M
+	Events     int      // events of fast, slow, retry and backlog; 0: their defaults
+	Batch      int      // events per batch publish
+	Publishers int      // concurrent batch publishers
+	// SinglePublishers publish one event a request: singles, and steady
+	// when SteadySingle.
+	SinglePublishers int
+	SteadySingle     bool
+	Workers          int           // serve's --delivery-workers and the ceiling's senders
+	Deadline         time.Duration // per scenario
+	ServeArgs        []string      // extra serve flags, after the bench's own
 }
 
 // benchSizes are the amounts of work of one bench invocation.
@@ -61,16 +65,18 @@ type benchSizes struct {
 	// to hold at once (its --delivery-workers), spread over
 	// inflightAccounts accounts of inflightEndpoints endpoints.
 	inflight, inflightAccounts int
+	// singles is the events of the singles scenario, one a request.
+	singles int
 }
 
 var (
 	fullSizes = benchSizes{ceiling: 10 * time.Second, steady: 10 * time.Second, fast: 100_000, slow: 20_000, retry: 20_000, backlog: 100_000,
-		isolationBacklog: 300, isolationWait: 10 * time.Second, inflight: 5000, inflightAccounts: 100}
+		isolationBacklog: 300, isolationWait: 10 * time.Second, inflight: 5000, inflightAccounts: 100, singles: 20_000}
 	// The quick inflight stays within the race detector's 8,128 live
 	// goroutines: the tests run the server as a -race binary, and each
 	// attempt in flight costs it a worker and two connection goroutines.
 	quickSizes = benchSizes{ceiling: 2 * time.Second, steady: 4 * time.Second, fast: 10_000, slow: 2_000, retry: 2_000, backlog: 20_000,
-		isolationBacklog: 100, isolationWait: 5 * time.Second, inflight: 1000, inflightAccounts: 20}
+		isolationBacklog: 100, isolationWait: 5 * time.Second, inflight: 1000, inflightAccounts: 20, singles: 2_000}
 )
 
 const benchUsage = `Usage: nanohook bench [flags]
@@ -85,8 +91,11 @@ not verify; targets missed are reported, not errors.
 
 Scenarios: fast, slow (receiver takes 100 ms), noisy (a dead endpoint
 beside healthy ones), retry (a fifth of the endpoints fail every first
-attempt), steady (1,000 and 5,000 events/s), backlog (server memory with
-every delivery pending), isolation (a healthy account's latency at 50
+attempt), steady (1,000 and 5,000 events/s, in batches every 10 ms, or
+one event a request with --steady-single), singles (20,000 events, each
+its own POST /admin/v1/events from --single-publishers concurrent
+publishers, to M accounts of one endpoint each; 2,000 with --quick),
+backlog (server memory with every delivery pending), isolation (a healthy account's latency at 50
 events/s alone, then beside three accounts of 8 endpoints with 2,400
 deliveries pending each, whose endpoints answer after 3 s, never, or 500),
 inflight (server memory with 5,000 attempts held by 1,000 endpoints that
@@ -106,7 +115,7 @@ Flags:
 
 // parseBench reads bench's flags and their NANOHOOK_BENCH_* twins.
 func parseBench(args []string, getenv func(string) string, stderr io.Writer) (benchConfig, error) {
-	c := benchConfig{Endpoints: 10, Batch: 100, Publishers: 4, Workers: 256, Deadline: 3 * time.Minute}
+	c := benchConfig{Endpoints: 10, Batch: 100, Publishers: 4, SinglePublishers: 50, Workers: 256, Deadline: 3 * time.Minute}
 	fs := newFlagSet("bench", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), benchUsage)
@@ -120,6 +129,8 @@ func parseBench(args []string, getenv func(string) string, stderr io.Writer) (be
 	fs.IntVar(&c.Events, "events", 0, "events of fast, slow, retry and backlog (default: 100,000 deliveries for fast and backlog, 20,000 for slow and retry, divided by M; --quick: 10,000, 20,000 and 2,000)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "events per batch publish request (1 to 1000)")
 	fs.IntVar(&c.Publishers, "publishers", c.Publishers, "concurrent batch publishers (steady and noisy use at least 32, to hold their rate)")
+	fs.IntVar(&c.SinglePublishers, "single-publishers", c.SinglePublishers, "concurrent publishers of singles (and of steady with --steady-single), each sending one event a request")
+	fs.BoolVar(&c.SteadySingle, "steady-single", false, "steady publishes one event a request instead of a batch every 10 ms")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "serve's --delivery-workers, and the ceiling's concurrent senders")
 	fs.DurationVar(&c.Deadline, "deadline", c.Deadline, "a scenario not finished within this time fails")
 	fs.Func("serve-arg", "extra flag passed to every serve (repeatable), e.g. --serve-arg=--endpoint-concurrency=128", func(v string) error {
@@ -139,7 +150,7 @@ func parseBench(args []string, getenv func(string) string, stderr io.Writer) (be
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"endpoints", c.Endpoints}, {"batch", c.Batch}, {"publishers", c.Publishers}, {"workers", c.Workers}} {
+	}{{"endpoints", c.Endpoints}, {"batch", c.Batch}, {"publishers", c.Publishers}, {"single-publishers", c.SinglePublishers}, {"workers", c.Workers}} {
 		if f.v <= 0 {
 			return c, fmt.Errorf("--%s must be positive", f.name)
 		}
@@ -307,6 +318,8 @@ func (b *bench) scenario(ctx context.Context, name string) benchScenario {
 		err = b.retry(ctx, &sc)
 	case "steady":
 		err = b.steady(ctx, &sc)
+	case "singles":
+		err = b.singles(ctx, &sc)
 	case "noisy":
 		err = b.noisy(ctx, &sc)
 	case "backlog":

@@ -110,6 +110,42 @@ func TestBenchFastAndRetry(t *testing.T) {
 	}
 }
 
+// TestBenchSingles runs the singles scenario: every event its own publish
+// request, each delivered once and verified, with the publish requests'
+// own latency and the three SQLite targets judged.
+func TestBenchSingles(t *testing.T) {
+	res, _ := runBenchJSON(t, "--scenarios", "singles", "--endpoints", "3", "--single-publishers", "8", "--workers", "32")
+	if !res.OK {
+		t.Errorf("ok is false: %v", res.problems())
+	}
+	if res.Settings.SinglePublishers != 8 || res.Settings.SinglesEvents != quickSizes.singles {
+		t.Errorf("settings %+v: want 8 single publishers, %d events", res.Settings, quickSizes.singles)
+	}
+	if len(res.Scenarios) != 1 || res.Scenarios[0].Name != "singles" {
+		t.Fatalf("scenarios %+v", res.Scenarios)
+	}
+	// Fan-out 1: as many deliveries as events, from three accounts.
+	r := checkFanOutRun(t, res.Scenarios[0], quickSizes.singles, 1)
+	if r.Attempts != int64(quickSizes.singles) {
+		t.Errorf("%d attempts for %d events: want one each", r.Attempts, quickSizes.singles)
+	}
+	if !(r.PublishP50MS > 0 && r.PublishP50MS <= r.PublishP99MS) {
+		t.Errorf("publish answer p50 %v, p99 %v: want both measured, in order", r.PublishP50MS, r.PublishP99MS)
+	}
+	if r.RatioToCeiling != r.DeliveriesPerSec/res.Ceiling.RequestsPerSec {
+		t.Errorf("ratio %v, want deliveries/s %v over the ceiling %v", r.RatioToCeiling, r.DeliveriesPerSec, res.Ceiling.RequestsPerSec)
+	}
+	tg := res.Scenarios[0].Targets
+	if len(tg) != 3 {
+		t.Fatalf("targets %+v: want the ratio, the p99 and the CPU", tg)
+	}
+	for i, want := range []float64{r.RatioToCeiling, r.P99MS, r.CPUSecondsPer1k} {
+		if tg[i].Pass == nil || tg[i].Value != want {
+			t.Errorf("target %q: %+v, want %v judged", tg[i].Name, tg[i], want)
+		}
+	}
+}
+
 func TestBenchPostgres(t *testing.T) {
 	base := testPostgresURL(t)
 	before := benchSchemas(t, base)
@@ -200,6 +236,13 @@ func TestBenchFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg.SinglePublishers != 50 || cfg.SteadySingle {
+		t.Errorf("single publishers %d, steady single %v: want 50 and batches by default", cfg.SinglePublishers, cfg.SteadySingle)
+	}
+	if cfg, err := parseBench([]string{"--steady-single", "--single-publishers", "20"}, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
+		!cfg.SteadySingle || cfg.SinglePublishers != 20 || !slices.Contains(cfg.Scenarios, "singles") {
+		t.Errorf("--steady-single --single-publishers 20: %+v (%v); want both set, singles among the defaults", cfg, err)
+	}
 	if cfg.Endpoints != 7 || cfg.DB != "" || !slices.Equal(cfg.Scenarios, []string{"fast", "backlog"}) {
 		t.Errorf("endpoints %d, db %q, scenarios %v: want 7 from NANOHOOK_BENCH_ENDPOINTS, no db, [fast backlog]", cfg.Endpoints, cfg.DB, cfg.Scenarios)
 	}
@@ -220,6 +263,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"--scenarios", "fast,quick"}, nil, `--scenarios: unknown scenario "quick"`},
 		{[]string{"--db", "bench.db"}, nil, "--db must be a postgres:// URL"},
 		{[]string{"--batch", "1001"}, nil, "--batch must be at most 1000"},
+		{[]string{"--single-publishers", "0"}, nil, "--single-publishers must be positive"},
 		{nil, map[string]string{"NANOHOOK_BENCH_WORKERS": "many"}, `NANOHOOK_BENCH_WORKERS="many"`},
 	} {
 		_, err := parseBench(c.args, func(k string) string { return c.env[k] }, &bytes.Buffer{})

@@ -26,8 +26,9 @@ type publishLog struct {
 
 // publishedBatch is one acknowledged batch request.
 type publishedBatch struct {
-	sent time.Time // when the request was sent: every event's publish start
-	ids  []string  // event ids, from the answer
+	sent time.Time     // when the request was sent: every event's publish start
+	took time.Duration // until its answer came
+	ids  []string      // event ids, from the answer
 }
 
 // events counts the acknowledged events.
@@ -59,6 +60,22 @@ func (e *benchEnv) publishAll(ctx context.Context, events, expect int) (publishL
 	return log, err
 }
 
+// publishSingles publishes events one a request, from --single-publishers
+// concurrent publishers, as the platform's job workers do, and checks
+// that the server created expect deliveries.
+func (e *benchEnv) publishSingles(ctx context.Context, events, expect int) (publishLog, error) {
+	jobs := make(chan batchJob, events)
+	for i := range events {
+		jobs <- batchJob{index: i, from: i, to: i + 1}
+	}
+	close(jobs)
+	log, err := e.publish(ctx, jobs, events, e.b.cfg.SinglePublishers)
+	if err == nil && log.deliveries != expect {
+		err = fmt.Errorf("the server created %d deliveries for %d events; the endpoints imply %d", log.deliveries, events, expect)
+	}
+	return log, err
+}
+
 // steadyPublishers is the least number of concurrent publishers at a fixed
 // rate, as many workers of the platform publish at once: a batch waiting
 // for a free publisher would lower the rate instead of showing the server's
@@ -69,8 +86,16 @@ const steadyPublishers = 32
 // then at rate a second, for batches ticks. A batch whose turn comes while
 // every publisher is busy goes out late; its events' latency starts when it
 // is actually sent, and the achieved rate shows the shortfall.
+//
+// With --steady-single the events due at each tick go one a request
+// (e.single), each its own job, from at least --single-publishers
+// publishers.
 func (e *benchEnv) publishSteady(ctx context.Context, rate float64, batches, events int) (publishLog, error) {
-	jobs := make(chan batchJob, batches)
+	slots, publishers := batches, max(e.b.cfg.Publishers, steadyPublishers)
+	if e.single {
+		slots, publishers = events, max(e.b.cfg.SinglePublishers, steadyPublishers)
+	}
+	jobs := make(chan batchJob, slots)
 	go func() {
 		defer close(jobs)
 		start := time.Now()
@@ -82,12 +107,19 @@ func (e *benchEnv) publishSteady(ctx context.Context, rate float64, batches, eve
 				case <-time.After(d):
 				}
 			}
-			if from, to := eventsBefore(k, rate), eventsBefore(k+1, rate); to > from {
+			from, to := eventsBefore(k, rate), eventsBefore(k+1, rate)
+			switch {
+			case to <= from:
+			case e.single:
+				for i := from; i < to; i++ {
+					jobs <- batchJob{index: i, from: i, to: i + 1}
+				}
+			default:
 				jobs <- batchJob{index: k, from: from, to: to}
 			}
 		}
 	}()
-	log, err := e.publish(ctx, jobs, batches, max(e.b.cfg.Publishers, steadyPublishers))
+	log, err := e.publish(ctx, jobs, slots, publishers)
 	if err == nil && log.events() != events {
 		err = fmt.Errorf("%d of %d events published", log.events(), events)
 	}
@@ -125,7 +157,11 @@ func (e *benchEnv) publish(ctx context.Context, jobs <-chan batchJob, slots, pub
 				if ctx.Err() != nil {
 					return
 				}
-				body = e.appendBatch(body[:0], j.from, j.to)
+				if e.single {
+					body = e.appendEvent(body[:0], j.from)
+				} else {
+					body = e.appendBatch(body[:0], j.from, j.to)
+				}
 				b, deliveries, err := e.publishJob(ctx, body, j)
 				mu.Lock()
 				if err != nil && firstErr == nil {
@@ -158,18 +194,28 @@ func (e *benchEnv) publish(ctx context.Context, jobs <-chan batchJob, slots, pub
 	return log, firstErr
 }
 
-// publishJob sends one batch body and returns what the server answered:
-// the batch's event ids and how many deliveries it created.
+// publishJob sends one batch body (or, when e.single, one event's) and
+// returns what the server answered: the batch's event ids and how many
+// deliveries it created.
 func (e *benchEnv) publishJob(ctx context.Context, body []byte, j batchJob) (publishedBatch, int, error) {
 	sent := time.Now()
-	res, err := e.srv.api.publishBatch(ctx, body)
+	var res []publishResult
+	var err error
+	if e.single {
+		var r publishResult
+		r, err = e.srv.api.publishEvent(ctx, body)
+		res = []publishResult{r}
+	} else {
+		res, err = e.srv.api.publishBatch(ctx, body)
+	}
+	took := time.Since(sent)
 	if err == nil && len(res) != j.to-j.from {
 		err = fmt.Errorf("batch publish answered %d results for %d events", len(res), j.to-j.from)
 	}
 	if err != nil {
 		return publishedBatch{}, 0, fmt.Errorf("publishing: %w", err)
 	}
-	b, deliveries := publishedBatch{sent: sent, ids: make([]string, len(res))}, 0
+	b, deliveries := publishedBatch{sent: sent, took: took, ids: make([]string, len(res))}, 0
 	for i, r := range res {
 		b.ids[i] = r.EventID
 		deliveries += r.Deliveries
@@ -177,23 +223,28 @@ func (e *benchEnv) publishJob(ctx context.Context, body []byte, j batchJob) (pub
 	return b, deliveries, nil
 }
 
-// appendBatch appends the batch publish body of events [from, to): event i
-// goes to account i mod len(accounts), as task bench-<i>.
+// appendBatch appends the batch publish body of events [from, to).
 func (e *benchEnv) appendBatch(dst []byte, from, to int) []byte {
 	dst = append(dst, `{"events":[`...)
 	for i := from; i < to; i++ {
 		if i > from {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"account_id":`...)
-		dst = strconv.AppendInt(dst, e.accounts[i%len(e.accounts)], 10)
-		dst = append(dst, `,"event":"job.completed","task_id":"`...)
-		dst = append(dst, benchTaskID(i)...)
-		dst = append(dst, `","task_type":"image","data":`...)
-		dst = benchData(dst, i)
-		dst = append(dst, '}')
+		dst = e.appendEvent(dst, i)
 	}
 	return append(dst, "]}"...)
+}
+
+// appendEvent appends event i, the body of a single publish: it goes to
+// account i mod len(accounts), as task bench-<i>.
+func (e *benchEnv) appendEvent(dst []byte, i int) []byte {
+	dst = append(dst, `{"account_id":`...)
+	dst = strconv.AppendInt(dst, e.accounts[i%len(e.accounts)], 10)
+	dst = append(dst, `,"event":"job.completed","task_id":"`...)
+	dst = append(dst, benchTaskID(i)...)
+	dst = append(dst, `","task_type":"image","data":`...)
+	dst = benchData(dst, i)
+	return append(dst, '}')
 }
 
 // benchTaskID is the task id of event i; unique within a run, so the

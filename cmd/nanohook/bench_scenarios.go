@@ -31,6 +31,8 @@ type runSpec struct {
 	accountSizes []int
 	expect       int      // deliveries the run waits for; 0: none
 	serveArgs    []string // scenario flags for serve
+	// single publishes one event a request instead of batches.
+	single bool
 }
 
 // benchEnv is one run's world.
@@ -43,6 +45,7 @@ type benchEnv struct {
 	// accounts points it elsewhere between phases (never while one runs).
 	accounts  []int64
 	published atomic.Int64 // events acknowledged so far
+	single    bool         // publish one event a request (runSpec.single)
 }
 
 // setup starts the receiver and the server and registers the endpoints
@@ -58,7 +61,7 @@ func (b *bench) setup(ctx context.Context, spec runSpec) (*benchEnv, error) {
 		rcv.close()
 		return nil, err
 	}
-	e := &benchEnv{b: b, srv: srv, rcv: rcv}
+	e := &benchEnv{b: b, srv: srv, rcv: rcv, single: spec.single}
 	if err := e.register(ctx, secrets, spec.accountGroups()); err != nil {
 		e.close()
 		return nil, fmt.Errorf("setting up endpoints: %w", err)
@@ -216,6 +219,28 @@ func (b *bench) retry(ctx context.Context, sc *benchScenario) error {
 	return err
 }
 
+// singles publishes events one a request, as fast as --single-publishers
+// concurrent publishers go, to M accounts of one endpoint each (fan-out
+// 1, as a platform's job workers publish one event when a job ends), and
+// compares the events/s with the ceiling.
+func (b *bench) singles(ctx context.Context, sc *benchScenario) error {
+	events, m := b.sizes.singles, b.cfg.Endpoints
+	spec := runSpec{label: "singles", slots: m, does: func(int) behaviour { return answerAtOnce },
+		perAccount: true, expect: events, single: true}
+	run, err := b.deliverRun(ctx, spec, func(ctx context.Context, e *benchEnv) (publishLog, error) {
+		return e.publishSingles(ctx, events, events)
+	})
+	if b.ceilingRate > 0 {
+		// Delivered events a second, first publish to last receipt: with
+		// fan-out 1 the same as deliveries/s, and never more than the
+		// publishers' rate.
+		run.RatioToCeiling = run.DeliveriesPerSec / b.ceilingRate
+	}
+	run.Notes = append(run.Notes, fmt.Sprintf("%d publishers, one event a request", b.cfg.SinglePublishers))
+	sc.Runs = append(sc.Runs, run)
+	return err
+}
+
 // steadyRates are the fixed publish rates of the steady scenario, events a
 // second.
 var steadyRates = []int{1000, 5000}
@@ -274,10 +299,13 @@ func (b *bench) steadyRun(ctx context.Context, label string, rate float64, slots
 			}
 		}
 	}
-	spec := runSpec{label: label, slots: slots, does: does, perAccount: true, expect: expect}
+	spec := runSpec{label: label, slots: slots, does: does, perAccount: true, expect: expect, single: b.cfg.SteadySingle}
 	run, err := b.deliverRun(ctx, spec, func(ctx context.Context, e *benchEnv) (publishLog, error) {
 		return e.publishSteady(ctx, rate, batches, events)
 	})
+	if spec.single {
+		run.Notes = append(run.Notes, "one event a request (--steady-single)")
+	}
 	if err != nil {
 		return run, fmt.Errorf("%s: %w", label, err) // the scenario has two runs: say which
 	}

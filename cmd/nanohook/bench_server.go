@@ -344,6 +344,13 @@ type publishResult struct {
 	Deliveries int    `json:"deliveries"`
 }
 
+// publishEvent posts one event's body and returns its result.
+func (a *benchAPI) publishEvent(ctx context.Context, body []byte) (publishResult, error) {
+	var out publishResult
+	err := a.call(ctx, a.admin+"/admin/v1/events", a.token, body, &out)
+	return out, err
+}
+
 // publishBatch posts one batch body and returns its per-event results.
 func (a *benchAPI) publishBatch(ctx context.Context, body []byte) ([]publishResult, error) {
 	var out struct {

@@ -39,6 +39,39 @@ func TestBenchTargetsPerDatabase(t *testing.T) {
 	}
 }
 
+// TestBenchSinglesTargets: singles is judged on both databases by its
+// share of the ceiling (0.25 on SQLite, 0.12 on PostgreSQL); its p99 and
+// CPU per event are SQLite's goals, shown on PostgreSQL.
+func TestBenchSinglesTargets(t *testing.T) {
+	run := benchRun{Label: "singles", RatioToCeiling: 0.2, P99MS: 40, CPUSecondsPer1k: 0.5}
+	for _, c := range []struct {
+		db        string
+		ratioPass bool
+		judged    int
+	}{
+		{db: "", ratioPass: false, judged: 3},
+		{db: "postgres://postgres@127.0.0.1:5432/test", ratioPass: true, judged: 1},
+	} {
+		b := &bench{cfg: benchConfig{DB: c.db}}
+		tg := b.targets(&benchScenario{Name: "singles", Runs: []benchRun{run}})
+		if len(tg) != 3 || tg[0].Pass == nil || *tg[0].Pass != c.ratioPass || tg[0].Value != 0.2 {
+			t.Fatalf("db %q: targets %+v, want the ratio 0.2 judged pass=%v first", c.db, tg, c.ratioPass)
+		}
+		judged := 0
+		for _, x := range tg {
+			if x.Pass != nil {
+				judged++
+			}
+		}
+		if judged != c.judged {
+			t.Errorf("db %q: %d targets judged, want %d: %+v", c.db, judged, c.judged, tg)
+		}
+		if c.db == "" && (*tg[1].Pass != true || *tg[2].Pass != false) {
+			t.Errorf("SQLite: p99 40 ms and 0.5 ms CPU judged %+v, want pass and fail", tg)
+		}
+	}
+}
+
 // TestBenchIsolationTarget: the isolation goal is judged on both databases
 // by the ratio of the healthy p99s, and a healthy delivery still late when
 // the wait ran out fails it whatever the ratio of those that arrived.
