@@ -144,6 +144,7 @@ type server struct {
 	onPublish    func(created int, took time.Duration)
 	authLimit    *authLimiter    // nil: failed authentications are not limited
 	gate         *publishGate    // turns of publish transactions, shared fairly by accounts
+	groups       publishGroups   // publish transactions waiting for a turn, committed together
 	testLimit    *accountLimiter // test calls per account; nil: not limited
 	ready        writeProbe      // /readyz's write probe, at most one a second
 }

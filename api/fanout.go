@@ -93,7 +93,8 @@ func planChunks(events []store.PublishEventParams, fanout func(account int64) in
 }
 
 // publish commits events, chunk after chunk (planChunks), each in its turn
-// (publishGate), and wakes the delivery engine after each chunk that
+// (publishGate) and with the chunks of other requests that wait for one
+// then (publishGroups), and wakes the delivery engine after each chunk that
 // created deliveries, so that it starts on them while the rest are
 // written. fanout gives each account's live endpoints. Results follow the
 // order of events.
@@ -109,15 +110,12 @@ func (s *server) publish(ctx context.Context, events []store.PublishEventParams,
 	part := make([]store.PublishEventParams, 0, len(events))
 	for _, c := range planChunks(events, fanout) {
 		part = part[:0]
+		rows, bytes := 0, 0
 		for _, i := range c.idx {
 			part = append(part, events[i])
+			rows, bytes = rows+1+fanout(events[i].AccountID), bytes+len(events[i].Payload)
 		}
-		release, err := s.gate.acquire(ctx, c.account, publishWait)
-		if err != nil {
-			return nil, err
-		}
-		res, err := s.store.PublishEvents(ctx, part)
-		release()
+		res, err := s.publishChunk(ctx, c.account, part, rows, bytes)
 		if err != nil {
 			return nil, err
 		}

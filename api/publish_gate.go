@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,6 +42,17 @@ func newPublishGate(slots int) *publishGate {
 // store.ErrUnavailable (503 with Retry-After): the node's writes are that
 // far behind.
 func (g *publishGate) acquire(ctx context.Context, account int64, maxWait time.Duration) (release func(), err error) {
+	return g.acquireUnless(ctx, account, maxWait, nil)
+}
+
+// errNoLongerNeeded is acquireUnless's answer when its abandon channel
+// closed first.
+var errNoLongerNeeded = errors.New("api: publish: the turn is no longer needed")
+
+// acquireUnless is acquire that also gives up, with errNoLongerNeeded,
+// once abandon is closed (a nil abandon never is): a publish whose events
+// another turn committed with its own (publishGroups) needs no turn.
+func (g *publishGate) acquireUnless(ctx context.Context, account int64, maxWait time.Duration, abandon <-chan struct{}) (release func(), err error) {
 	g.mu.Lock()
 	if g.free > 0 && len(g.ring) == 0 {
 		g.free--
@@ -61,6 +73,8 @@ func (g *publishGate) acquire(ctx context.Context, account int64, maxWait time.D
 		return g.release, nil
 	case <-ctx.Done():
 		err = ctx.Err()
+	case <-abandon:
+		err = errNoLongerNeeded
 	case <-timer.C:
 		err = fmt.Errorf("api: publish: no turn to write within %v, the node's writes are too far behind: %w", maxWait, store.ErrUnavailable)
 	}
