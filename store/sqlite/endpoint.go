@@ -73,9 +73,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 // (endpoints_account_live), on the read pool.
 func (s *Store) CountEndpoints(ctx context.Context, accountID int64) (int, error) {
 	var n int
-	err := s.reader.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM endpoints
-			WHERE account_id = a.id AND deleted_at IS NULL)
-		FROM accounts a WHERE a.id = ?`, accountID).Scan(&n)
+	err := s.stmts.countEndpoints.QueryRowContext(ctx, accountID).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, notFound("account", accountID)
 	}
