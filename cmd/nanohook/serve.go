@@ -237,6 +237,7 @@ type server struct {
 	store    store.Store
 	engine   *delivery.Engine
 	maint    *maintenance.Service
+	apiBG    *api.Background    // the API's work that outlives its requests
 	stopBG   context.CancelFunc // ends background loops such as the due listener
 	bgDone   chan struct{}
 	public   *httpServer
@@ -308,8 +309,10 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	if cfg.AdminToken == "" {
 		log.WarnContext(ctx, adminTokenEnv+" is not set: the admin API refuses every request")
 	}
+	apiBG := api.NewBackground()
 	acfg := api.Config{
 		Store:      st,
+		Background: apiBG,
 		Logger:     log.With(slog.String("component", "api")),
 		AdminToken: cfg.AdminToken,
 		AllowHTTP:  cfg.AllowHTTP,
@@ -327,7 +330,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	if acfg.AuthFailureLimit = cfg.AuthFailureLimit; acfg.AuthFailureLimit == 0 {
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
 	}
-	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
+	s := &server{log: log, store: st, engine: engine, maint: maint, apiBG: apiBG, served: make(chan error, 2), bgDone: make(chan struct{})}
 	publicLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		st.Close()
@@ -357,6 +360,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log, idle, admin.ConnState)
 	engine.Start(ctx)
 	maint.Start(ctx)
+	apiBG.Start(ctx)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBG = stopBG
 	go func() {
@@ -539,6 +543,12 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	if err := s.admin.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
+	}
+	// No request can start a recover now; end the ones still re-queueing
+	// in the background while the store is open (calling recover again
+	// finishes them).
+	if err := s.apiBG.Stop(ctx); err != nil {
+		s.log.WarnContext(ctx, "background recovers still running at the shutdown deadline", slog.Any("error", err))
 	}
 	if err := s.engine.Stop(ctx); err != nil {
 		s.log.WarnContext(ctx, "delivery engine stopped at the shutdown deadline", slog.Any("error", err))
