@@ -69,6 +69,12 @@ type Config struct {
 	// RecoverStep is how many deliveries one recover transaction re-queues;
 	// default 1000.
 	RecoverStep int
+	// Background runs the steps of a recover after the first, once its
+	// request has been answered. The caller starts it and stops it before
+	// closing Store, so that no step runs on a closed store. nil: the
+	// handlers start one of their own that nothing stops, which suits
+	// tests whose store outlives them.
+	Background *Background
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes); batch
@@ -136,6 +142,7 @@ type server struct {
 	waker        interface{ Wake() }
 	tester       Tester
 	recoverStep  int
+	background   *Background // runs the rest of a large recover
 	now          func() time.Time
 	maxBody      int64
 	maxBatchBody int64
@@ -166,6 +173,7 @@ func newServer(cfg Config) *server {
 		waker:       cfg.Waker,
 		tester:      cfg.Tester,
 		recoverStep: cfg.RecoverStep,
+		background:  cfg.Background,
 		now:         cfg.Now,
 		maxBody:     cfg.MaxBodyBytes,
 		onPublish:   cfg.OnPublish,
@@ -182,6 +190,10 @@ func newServer(cfg Config) *server {
 	}
 	if s.recoverStep <= 0 {
 		s.recoverStep = 1000
+	}
+	if s.background == nil {
+		s.background = NewBackground()
+		s.background.Start(context.Background())
 	}
 	s.maxBatchBody = max(s.maxBody, MaxBatchBodyBytes)
 	s.maxPayload = cfg.MaxPayloadBytes

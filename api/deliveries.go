@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -364,21 +365,32 @@ func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
 	if n > 0 {
 		s.wakeAfterRequeue()
 	}
-	if n == s.recoverStep {
-		go s.recoverRest(context.WithoutCancel(r.Context()), p)
+	if n == s.recoverStep && !s.background.Go(r.Context(), func(ctx context.Context) { s.recoverRest(ctx, p) }) {
+		// Only a process that is shutting down refuses; the answer's count
+		// stands, and calling recover again finishes the job.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "api: shutting down, so the rest of a recover is not re-queued; calling recover again finishes it",
+			slog.Int64("webhook_id", p.EndpointID))
 	}
 	s.respond(w, r, http.StatusAccepted, recoverJSON{Queued: total})
 	return nil
 }
 
-// recoverRest re-queues the remaining steps of a recover in the background.
+// recoverRest re-queues the remaining steps of a recover in the background,
+// until they are done, recoverBackgroundLimit passes or ctx is cancelled
+// (the Background that runs it stops).
 func (s *server) recoverRest(ctx context.Context, p store.RecoverParams) {
 	ctx, cancel := context.WithTimeout(ctx, recoverBackgroundLimit)
 	defer cancel()
 	for {
 		n, err := s.store.RecoverDeliveries(ctx, p)
 		if err != nil {
-			s.log.LogAttrs(ctx, slog.LevelError, "api: background recover stopped; calling recover again finishes it",
+			// A cancelled ctx is a shutdown, expected; a failure or the
+			// time limit is not.
+			level := slog.LevelError
+			if errors.Is(ctx.Err(), context.Canceled) {
+				level = slog.LevelWarn
+			}
+			s.log.LogAttrs(ctx, level, "api: background recover stopped; calling recover again finishes it",
 				slog.Int64("webhook_id", p.EndpointID), slog.Any("error", err))
 			return
 		}

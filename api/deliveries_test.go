@@ -488,3 +488,78 @@ func TestRecoverLargeRangeInBackground(t *testing.T) {
 		}
 	}
 }
+
+// heldRecoverStore is the real store whose first background recover step
+// (the second re-queueing call) waits until its context is cancelled, so
+// that a recover is still in progress when the test stops it.
+type heldRecoverStore struct {
+	store.Store
+	steps   atomic.Int64  // re-queueing calls, the request's own first
+	held    chan struct{} // one value when a background step starts waiting
+	running atomic.Int64  // calls inside RecoverDeliveries now
+}
+
+func (s *heldRecoverStore) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (int, error) {
+	s.running.Add(1)
+	defer s.running.Add(-1)
+	if !p.CountOnly && s.steps.Add(1) == 2 {
+		s.held <- struct{}{}
+		<-ctx.Done()
+		return 0, ctx.Err()
+	}
+	return s.Store.RecoverDeliveries(ctx, p)
+}
+
+// TestRecoverStoppedBeforeStoreCloses: the rest of a recover runs on the
+// Background in Config, whose Stop ends it and waits for it, so that cmd
+// can close the store after Stop with no recover step left running; a
+// recover submitted after Stop re-queues only its first step.
+func TestRecoverStoppedBeforeStoreCloses(t *testing.T) {
+	t.Parallel()
+	bg := api.NewBackground()
+	bg.Start(t.Context())
+	held := &heldRecoverStore{held: make(chan struct{}, 1)}
+	b := setup(t, func(c *api.Config) {
+		held.Store = c.Store
+		c.Store, c.RecoverStep, c.Background = held, 2, bg
+	})
+	acct, key := b.newAccount(t, "acme")
+	wh := b.newWebhook(t, key, "https://hooks.example.com/a")
+	for i := range 5 {
+		at := testNow.Add(time.Duration(i-6) * time.Hour)
+		b.publishAt(t, acct, nanohook.EventJobCompleted, at)
+		b.attempt(t, at, nanohook.DeliveryFailed, nanohook.Attempt{ResponseStatus: 500}, time.Time{})
+	}
+	path := fmt.Sprintf("/api/v1/webhooks/%d/recover", wh)
+	if d := b.pub(t, "POST", path, key, `{"since":"2024-12-23T00:00:00Z"}`).wantData(t, http.StatusAccepted); d["queued"] != float64(5) {
+		t.Fatalf("queued %v, want all 5", d["queued"])
+	}
+	select {
+	case <-held.held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the recover's background step never started")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := bg.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if n := held.running.Load(); n != 0 {
+		t.Fatalf("%d recover steps still running after Stop: closing the store now would pull it from under them", n)
+	}
+	if !strings.Contains(b.logs.String(), "background recover stopped") {
+		t.Fatalf("the stopped recover was not logged:\n%s", b.logs)
+	}
+
+	// After Stop the request still re-queues its first step and answers;
+	// nothing runs in the background.
+	steps := held.steps.Load()
+	b.pub(t, "POST", path, key, `{"since":"2024-12-23T00:00:00Z"}`).wantData(t, http.StatusAccepted)
+	time.Sleep(50 * time.Millisecond)
+	if n := held.steps.Load() - steps; n != 1 {
+		t.Fatalf("a recover after Stop made %d re-queueing calls, want only the request's own", n)
+	}
+	if !strings.Contains(b.logs.String(), "the rest of a recover is not re-queued") {
+		t.Fatalf("the refused rest was not logged:\n%s", b.logs)
+	}
+}

@@ -332,7 +332,7 @@ func (h *hostile) sendHuge(t *testing.T, rt bodyRoute, size int64, chunked bool)
 		srv, token = h.admin, testAdminToken
 	}
 	body := io.MultiReader(strings.NewReader(`{"name":"`), io.LimitReader(repeatReader('a'), size-11), strings.NewReader(`"}`))
-	var rd io.Reader = body
+	rd := body
 	if chunked {
 		rd = struct{ io.Reader }{body} // hides the length: the client streams it chunked
 	}

@@ -90,7 +90,9 @@ func TestBreakerSpans(t *testing.T) {
 		if l := ls.m[1]; l.open || ls.limit(l, probeAt) < 1 {
 			t.Fatal("a successful probe did not close the breaker")
 		}
-		if !ls.admit(1, 7, probeAt) || !ls.admit(1, 7, probeAt) {
+		// Each admit takes one attempt, so the two calls are two attempts.
+		first, second := ls.admit(1, 7, probeAt), ls.admit(1, 7, probeAt)
+		if !first || !second {
 			t.Fatal("a closed breaker must admit more than one attempt")
 		}
 	})

@@ -188,8 +188,8 @@ func (r *floodResult) String() string {
 }
 
 // timedCall makes one request on a new connection from local and returns
-// its status (0: none), its error and how long it took.
-func timedCall(ctx context.Context, local, method, url, token, body string) (int, error, time.Duration) {
+// its status (0: none), how long it took and its error.
+func timedCall(ctx context.Context, local, method, url, token, body string) (int, time.Duration, error) {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
 	client := &http.Client{
 		Timeout:   5 * time.Second,
@@ -197,7 +197,7 @@ func timedCall(ctx context.Context, local, method, url, token, body string) (int
 	}
 	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
-		return 0, err, 0
+		return 0, 0, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -209,11 +209,11 @@ func timedCall(ctx context.Context, local, method, url, token, body string) (int
 	resp, err := client.Do(req)
 	took := time.Since(start)
 	if err != nil {
-		return 0, err, took
+		return 0, took, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode, nil, took
+	return resp.StatusCode, took, nil
 }
 
 // floodAnswer bounds how long the admin API and another client may take
@@ -269,12 +269,12 @@ func TestServeConnectionFlood(t *testing.T) {
 			}
 		}
 		for i := range 5 {
-			status, err, took := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.adminAddr+"/healthz", "", "")
+			status, took, err := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.adminAddr+"/healthz", "", "")
 			answered("admin /healthz", http.StatusOK, status, err, took)
-			status, err, took = timedCall(ctx, "127.0.0.1", "POST", "http://"+c.adminAddr+"/admin/v1/events", relAdminToken,
+			status, took, err = timedCall(ctx, "127.0.0.1", "POST", "http://"+c.adminAddr+"/admin/v1/events", relAdminToken,
 				fmt.Sprintf(`{"account_id":%d,"event":"job.completed","task_id":"%s_%d","task_type":"image","data":{}}`, accountID, phase, i))
 			answered("admin publish", http.StatusAccepted, status, err, took)
-			status, err, took = timedCall(ctx, "127.0.0.2", "GET", "http://"+c.addr+"/healthz", "", "")
+			status, took, err = timedCall(ctx, "127.0.0.2", "GET", "http://"+c.addr+"/healthz", "", "")
 			answered("public /healthz from another address", http.StatusOK, status, err, took)
 		}
 		return slowest
@@ -295,7 +295,7 @@ func TestServeConnectionFlood(t *testing.T) {
 	// A client that sent its request before the refusal arrived may see
 	// the connection reset instead of the 429: the listener closes at
 	// once rather than hold a file to read the request.
-	if status, err, _ := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.addr+"/healthz", "", ""); status != http.StatusTooManyRequests && (status != 0 || err == nil) {
+	if status, _, err := timedCall(ctx, "127.0.0.1", "GET", "http://"+c.addr+"/healthz", "", ""); status != http.StatusTooManyRequests && (status != 0 || err == nil) {
 		t.Errorf("a new connection from the flooding address: %d %v, want 429 or the connection closed", status, err)
 	}
 	if files >= childFiles-64 {

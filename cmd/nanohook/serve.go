@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -224,11 +225,23 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
-	log.InfoContext(ctx, "shutting down", slog.Duration("deadline", cfg.ShutdownTimeout))
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	return srv.run(ctx, cfg.ShutdownTimeout)
+}
+
+// run serves until ctx is cancelled or a listener fails, then shuts down
+// within timeout. A failed listener is returned (with any error of the
+// shutdown): a node that has silently stopped answering one of its APIs
+// would otherwise look alive to its supervisor until the next restart.
+func (s *server) run(ctx context.Context, timeout time.Duration) error {
+	select {
+	case <-ctx.Done():
+		s.log.InfoContext(ctx, "shutting down", slog.Duration("deadline", timeout))
+	case <-s.failed:
+		s.log.ErrorContext(ctx, "a listener failed; shutting down", slog.Any("error", s.failure), slog.Duration("deadline", timeout))
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
-	return srv.shutdown(sctx)
+	return s.shutdown(sctx)
 }
 
 // server is a running nanohook: both listeners, the engine and the store.
@@ -237,13 +250,31 @@ type server struct {
 	store    store.Store
 	engine   *delivery.Engine
 	maint    *maintenance.Service
+	apiBG    *api.Background    // the API's work that outlives its requests
 	stopBG   context.CancelFunc // ends background loops such as the due listener
 	bgDone   chan struct{}
 	public   *httpServer
 	admin    *httpServer
 	publicLn net.Listener
 	adminLn  net.Listener
-	served   chan error
+	served   chan error    // each listener's end: nil once shut down, or why it failed
+	failed   chan struct{} // closed when a listener first fails, after failure is set
+	failOnce sync.Once
+	failure  error
+}
+
+// serve runs one listener's server until it is shut down. If it fails
+// instead, the failure also ends run, which shuts the rest down.
+func (s *server) serve(name string, h *httpServer, ln net.Listener) {
+	err := serveHTTP(h.Server, ln)
+	if err != nil {
+		err = fmt.Errorf("%s listener failed: %w", name, err)
+		s.failOnce.Do(func() {
+			s.failure = err
+			close(s.failed)
+		})
+	}
+	s.served <- err
 }
 
 // startServer opens storage, starts the engine and both listeners. It
@@ -308,8 +339,10 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	if cfg.AdminToken == "" {
 		log.WarnContext(ctx, adminTokenEnv+" is not set: the admin API refuses every request")
 	}
+	apiBG := api.NewBackground()
 	acfg := api.Config{
 		Store:      st,
+		Background: apiBG,
 		Logger:     log.With(slog.String("component", "api")),
 		AdminToken: cfg.AdminToken,
 		AllowHTTP:  cfg.AllowHTTP,
@@ -327,7 +360,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	if acfg.AuthFailureLimit = cfg.AuthFailureLimit; acfg.AuthFailureLimit == 0 {
 		acfg.AuthFailureLimit = -1 // the flag's 0 is api.Config's "no limit"
 	}
-	s := &server{log: log, store: st, engine: engine, maint: maint, served: make(chan error, 2), bgDone: make(chan struct{})}
+	s := &server{log: log, store: st, engine: engine, maint: maint, apiBG: apiBG, served: make(chan error, 2), failed: make(chan struct{}), bgDone: make(chan struct{})}
 	publicLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		st.Close()
@@ -357,6 +390,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	s.admin = newHTTPServer(withMetrics(api.NewAdmin(acfg), m.Handler()), log, idle, admin.ConnState)
 	engine.Start(ctx)
 	maint.Start(ctx)
+	apiBG.Start(ctx)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopBG = stopBG
 	go func() {
@@ -368,8 +402,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 			}
 		}
 	}()
-	go func() { s.served <- serveHTTP(s.public.Server, s.publicLn) }()
-	go func() { s.served <- serveHTTP(s.admin.Server, s.adminLn) }()
+	go s.serve("public", s.public, s.publicLn)
+	go s.serve("admin", s.admin, s.adminLn)
 	log.InfoContext(ctx, "nanohook serving",
 		slog.String("version", version),
 		slog.String("public", s.publicLn.Addr().String()),
@@ -539,6 +573,12 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	if err := s.admin.shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("admin listener: %w", err))
+	}
+	// No request can start a recover now; end the ones still re-queueing
+	// in the background while the store is open (calling recover again
+	// finishes them).
+	if err := s.apiBG.Stop(ctx); err != nil {
+		s.log.WarnContext(ctx, "background recovers still running at the shutdown deadline", slog.Any("error", err))
 	}
 	if err := s.engine.Stop(ctx); err != nil {
 		s.log.WarnContext(ctx, "delivery engine stopped at the shutdown deadline", slog.Any("error", err))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -42,5 +43,48 @@ func TestShutdownIsNotHeldByUnusedConnections(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("shutdown took %v with only unused connections open, want well under a second", took)
+	}
+}
+
+// TestFailedListenerStopsServe: when one listener's Serve fails (here its
+// listener is closed from outside, as a failing accept would end it),
+// run shuts the rest down in order and returns the failure, naming the
+// listener, instead of serving on with one API gone until a signal.
+func TestFailedListenerStopsServe(t *testing.T) {
+	t.Parallel()
+	cfg := serveConfig{
+		DB: filepath.Join(t.TempDir(), "s.db"), Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		AdminToken: testAdminToken, RetrySchedule: []time.Duration{time.Second}, DeliveryTimeout: time.Second,
+		DeliveryWorkers: 4, EndpointConcurrency: 4, BreakerThreshold: 5, BreakerCooldown: time.Second,
+		ShutdownTimeout: 3 * time.Second,
+	}
+	logs := newWatchWriter("a listener failed; shutting down")
+	srv, err := startServer(t.Context(), cfg, newLogger(logs, "text", slog.LevelInfo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.adminLn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.run(t.Context(), cfg.ShutdownTimeout) }() // t.Context() is not cancelled meanwhile
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		// Stop it, so that the test ends with what it saw.
+		t.Error("run went on serving after the admin listener failed")
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = srv.shutdown(ctx)
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "admin listener failed") || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("run = %v, want the admin listener's failure", err)
+	}
+	if strings.Contains(err.Error(), "public listener") {
+		t.Fatalf("run = %v: the public listener was shut down, it did not fail", err)
+	}
+	if out := logs.String(); !strings.Contains(out, "a listener failed; shutting down") || !strings.Contains(out, "admin listener failed") {
+		t.Fatalf("the failure was not logged:\n%s", out)
 	}
 }

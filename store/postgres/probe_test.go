@@ -50,7 +50,7 @@ func cutSessions(t *testing.T, role string) {
 // probeUntil runs ProbeWrite until ok(err) holds or ten seconds pass: the
 // first calls after cutSessions may meet a connection the server has just
 // closed, which the pool replaces.
-func probeUntil(t *testing.T, s *Store, ok func(error) bool) (error, time.Duration) {
+func probeUntil(t *testing.T, s *Store, ok func(error) bool) (time.Duration, error) {
 	t.Helper()
 	var err error
 	deadline := time.Now().Add(10 * time.Second)
@@ -61,11 +61,11 @@ func probeUntil(t *testing.T, s *Store, ok func(error) bool) (error, time.Durati
 		took := time.Since(start)
 		cancel()
 		if ok(err) {
-			return err, took
+			return took, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return err, 0
+	return 0, err
 }
 
 // TestProbeWriteFailsOnAReadOnlyDatabase: once the Store's sessions are
@@ -81,7 +81,7 @@ func TestProbeWriteFailsOnAReadOnlyDatabase(t *testing.T) {
 
 	admin(t, `ALTER ROLE `+role+` SET default_transaction_read_only = on`)
 	cutSessions(t, role)
-	err, took := probeUntil(t, s, func(err error) bool { return err == nil || isReadOnly(err) })
+	took, err := probeUntil(t, s, func(err error) bool { return err == nil || isReadOnly(err) })
 	switch {
 	case err == nil:
 		t.Fatal("the write probe succeeded on read-only sessions")
@@ -95,7 +95,7 @@ func TestProbeWriteFailsOnAReadOnlyDatabase(t *testing.T) {
 
 	admin(t, `ALTER ROLE `+role+` RESET default_transaction_read_only`)
 	cutSessions(t, role)
-	if err, _ := probeUntil(t, s, func(err error) bool { return err == nil }); err != nil {
+	if _, err := probeUntil(t, s, func(err error) bool { return err == nil }); err != nil {
 		t.Fatalf("write probe once the sessions are writable again: %v", err)
 	}
 }
