@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nanohook/nanohook/store"
 )
@@ -43,6 +44,9 @@ type publishMember struct {
 	events  []store.PublishEventParams
 	rows    int // events and their deliveries, as planChunks counts them
 	bytes   int // payload bytes
+	// deadline is when the request's wait for a turn ends (publishWait
+	// after it began): a group's commit must end by its members' earliest.
+	deadline time.Time
 
 	taken bool          // a turn took it into its group; guarded by publishGroups.mu
 	done  chan struct{} // closed once res or err is set
@@ -54,7 +58,8 @@ type publishMember struct {
 // request, see planChunks), in a group with whatever else waits when its
 // turn comes, and returns their results in order.
 func (s *server) publishChunk(ctx context.Context, account int64, events []store.PublishEventParams, rows, bytes int) ([]store.PublishResult, error) {
-	m := &publishMember{account: account, events: events, rows: rows, bytes: bytes, done: make(chan struct{})}
+	m := &publishMember{account: account, events: events, rows: rows, bytes: bytes,
+		deadline: time.Now().Add(publishWait), done: make(chan struct{})}
 	s.groups.add(m)
 	release, err := s.gate.acquireUnless(ctx, account, publishWait, m.done)
 	if err != nil {
@@ -76,6 +81,10 @@ func (s *server) publishChunk(ctx context.Context, account int64, events []store
 	release()
 	return m.res, m.err
 }
+
+// minGroupCommit is the least time a group's commit is given, however
+// close its members' deadlines are.
+const minGroupCommit = time.Second
 
 // add queues m for the next turn.
 func (g *publishGroups) add(m *publishMember) {
@@ -147,14 +156,29 @@ func (g *publishGroups) take(m *publishMember) []*publishMember {
 
 // commitGroup writes the group's events in one PublishEvents call and
 // answers every member. A group of several commits whatever any one
-// request's context says: the others are waiting on it, and the store
-// bounds how long it takes. If an account of the group is gone
+// request's context says (the others are waiting on it), but within its
+// members' earliest deadline, or minGroupCommit if that is sooner: a
+// request that waited for its turn until nearly publishWait and then
+// joined a group must not wait for a stalled database's timeouts on top
+// (without groups it would have given up at publishWait); the group then
+// fails with store.ErrUnavailable. If an account of the group is gone
 // (store.ErrNotFound), the members are written one by one instead, so
 // that only that account's request fails.
 func (s *server) commitGroup(ctx context.Context, group []*publishMember) {
 	if len(group) > 1 {
 		ctx = context.WithoutCancel(ctx)
 	}
+	deadline := group[0].deadline
+	for _, m := range group[1:] {
+		if m.deadline.Before(deadline) {
+			deadline = m.deadline
+		}
+	}
+	if floor := time.Now().Add(minGroupCommit); deadline.Before(floor) {
+		deadline = floor
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	n := 0
 	for _, m := range group {
 		n += len(m.events)
@@ -164,6 +188,9 @@ func (s *server) commitGroup(ctx context.Context, group []*publishMember) {
 		events = append(events, m.events...)
 	}
 	res, err := s.store.PublishEvents(ctx, events)
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, store.ErrUnavailable) {
+		err = fmt.Errorf("api: publish: not committed within the publish's time: %w: %w", err, store.ErrUnavailable)
+	}
 	if err == nil && len(res) != len(events) {
 		err = fmt.Errorf("api: store returned %d results for %d events", len(res), len(events))
 	}
