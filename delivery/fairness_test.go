@@ -36,6 +36,14 @@ const (
 	healthyInterval = 100 * time.Millisecond
 	healthyP99      = 300 * time.Millisecond
 	slowProgressMin = 50 // B's deliveries answered while A's arrive
+	// healthyP99Race is the bound under the race detector, which
+	// multiplies the CPU every step costs: on a 2-core machine running
+	// other packages' tests beside it, one of the 40 deliveries now and
+	// then waits 300–800 ms for a CPU, with the old engine and the new
+	// alike. It still fails the old scheduler, under which none of A's
+	// deliveries arrived. .ci/run also runs this test alone in the plain
+	// build, where the 300 ms bound holds.
+	healthyP99Race = time.Second
 )
 
 func TestSlowAccountDoesNotDelayAnother(t *testing.T) {
@@ -202,8 +210,12 @@ func runSlowAccountCase(t *testing.T, st fairStore, nodes int) {
 	t.Logf("%d nodes: healthy p50 %v, p99 %v, max %v; slow account answered %d deliveries in the %v window",
 		nodes, p50.Round(time.Millisecond), p99.Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond),
 		progress, end.Sub(start).Round(time.Millisecond))
-	if p99 > healthyP99 {
-		t.Errorf("the healthy account's p99 is %v beside the slow account's backlog, want at most %v", p99, healthyP99)
+	bound := healthyP99
+	if raceEnabled {
+		bound = healthyP99Race
+	}
+	if p99 > bound {
+		t.Errorf("the healthy account's p99 is %v beside the slow account's backlog, want at most %v", p99, bound)
 	}
 	if progress < slowProgressMin {
 		t.Errorf("the slow account got %d deliveries answered while the healthy one's arrived, want at least %d: fairness must not park it",
