@@ -59,6 +59,7 @@ type groupFixture struct {
 	s      *server
 	st     *holdingStore
 	a1, a2 int64
+	first  <-chan publishOutcome // the held publish, once startHeld ran
 }
 
 func newGroupFixture(t *testing.T) *groupFixture {
@@ -86,7 +87,7 @@ func newGroupFixture(t *testing.T) *groupFixture {
 	return f
 }
 
-// event is a job.completed event of account for task, under key.
+// groupEvent is a job.completed event of account for task, under key.
 func groupEvent(account int64, task, key string) store.PublishEventParams {
 	now := time.Now()
 	return store.PublishEventParams{ID: nanohook.NewEventID(), AccountID: account, Type: nanohook.EventJobCompleted,
@@ -130,10 +131,10 @@ func (f *groupFixture) waitQueued(t *testing.T, n int) {
 
 // startHeld publishes one event whose commit holds the turn, and then
 // the given events, each its own request, and waits until they are all
-// queued behind it.
-func (f *groupFixture) startHeld(t *testing.T, events ...store.PublishEventParams) (first <-chan publishOutcome, rest []<-chan publishOutcome) {
+// queued behind it; releaseHeld lets the held commit go on.
+func (f *groupFixture) startHeld(t *testing.T, events ...store.PublishEventParams) (rest []<-chan publishOutcome) {
 	t.Helper()
-	first = f.publishAsync(groupEvent(f.a1, "held", "held"))
+	f.first = f.publishAsync(groupEvent(f.a1, "held", "held"))
 	select {
 	case <-f.st.held:
 	case <-time.After(10 * time.Second):
@@ -143,7 +144,17 @@ func (f *groupFixture) startHeld(t *testing.T, events ...store.PublishEventParam
 		rest = append(rest, f.publishAsync(e))
 	}
 	f.waitQueued(t, len(events))
-	return first, rest
+	return rest
+}
+
+// releaseHeld lets the held publish commit and checks that it was
+// answered with its own event, alone.
+func (f *groupFixture) releaseHeld(t *testing.T) {
+	t.Helper()
+	close(f.st.release)
+	if o := <-f.first; o.err != nil || len(o.res) != 1 || o.res[0].EventID != o.event.ID {
+		t.Fatalf("the held publish: %+v, %v", o.res, o.err)
+	}
 }
 
 // TestPublishGroupsShareOneCommit: publishes that wait while another
@@ -157,11 +168,8 @@ func TestPublishGroupsShareOneCommit(t *testing.T) {
 		groupEvent(f.a1, "t1", "k1"), groupEvent(f.a2, "t2", "k2"),
 		groupEvent(f.a2, "t3", "same"), groupEvent(f.a2, "t4", "same"),
 	}
-	first, rest := f.startHeld(t, events...)
-	close(f.st.release)
-	if o := <-first; o.err != nil || len(o.res) != 1 || o.res[0].EventID != o.event.ID {
-		t.Fatalf("the held publish: %+v, %v", o.res, o.err)
-	}
+	rest := f.startHeld(t, events...)
+	f.releaseHeld(t)
 	got := map[string]publishOutcome{}
 	for _, ch := range rest {
 		o := <-ch
@@ -197,11 +205,8 @@ func TestPublishGroupFailureAnswersEveryMember(t *testing.T) {
 	f := newGroupFixture(t)
 	f.st.fail = fmt.Errorf("disk gone: %w", store.ErrUnavailable)
 	events := []store.PublishEventParams{groupEvent(f.a1, "f1", "f1"), groupEvent(f.a2, "f2", "f2"), groupEvent(f.a2, "f3", "f3")}
-	first, rest := f.startHeld(t, events...)
-	close(f.st.release)
-	if o := <-first; o.err != nil {
-		t.Fatalf("the held publish: %v", o.err)
-	}
+	rest := f.startHeld(t, events...)
+	f.releaseHeld(t)
 	for _, ch := range rest {
 		o := <-ch
 		if !errors.Is(o.err, store.ErrUnavailable) || o.res != nil {
@@ -223,11 +228,8 @@ func TestPublishGroupWithVanishedAccount(t *testing.T) {
 	f := newGroupFixture(t)
 	const gone = 999_999
 	events := []store.PublishEventParams{groupEvent(f.a1, "v1", "v1"), groupEvent(gone, "v2", "v2"), groupEvent(f.a2, "v3", "v3")}
-	first, rest := f.startHeld(t, events...)
-	close(f.st.release)
-	if o := <-first; o.err != nil {
-		t.Fatalf("the held publish: %v", o.err)
-	}
+	rest := f.startHeld(t, events...)
+	f.releaseHeld(t)
 	for _, ch := range rest {
 		o := <-ch
 		switch {

@@ -408,7 +408,7 @@ func (e *Engine) round(ctx context.Context, free int, fresh bool) (more bool, ne
 		}
 	}
 	if len(drained) > 0 {
-		e.heads = slices.DeleteFunc(slices.Clone(e.heads), func(h store.QueueHead) bool { return drained[h.EndpointID] })
+		e.heads = slices.DeleteFunc(e.heads, func(h store.QueueHead) bool { return drained[h.EndpointID] })
 	}
 	if more {
 		return true, next, nil

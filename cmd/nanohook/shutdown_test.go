@@ -11,18 +11,24 @@ import (
 	"time"
 )
 
+// shutdownTestConfig is a small serve on a fresh SQLite file and loopback
+// ports, with a 3 s shutdown timeout.
+func shutdownTestConfig(t *testing.T) serveConfig {
+	return serveConfig{
+		DB: filepath.Join(t.TempDir(), "s.db"), Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		AdminToken: testAdminToken, RetrySchedule: []time.Duration{time.Second}, DeliveryTimeout: time.Second,
+		DeliveryWorkers: 4, EndpointConcurrency: 4, BreakerThreshold: 5, BreakerCooldown: time.Second,
+		ShutdownTimeout: 3 * time.Second,
+	}
+}
+
 // TestShutdownIsNotHeldByUnusedConnections: a client that opened a
 // connection and sent nothing must not hold a graceful stop until its
 // deadline (net/http waits up to 5 s for a fresh connection's first
 // request), which would also leave the delivery engine no time to finish.
 func TestShutdownIsNotHeldByUnusedConnections(t *testing.T) {
 	t.Parallel()
-	cfg := serveConfig{
-		DB: filepath.Join(t.TempDir(), "s.db"), Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		AdminToken: testAdminToken, RetrySchedule: []time.Duration{time.Second}, DeliveryTimeout: time.Second,
-		DeliveryWorkers: 4, EndpointConcurrency: 4, BreakerThreshold: 5, BreakerCooldown: time.Second,
-		ShutdownTimeout: 3 * time.Second,
-	}
+	cfg := shutdownTestConfig(t)
 	srv, err := startServer(t.Context(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -52,12 +58,7 @@ func TestShutdownIsNotHeldByUnusedConnections(t *testing.T) {
 // listener, instead of serving on with one API gone until a signal.
 func TestFailedListenerStopsServe(t *testing.T) {
 	t.Parallel()
-	cfg := serveConfig{
-		DB: filepath.Join(t.TempDir(), "s.db"), Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		AdminToken: testAdminToken, RetrySchedule: []time.Duration{time.Second}, DeliveryTimeout: time.Second,
-		DeliveryWorkers: 4, EndpointConcurrency: 4, BreakerThreshold: 5, BreakerCooldown: time.Second,
-		ShutdownTimeout: 3 * time.Second,
-	}
+	cfg := shutdownTestConfig(t)
 	logs := newWatchWriter("a listener failed; shutting down")
 	srv, err := startServer(t.Context(), cfg, newLogger(logs, "text", slog.LevelInfo))
 	if err != nil {
