@@ -26,7 +26,7 @@ const dueChannel = "nanohook_due"
 // element per event ($1 ids, $2 accounts, $3 types, $4 task ids, $5 task
 // types, $6 idempotency keys (NULL: none), $7 payloads, $8 occurred at, $9
 // now). It returns one row per event inserted: its id, the number of
-// deliveries created for it, and (ignored) whether it woke the other nodes.
+// deliveries created for it, and whether any of them is pending.
 //
 //   - ins: ON CONFLICT on the idempotency constraint is what decides between
 //     concurrent publishers of one key: the second waits for the first to
@@ -44,9 +44,8 @@ const dueChannel = "nanohook_due"
 //     already failed, with no attempt and its reason as last error, so that
 //     the event is on record and a recover after re-enabling replays it.
 //     Both kinds are counted: the count is the rows created.
-//   - the final SELECT notifies dueChannel (delivered at commit) if any
-//     pending delivery was created. The notifying sub-select is uncorrelated, so it
-//     runs at most once, and only when a CASE reaches it.
+//   - the final SELECT tells, per event, whether a pending delivery was
+//     created: then, after commit, the other nodes are notified (notify.go).
 const publishSQL = `WITH input AS (
 		SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
 				$8::timestamptz[], $9::timestamptz[])
@@ -73,8 +72,7 @@ const publishSQL = `WITH input AS (
 	), counts AS (
 		SELECT event_pk, count(*) AS n, count(*) FILTER (WHERE status = 'pending') AS pending FROM fan GROUP BY event_pk
 	)
-	SELECT ins.id, coalesce(counts.n, 0),
-		CASE WHEN counts.pending > 0 THEN (SELECT true FROM pg_notify('` + dueChannel + `', current_schema())) END
+	SELECT ins.id, coalesce(counts.n, 0), coalesce(counts.pending, 0) > 0
 	FROM ins LEFT JOIN counts ON counts.event_pk = ins.pk`
 
 // existingEventSQL is what a duplicate's result reports: the event that owns
@@ -157,6 +155,7 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 
 	out := make([]store.PublishResult, n)
 	inserted := make([]bool, n)
+	due := false // a pending delivery was created: the other nodes are told
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
 			return err
@@ -168,9 +167,11 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 		defer rows.Close()
 		for rows.Next() {
 			var r store.PublishResult
-			if err := rows.Scan(&r.EventID, &r.Deliveries, nil); err != nil {
+			var pending bool
+			if err := rows.Scan(&r.EventID, &r.Deliveries, &pending); err != nil {
 				return err
 			}
+			due = due || pending
 			i, ok := index[r.EventID]
 			if !ok || inserted[i] {
 				return fmt.Errorf("inserted event %q is not in the batch once", r.EventID)
@@ -204,6 +205,9 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, wrap("publish events: commit", err)
+	}
+	if due {
+		s.notifyDue()
 	}
 	return out, nil
 }

@@ -102,13 +102,17 @@ type Store struct {
 	// stores them as plaintext. See SetKeyring (secrets.go).
 	secrets store.Secrets
 
-	// Close stops running ListenDue loops before closing the pool, so that
+	// Close stops running ListenDue loops and the notifier before closing the pool, so that
 	// after Close no connection of this Store is left open.
 	mu        sync.Mutex
 	closed    bool
 	stop      context.CancelFunc // cancels closing
 	closing   context.Context
-	listeners sync.WaitGroup
+	listeners sync.WaitGroup // ListenDue loops and the notifier
+
+	// notify asks the notifier (notify.go) for a NOTIFY on dueChannel.
+	notify    chan struct{}
+	notifyGap time.Duration // at least this long between two notifications
 }
 
 // Open connects to the database at url (a postgres:// URL or a key=value
@@ -160,7 +164,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, wrap("open", err)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop}
+	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop,
+		notify: make(chan struct{}, 1), notifyGap: notifyGap}
+	s.listeners.Add(1)
+	go s.notifier()
 	// pgxpool connects lazily: the migrations are the first use, so an
 	// unreachable server or a wrong password fails here, with the cause.
 	if err := s.Migrate(context.WithValue(ctx, noCallTimeout{}, true)); err != nil {

@@ -653,6 +653,80 @@ func TestPublishNotifiesOnlyForDeliveries(t *testing.T) {
 	}
 }
 
+// TestPublishNotificationsAreCoalesced publishes from many goroutines at
+// once: the other nodes must be told (at least one notification) but not
+// once per publish: the notifier sends at most one every notifyGap (here
+// widened, so that the bound does not depend on the machine's speed).
+func TestPublishNotificationsAreCoalesced(t *testing.T) {
+	t.Parallel()
+	schema, u := freshSchema(t)
+	s := openURL(t, u)
+	s.notifyGap = 100 * time.Millisecond // read by the notifier only after its first send
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `LISTEN `+dueChannel); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, _, err := s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("coalesce-key"), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: a.ID, URL: "https://x.example.com",
+		Events: []nanohook.EventType{nanohook.EventJobCompleted}, Secret: "whsec_abcdefgh", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+
+	const publishers, each = 16, 10
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers)
+	for g := range publishers {
+		wg.Go(func() {
+			for i := range each {
+				id := fmt.Sprintf("evt_co_%d_%d", g, i)
+				if _, err := s.PublishEvents(ctx, []store.PublishEventParams{{ID: id, AccountID: a.ID,
+					Type: nanohook.EventJobCompleted, TaskID: id, Payload: []byte("{}"), OccurredAt: now, Now: now}}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	// Count this schema's notifications until none has come for a while.
+	got := 0
+	for {
+		wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			break
+		}
+		if n.Payload == schema {
+			got++
+		}
+	}
+	elapsed := time.Since(start)
+	if got == 0 {
+		t.Fatal("no notification after 160 publishes that created deliveries")
+	}
+	if limit := int(elapsed/s.notifyGap) + 1; got > limit {
+		t.Fatalf("%d notifications for %d publishes in %v, want at most %d (one per %v)",
+			got, publishers*each, elapsed, limit, s.notifyGap)
+	}
+	t.Logf("%d notifications for %d publishes in %v", got, publishers*each, elapsed)
+}
+
 // TestListenDueReconnects cuts the listener's connection from the server
 // side: it must connect again by itself (and wake once for what it may
 // have missed), then keep delivering wake-ups.
