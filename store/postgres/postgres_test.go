@@ -589,33 +589,42 @@ func TestListenDueWakesOtherNodes(t *testing.T) {
 	}
 }
 
+// listenedAccount opens a Store on a fresh schema with an account whose
+// one endpoint subscribes to typ, and a connection listening on dueChannel
+// (closed when the test ends).
+func listenedAccount(t *testing.T, typ nanohook.EventType) (schema string, s *Store, conn *pgx.Conn, a nanohook.Account, now time.Time) {
+	t.Helper()
+	schema, u := freshSchema(t)
+	s = openURL(t, u)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	if _, err := conn.Exec(ctx, `LISTEN `+dueChannel); err != nil {
+		t.Fatal(err)
+	}
+	now = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	a, _, err = s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("notify-key"), Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: a.ID, URL: "https://x.example.com",
+		Events: []nanohook.EventType{typ}, Secret: "whsec_abcdefgh", Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	return schema, s, conn, a, now
+}
+
 // TestPublishNotifiesOnlyForDeliveries listens on the channel directly: a
 // publish that creates no delivery (nobody subscribed) must not wake the
 // other nodes, one that creates deliveries must, once. A marker sent in
 // between orders the two, since notifications arrive in commit order.
 func TestPublishNotifiesOnlyForDeliveries(t *testing.T) {
 	t.Parallel()
-	schema, u := freshSchema(t)
-	s := openURL(t, u)
+	schema, s, conn, a, now := listenedAccount(t, nanohook.EventJobFailed)
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+dueChannel); err != nil {
-		t.Fatal(err)
-	}
-
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	a, _, err := s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("notify-key"), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: a.ID, URL: "https://x.example.com",
-		Events: []nanohook.EventType{nanohook.EventJobFailed}, Secret: "whsec_abcdefgh", Now: now}); err != nil {
-		t.Fatal(err)
-	}
 	publish := func(id string, typ nanohook.EventType) int {
 		res, err := s.PublishEvents(ctx, []store.PublishEventParams{{ID: id, AccountID: a.ID, Type: typ, TaskID: id,
 			Payload: []byte("{}"), OccurredAt: now, Now: now}})
@@ -659,27 +668,9 @@ func TestPublishNotifiesOnlyForDeliveries(t *testing.T) {
 // widened, so that the bound does not depend on the machine's speed).
 func TestPublishNotificationsAreCoalesced(t *testing.T) {
 	t.Parallel()
-	schema, u := freshSchema(t)
-	s := openURL(t, u)
+	schema, s, conn, a, now := listenedAccount(t, nanohook.EventJobCompleted)
 	s.notifyGap = 100 * time.Millisecond // read by the notifier only after its first send
 	ctx := t.Context()
-	conn, err := pgx.Connect(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+dueChannel); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	a, _, err := s.CreateAccount(ctx, store.CreateAccountParams{Name: "acme", KeyHash: []byte("coalesce-key"), Now: now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateEndpoint(ctx, store.CreateEndpointParams{AccountID: a.ID, URL: "https://x.example.com",
-		Events: []nanohook.EventType{nanohook.EventJobCompleted}, Secret: "whsec_abcdefgh", Now: now}); err != nil {
-		t.Fatal(err)
-	}
 
 	const publishers, each = 16, 10
 	start := time.Now()
