@@ -55,8 +55,42 @@ func NewSecret() string {
 	return SecretPrefix + base64.StdEncoding.EncodeToString(b)
 }
 
-// NewEventID makes a public event id: "evt_" and 128 random bits.
-func NewEventID() string { return "evt_" + randomToken(16) }
+// NewEventID makes a public event id: "evt_" and 26 characters, the time
+// it was made (Unix milliseconds, 10 characters) then 80 random bits (16),
+// five bits a character in Crockford's base32 alphabet, lower case. Digits
+// and lower-case letters sort alike in every collation (byte order, C,
+// en_US and the like), so ids sort by the millisecond they were made in.
+//
+// The order is for the storage, not for callers: a new id lands at the end
+// of the events' unique index, where the previous one did, so a publish
+// dirties one or two pages of it instead of about one page per event
+// (random ids fell anywhere in the index).
+func NewEventID() string { return newEventID(time.Now()) }
+
+// idAlphabet is Crockford's base32 alphabet (no i, l, o, u), lower case,
+// in ASCII order.
+const idAlphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+func newEventID(now time.Time) string {
+	var random [10]byte
+	_, _ = rand.Read(random[:])
+	b := make([]byte, 0, 4+26)
+	b = append(b, "evt_"...)
+	ms := uint64(now.UnixMilli()) & (1<<50 - 1)
+	for shift := 45; shift >= 0; shift -= 5 {
+		b = append(b, idAlphabet[ms>>shift&31])
+	}
+	var bits uint64
+	n := 0
+	for _, c := range random {
+		bits, n = bits<<8|uint64(c), n+8
+		for n >= 5 {
+			n -= 5
+			b = append(b, idAlphabet[bits>>n&31])
+		}
+	}
+	return string(b)
+}
 
 func randomToken(n int) string {
 	b := make([]byte, n)
