@@ -1,7 +1,7 @@
 //go:build !linux
 
-package main
+package rlimit
 
-// raiseFileLimit reports errNoFileLimit: the connection caps then fall
-// back to --max-connections or fallbackMaxConnections.
-func raiseFileLimit() (fileLimits, error) { return fileLimits{}, errNoFileLimit }
+// Raise reports ErrUnknown: serve's connection caps then fall back to
+// --max-connections or their fallback.
+func Raise() (Files, error) { return Files{}, ErrUnknown }
