@@ -48,7 +48,16 @@ type Client struct {
 	token     string
 	http      *http.Client
 	userAgent string
+	// The header values every request carries, made once: requests
+	// share them instead of allocating their own. Nothing on the way
+	// changes a value in place: Header.Set replaces the slice, and Add
+	// grows it into a new array, as its capacity is its length.
+	authHeader, uaHeader []string
 }
+
+// jsonHeader is the value of Accept and Content-Type, shared like
+// Client.authHeader.
+var jsonHeader = []string{"application/json"}
 
 // Option adjusts a Client built by New.
 type Option func(*Client)
@@ -81,6 +90,8 @@ func New(baseURL, token string, opts ...Option) *Client {
 	if c.http == nil {
 		c.http = &http.Client{Timeout: DefaultTimeout}
 	}
+	c.authHeader = []string{"Bearer " + c.token}
+	c.uaHeader = []string{c.userAgent}
 	return c
 }
 
@@ -138,9 +149,45 @@ type envelope struct {
 // it). body, when not nil, is sent as JSON. It returns the next cursor of a
 // list answer ("" on the last page or for other answers).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) (string, error) {
-	req, err := c.newRequest(ctx, method, path, query, body)
+	var rd io.Reader
+	if body != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		// Strings go out as written: "<" stays "<", as the server would
+		// store and deliver it anyway.
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(body); err != nil {
+			return "", fmt.Errorf("nanohook: %s %s: encoding the request: %w", method, path, err)
+		}
+		rd = &buf
+	}
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	return c.send(ctx, method, path, u, rd, out)
+}
+
+// doJSON is do with a body the caller encoded: sent as it is, with no
+// copy and no encoding.
+func (c *Client) doJSON(ctx context.Context, method, path string, body []byte, out any) error {
+	_, err := c.send(ctx, method, path, c.base+path, bytes.NewReader(body), out)
+	return err
+}
+
+// send makes the request for path (at u, its query added) with body (nil:
+// none, else JSON), sends it and decodes the answer as do says.
+func (c *Client) send(ctx context.Context, method, path, u string, body io.Reader, out any) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("nanohook: %s %s: %w", method, path, err)
+	}
+	h := req.Header
+	h["Authorization"] = c.authHeader
+	h["Accept"] = jsonHeader
+	h["User-Agent"] = c.uaHeader
+	if body != nil {
+		h["Content-Type"] = jsonHeader
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -171,36 +218,6 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return *env.NextCursor, nil
 	}
 	return "", nil
-}
-
-func (c *Client) newRequest(ctx context.Context, method, path string, query url.Values, body any) (*http.Request, error) {
-	u := c.base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	var rd io.Reader
-	if body != nil {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		// Strings go out as written: "<" stays "<", as the server would
-		// store and deliver it anyway.
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(body); err != nil {
-			return nil, fmt.Errorf("nanohook: %s %s: encoding the request: %w", method, path, err)
-		}
-		rd = &buf
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return nil, fmt.Errorf("nanohook: %s %s: %w", method, path, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.userAgent)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	return req, nil
 }
 
 // notEnvelope describes an answer that is not nanohook's (a proxy's error

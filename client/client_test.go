@@ -298,6 +298,83 @@ func TestPublishing(t *testing.T) {
 	}
 }
 
+// TestPublishingEncodedJSON: PublishEventJSON and PublishBatchJSON send the
+// caller's bytes as they are and answer as PublishEvent and PublishBatch
+// do, refusals included; the caller's buffer may be reused at once.
+func TestPublishingEncodedJSON(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := t.Context()
+	rcv := newReceiver(t)
+	wh, err := b.pub.CreateWebhook(ctx, client.CreateWebhookParams{URL: rcv.URL, Events: []string{client.EventJobCompleted}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	event := func(dst []byte, task string) []byte {
+		return fmt.Appendf(dst, `{"account_id":%d,"event":"job.completed","task_id":%q,"task_type":"image","data":{"n":1}}`, b.acct.ID, task)
+	}
+	buf := event(nil, "raw_1")
+	first, err := b.admin.PublishEventJSON(ctx, buf)
+	if err != nil || !strings.HasPrefix(first.EventID, "evt_") || first.Deliveries != 1 || first.Duplicate {
+		t.Fatalf("PublishEventJSON = %+v, %v", first, err)
+	}
+
+	// The same buffer, reused for a batch: the first event again (a
+	// duplicate) and a new one.
+	buf = append(buf[:0], `{"events":[`...)
+	buf = append(event(buf, "raw_1"), ',')
+	buf = append(event(buf, "raw_2"), "]}"...)
+	results, err := b.admin.PublishBatchJSON(ctx, buf)
+	if err != nil || len(results) != 2 || !results[0].Duplicate || results[0].EventID != first.EventID ||
+		results[1].Duplicate || results[1].Deliveries != 1 || results[1].EventID == first.EventID {
+		t.Fatalf("PublishBatchJSON = %+v, %v", results, err)
+	}
+	page, err := b.pub.ListDeliveries(ctx, wh.ID, client.ListDeliveriesParams{})
+	if err != nil || len(page.Items) != 2 {
+		t.Fatalf("deliveries after both publishes: %+v, %v; want 2", page, err)
+	}
+
+	_, err = b.admin.PublishEventJSON(ctx, []byte(`{"account_id":1,"event":"job.done","task_id":"t","task_type":"image"}`))
+	wantError(t, err, http.StatusUnprocessableEntity, "validation_error", "event")
+	_, err = b.admin.PublishBatchJSON(ctx, fmt.Appendf(nil, `{"events":[{"account_id":%d,"event":"job.done","task_id":"t","task_type":"image"}]}`, b.acct.ID))
+	if e := wantError(t, err, http.StatusUnprocessableEntity, "validation_error", "events[0].event"); len(e.Items) != 1 {
+		t.Fatalf("refused items: %+v", e.Items)
+	}
+}
+
+// TestRequestHeaders: every request carries the token, asks for JSON and
+// names the client; only one with a body says it sends JSON. The values
+// are made once per Client and shared by its requests, so two Clients and
+// many requests must not mix them up.
+func TestRequestHeaders(t *testing.T) {
+	t.Parallel()
+	type seen struct{ auth, accept, ua, ctype string }
+	got := make(chan seen, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("Authorization"), r.Header.Get("Accept"), r.Header.Get("User-Agent"), r.Header.Get("Content-Type")}
+		io.WriteString(w, `{"success":true,"data":{"id":1,"name":"n","api_key":"nhk_x"}}`)
+	}))
+	t.Cleanup(srv.Close)
+	plain := newClient(t, srv.URL, "token-a")
+	named := client.New(srv.URL, "token-b", client.WithUserAgent("platform/2"), client.WithHTTPClient(srv.Client()))
+	for _, c := range []struct {
+		call func() error
+		want seen
+	}{
+		{func() error { return plain.Healthy(t.Context()) }, seen{"Bearer token-a", "application/json", "nanohook-go-client", ""}},
+		{func() error { _, err := plain.CreateAccount(t.Context(), "n"); return err }, seen{"Bearer token-a", "application/json", "nanohook-go-client", "application/json"}},
+		{func() error { _, err := named.PublishEventJSON(t.Context(), []byte(`{}`)); return err }, seen{"Bearer token-b", "application/json", "platform/2", "application/json"}},
+		{func() error { return named.Healthy(t.Context()) }, seen{"Bearer token-b", "application/json", "platform/2", ""}},
+	} {
+		if err := c.call(); err != nil {
+			t.Fatal(err)
+		}
+		if s := <-got; s != c.want {
+			t.Errorf("headers %+v, want %+v", s, c.want)
+		}
+	}
+}
+
 func TestAPIKeys(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/nanohook/nanohook/internal/rlimit"
 )
 
 // Connection limits of serve's listeners (issue 13, item 7): how many
@@ -146,8 +148,8 @@ func planConnections(files uint64, cfg serveConfig) (connBudget, []string) {
 
 // logConnectionLimits logs the open-file limit and the caps at start, and
 // why they are lower than asked if they are.
-func logConnectionLimits(ctx context.Context, log *slog.Logger, files fileLimits, ferr error, b connBudget, idle time.Duration, warnings []string) {
-	if ferr != nil && !errors.Is(ferr, errNoFileLimit) {
+func logConnectionLimits(ctx context.Context, log *slog.Logger, files rlimit.Files, ferr error, b connBudget, idle time.Duration, warnings []string) {
+	if ferr != nil && !errors.Is(ferr, rlimit.ErrUnknown) {
 		log.WarnContext(ctx, "could not raise the open-file limit to its hard limit", slog.Any("error", ferr))
 	}
 	attrs := []slog.Attr{
@@ -158,9 +160,9 @@ func logConnectionLimits(ctx context.Context, log *slog.Logger, files fileLimits
 	}
 	if b.FileLimit > 0 {
 		attrs = append(attrs,
-			slog.Uint64("open_file_limit", files.soft),
-			slog.Uint64("open_file_limit_at_start", files.before),
-			slog.Uint64("open_file_limit_hard", files.hard),
+			slog.Uint64("open_file_limit", files.Soft),
+			slog.Uint64("open_file_limit_at_start", files.Before),
+			slog.Uint64("open_file_limit_hard", files.Hard),
 			slog.Int("reserved_files", b.Reserved))
 	}
 	log.LogAttrs(ctx, slog.LevelInfo, "connection limits", attrs...)

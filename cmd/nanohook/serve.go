@@ -22,6 +22,8 @@ import (
 	"github.com/nanohook/nanohook/connlimit"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/dburl"
+	"github.com/nanohook/nanohook/internal/rlimit"
 	"github.com/nanohook/nanohook/maintenance"
 	"github.com/nanohook/nanohook/metrics"
 	"github.com/nanohook/nanohook/store"
@@ -375,8 +377,8 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 	// Each listener holds at most its own budget of connections, sized from
 	// the open-file limit, so that a flood on the public one leaves files
 	// for deliveries, the database and the admin listener.
-	files, ferr := raiseFileLimit()
-	budget, warnings := planConnections(files.soft, cfg)
+	files, ferr := rlimit.Raise()
+	budget, warnings := planConnections(files.Soft, cfg)
 	idle := cfg.IdleTimeout
 	if idle <= 0 {
 		idle = defaultIdleTimeout
@@ -408,7 +410,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 		slog.String("version", version),
 		slog.String("public", s.publicLn.Addr().String()),
 		slog.String("admin", s.adminLn.Addr().String()),
-		slog.String("db", redactURL(cfg.DB)),
+		slog.String("db", dburl.Redact(cfg.DB)),
 		slog.String("node", nodeID),
 		slog.Bool("allow_http", cfg.AllowHTTP),
 		slog.Bool("allow_private_targets", cfg.AllowPrivateTargets))
@@ -420,7 +422,7 @@ func startServer(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serve
 // PostgreSQL gets two, half its smallest default pool (pgxpool's four), so
 // that a flood of publishes leaves connections to the API's reads.
 func publishConcurrency(db string) int {
-	if isPostgresURL(db) {
+	if dburl.IsPostgres(db) {
 		return 2
 	}
 	return 1

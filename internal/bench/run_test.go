@@ -1,6 +1,6 @@
 //go:build linux
 
-package main
+package bench
 
 import (
 	"bytes"
@@ -18,23 +18,24 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/nanohook/nanohook/internal/skipnote"
 	"github.com/nanohook/nanohook/webhook"
 )
 
-// The bench's serve children are this test binary, running main() (see
-// TestMain in process_test.go).
-func init() { benchServeEnv = []string{execMainEnv + "=1"} }
-
-// runBenchJSON runs "nanohook bench --quick --json" in-process with args
-// added and returns the parsed result and the progress output.
-func runBenchJSON(t *testing.T, args ...string) (benchResult, string) {
+// runBenchJSON runs the bench in-process as "nanohook bench --quick --json
+// --deadline 20s" would, with set's changes to that configuration, and
+// returns the parsed result and the progress output. Its serve children
+// are a nanohook built for the tests.
+func runBenchJSON(t *testing.T, set func(*Config)) (benchResult, string) {
 	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Quick, cfg.JSON, cfg.Deadline = true, true, 20*time.Second
+	cfg.Serve, cfg.Version = Command{Path: nanohookBinary(t)}, "test"
+	set(&cfg)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	all := append([]string{"bench", "--quick", "--json", "--deadline", "20s"}, args...)
-	err := run(ctx, all, func(string) string { return "" }, &stdout, &stderr)
-	if err != nil {
+	if err := Run(ctx, cfg, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\nstderr:\n%s\nstdout:\n%s", err, stderr.String(), stdout.String())
 	}
 	var res benchResult
@@ -74,8 +75,9 @@ func checkFanOutRun(t *testing.T, sc benchScenario, events, endpoints int) bench
 
 func TestBenchFastAndRetry(t *testing.T) {
 	const events, endpoints = 200, 2
-	res, progress := runBenchJSON(t, "--scenarios", "retry,fast", "--endpoints", strconv.Itoa(endpoints),
-		"--events", strconv.Itoa(events), "--batch", "50", "--workers", "32")
+	res, progress := runBenchJSON(t, func(c *Config) {
+		c.Scenarios, c.Endpoints, c.Events, c.Batch, c.Workers = []string{"retry", "fast"}, endpoints, events, 50, 32
+	})
 
 	if !res.OK {
 		t.Errorf("ok is false: %v", res.problems())
@@ -114,7 +116,9 @@ func TestBenchFastAndRetry(t *testing.T) {
 // request, each delivered once and verified, with the publish requests'
 // own latency and the three SQLite targets judged.
 func TestBenchSingles(t *testing.T) {
-	res, _ := runBenchJSON(t, "--scenarios", "singles", "--endpoints", "3", "--single-publishers", "8", "--workers", "32")
+	res, _ := runBenchJSON(t, func(c *Config) {
+		c.Scenarios, c.Endpoints, c.SinglePublishers, c.Workers = []string{"singles"}, 3, 8, 32
+	})
 	if !res.OK {
 		t.Errorf("ok is false: %v", res.problems())
 	}
@@ -147,9 +151,11 @@ func TestBenchSingles(t *testing.T) {
 }
 
 func TestBenchPostgres(t *testing.T) {
-	base := testPostgresURL(t)
+	base := skipnote.SkipWithoutPostgres(t, "the bench's PostgreSQL test")
 	before := benchSchemas(t, base)
-	res, _ := runBenchJSON(t, "--db", base, "--scenarios", "fast", "--endpoints", "2", "--events", "100", "--workers", "32")
+	res, _ := runBenchJSON(t, func(c *Config) {
+		c.DB, c.Scenarios, c.Endpoints, c.Events, c.Workers = base, []string{"fast"}, 2, 100, 32
+	})
 	if !res.OK || res.Settings.DB == "sqlite" {
 		t.Errorf("ok %v, settings.db %q: %v", res.OK, res.Settings.DB, res.problems())
 	}
@@ -227,49 +233,6 @@ func TestBenchReceiverCounts(t *testing.T) {
 	}
 	if bad == nil {
 		t.Error("the bad signature's error was not kept")
-	}
-}
-
-func TestBenchFlags(t *testing.T) {
-	env := map[string]string{"NANOHOOK_BENCH_ENDPOINTS": "7", "NANOHOOK_ENDPOINTS": "99", "NANOHOOK_DB": "prod.db"}
-	cfg, err := parseBench([]string{"--scenarios", "backlog,fast,fast"}, func(k string) string { return env[k] }, &bytes.Buffer{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.SinglePublishers != 50 || cfg.SteadySingle {
-		t.Errorf("single publishers %d, steady single %v: want 50 and batches by default", cfg.SinglePublishers, cfg.SteadySingle)
-	}
-	if cfg, err := parseBench([]string{"--steady-single", "--single-publishers", "20"}, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
-		!cfg.SteadySingle || cfg.SinglePublishers != 20 || !slices.Contains(cfg.Scenarios, "singles") {
-		t.Errorf("--steady-single --single-publishers 20: %+v (%v); want both set, singles among the defaults", cfg, err)
-	}
-	if cfg.Endpoints != 7 || cfg.DB != "" || !slices.Equal(cfg.Scenarios, []string{"fast", "backlog"}) {
-		t.Errorf("endpoints %d, db %q, scenarios %v: want 7 from NANOHOOK_BENCH_ENDPOINTS, no db, [fast backlog]", cfg.Endpoints, cfg.DB, cfg.Scenarios)
-	}
-	// inflight runs only when named; isolation by default.
-	if cfg, err := parseBench(nil, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
-		slices.Contains(cfg.Scenarios, "inflight") || !slices.Contains(cfg.Scenarios, "isolation") {
-		t.Errorf("default scenarios %v (%v): want isolation, not inflight", cfg.Scenarios, err)
-	}
-	if cfg, err := parseBench([]string{"--scenarios", "inflight,isolation"}, func(string) string { return "" }, &bytes.Buffer{}); err != nil ||
-		!slices.Equal(cfg.Scenarios, []string{"isolation", "inflight"}) {
-		t.Errorf("--scenarios inflight,isolation: %v (%v), want [isolation inflight]", cfg.Scenarios, err)
-	}
-	for _, c := range []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{[]string{"--scenarios", "fast,quick"}, nil, `--scenarios: unknown scenario "quick"`},
-		{[]string{"--db", "bench.db"}, nil, "--db must be a postgres:// URL"},
-		{[]string{"--batch", "1001"}, nil, "--batch must be at most 1000"},
-		{[]string{"--single-publishers", "0"}, nil, "--single-publishers must be positive"},
-		{nil, map[string]string{"NANOHOOK_BENCH_WORKERS": "many"}, `NANOHOOK_BENCH_WORKERS="many"`},
-	} {
-		_, err := parseBench(c.args, func(k string) string { return c.env[k] }, &bytes.Buffer{})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%v %v: error %v, want one containing %q", c.args, c.env, err, c.want)
-		}
 	}
 }
 
@@ -369,7 +332,7 @@ func TestBenchReceiverBadTenants(t *testing.T) {
 // bench only that nothing else happens), the bad tenants were really
 // loaded, and the target is judged either way.
 func TestBenchIsolation(t *testing.T) {
-	res, progress := runBenchJSON(t, "--scenarios", "isolation", "--deadline", "60s")
+	res, progress := runBenchJSON(t, func(c *Config) { c.Scenarios, c.Deadline = []string{"isolation"}, 60*time.Second })
 	if !res.OK {
 		t.Errorf("ok is false: %v", res.problems())
 	}
@@ -427,7 +390,7 @@ func TestBenchIsolation(t *testing.T) {
 // attempts to a receiver that never answers them, every request verified,
 // and the report has the count and the memory figures.
 func TestBenchInflight(t *testing.T) {
-	res, _ := runBenchJSON(t, "--scenarios", "inflight", "--deadline", "60s")
+	res, _ := runBenchJSON(t, func(c *Config) { c.Scenarios, c.Deadline = []string{"inflight"}, 60*time.Second })
 	if !res.OK {
 		t.Errorf("ok is false: %v", res.problems())
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/client"
 )
 
 // runSpec describes one scenario run: a fresh server and receiver, and the
@@ -132,13 +133,16 @@ func (e *benchEnv) register(ctx context.Context, secrets []string, groups []acco
 
 // registerAccount creates account i and its group's endpoints.
 func (e *benchEnv) registerAccount(ctx context.Context, i int, secrets []string, g accountGroup) error {
-	id, key, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
+	id, pub, err := e.srv.api.createAccount(ctx, "bench-"+strconv.Itoa(i))
 	if err != nil {
 		return err
 	}
 	e.accounts[i] = id // each goroutine its own index; read after wg.Wait
 	for slot := g.first; slot < g.first+g.n; slot++ {
-		if err := e.srv.api.createEndpoint(ctx, key, e.rcv.url(slot), secrets[slot]); err != nil {
+		// A job.completed endpoint with a known secret, for the receiver.
+		if _, err := pub.CreateWebhook(ctx, client.CreateWebhookParams{
+			URL: e.rcv.url(slot), Events: []string{client.EventJobCompleted}, SecretKey: secrets[slot],
+		}); err != nil {
 			return err
 		}
 	}

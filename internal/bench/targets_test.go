@@ -1,4 +1,4 @@
-package main
+package bench
 
 import "testing"
 
@@ -21,7 +21,7 @@ func TestBenchTargetsPerDatabase(t *testing.T) {
 		{db: "", fastPass: false, steadyJudge: true},
 		{db: "postgres://postgres@127.0.0.1:5432/test", fastPass: true, steadyJudge: false},
 	} {
-		b := &bench{cfg: benchConfig{DB: c.db}}
+		b := &bench{cfg: Config{DB: c.db}}
 		sc := scenarios()
 		fast, steady := b.targets(sc[0]), b.targets(sc[1])
 		if len(fast) != 1 || fast[0].Pass == nil || *fast[0].Pass != c.fastPass {
@@ -52,7 +52,7 @@ func TestBenchSinglesTargets(t *testing.T) {
 		{db: "", ratioPass: false, judged: 3},
 		{db: "postgres://postgres@127.0.0.1:5432/test", ratioPass: true, judged: 1},
 	} {
-		b := &bench{cfg: benchConfig{DB: c.db}}
+		b := &bench{cfg: Config{DB: c.db}}
 		tg := b.targets(&benchScenario{Name: "singles", Runs: []benchRun{run}})
 		if len(tg) != 3 || tg[0].Pass == nil || *tg[0].Pass != c.ratioPass || tg[0].Value != 0.2 {
 			t.Fatalf("db %q: targets %+v, want the ratio 0.2 judged pass=%v first", c.db, tg, c.ratioPass)
@@ -88,7 +88,7 @@ func TestBenchIsolationTarget(t *testing.T) {
 		{"postgres", "postgres://postgres@127.0.0.1:5432/test", benchRun{P99MS: 12, P99RatioToAlone: 1.2}, true, 1.2},
 		{"late", "", benchRun{P99MS: 11, Late: 3, Expected: 160}, false, 0},
 	} {
-		b := &bench{cfg: benchConfig{DB: c.db}, sizes: quickSizes}
+		b := &bench{cfg: Config{DB: c.db}, sizes: quickSizes}
 		c.withBad.Label = "isolation +bad"
 		sc := &benchScenario{Name: "isolation", Runs: []benchRun{{Label: "isolation alone", P99MS: 10}, c.withBad}}
 		ts := b.targets(sc)

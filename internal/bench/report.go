@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nanohook/nanohook/internal/dburl"
 )
 
 // benchResult is the outcome of one bench invocation: what --json prints.
@@ -564,7 +566,7 @@ func machineInfo(ctx context.Context) benchMachine {
 func (b *bench) settings() benchSettings {
 	db := "sqlite"
 	if b.cfg.DB != "" {
-		db = redactURL(b.cfg.DB)
+		db = dburl.Redact(b.cfg.DB)
 	}
 	return benchSettings{
 		DB: db, Quick: b.cfg.Quick, Scenarios: b.cfg.Scenarios, Endpoints: b.cfg.Endpoints, Events: b.cfg.Events,

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/nanohook/nanohook/client"
 )
 
 // steadyTick is how often the steady publisher sends a batch: rate/100
@@ -199,14 +201,15 @@ func (e *benchEnv) publish(ctx context.Context, jobs <-chan batchJob, slots, pub
 // deliveries it created.
 func (e *benchEnv) publishJob(ctx context.Context, body []byte, j batchJob) (publishedBatch, int, error) {
 	sent := time.Now()
-	var res []publishResult
+	var res []client.PublishResult
 	var err error
 	if e.single {
-		var r publishResult
-		r, err = e.srv.api.publishEvent(ctx, body)
-		res = []publishResult{r}
+		var r *client.PublishResult
+		if r, err = e.srv.api.admin.PublishEventJSON(ctx, body); err == nil {
+			res = []client.PublishResult{*r}
+		}
 	} else {
-		res, err = e.srv.api.publishBatch(ctx, body)
+		res, err = e.srv.api.admin.PublishBatchJSON(ctx, body)
 	}
 	took := time.Since(sent)
 	if err == nil && len(res) != j.to-j.from {

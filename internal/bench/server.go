@@ -1,20 +1,18 @@
-package main
+package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,11 +21,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nanohook/nanohook"
+	"github.com/nanohook/nanohook/client"
+	"github.com/nanohook/nanohook/internal/dburl"
 )
-
-// benchServeEnv is added to the environment of every serve child. Tests
-// set it so that the test binary, started as the child, runs main().
-var benchServeEnv []string
 
 // benchRetrySchedule replaces the production schedule of hours, so that
 // retried deliveries arrive within the scenario.
@@ -39,7 +35,7 @@ type serveProc struct {
 	done    chan struct{} // closed when the process exited
 	waitErr error         // its exit status, once done is closed
 	logPath string        // its stdout and stderr
-	api     *benchAPI
+	api     *serverAPI
 	dropDB  func() error // removes the run's database
 }
 
@@ -76,12 +72,8 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 	if err != nil {
 		return nil, err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("finding this executable to start serve: %w", err)
-	}
 	token := nanohook.NewSecret()
-	args := []string{"serve", "--db", db,
+	args := append(slices.Clone(b.cfg.Serve.Args), "serve", "--db", db,
 		"--addr", ports[0], "--admin-addr", ports[1],
 		"--allow-http", "--allow-private-targets",
 		"--retry-schedule", benchRetrySchedule,
@@ -90,7 +82,7 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 		"--shutdown-timeout", "5s",
 		"--log-level", "warn",
 		// fan-out puts every endpoint on one account, as many as --endpoints.
-		"--max-endpoints-per-account", "0"}
+		"--max-endpoints-per-account", "0")
 	// Scenario flags first, the user's last: the flag package keeps the last
 	// value, so --serve-arg can override anything.
 	args = append(append(args, extraArgs...), b.cfg.ServeArgs...)
@@ -99,8 +91,8 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Env = append(serveEnv(), "NANOHOOK_ADMIN_TOKEN="+token)
+	cmd := exec.Command(b.cfg.Serve.Path, args...)
+	cmd.Env = append(serveEnv(b.cfg.Serve.Env), "NANOHOOK_ADMIN_TOKEN="+token)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = childProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -108,7 +100,7 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 		return nil, fmt.Errorf("starting serve: %w", err)
 	}
 	p := &serveProc{cmd: cmd, done: make(chan struct{}), logPath: logPath,
-		api: newBenchAPI("http://"+ports[0], "http://"+ports[1], token)}
+		api: newServerAPI("http://"+ports[0], "http://"+ports[1], token)}
 	go func() {
 		p.waitErr = cmd.Wait() // published by close(done)
 		f.Close()
@@ -118,16 +110,16 @@ func (b *bench) launch(label, db string, extraArgs []string) (*serveProc, error)
 }
 
 // serveEnv is this process's environment without NANOHOOK_* settings, so
-// that only the flags the bench passes configure the server, plus
-// benchServeEnv.
-func serveEnv() []string {
+// that only the flags the bench passes configure the server, plus extra
+// (Command.Env).
+func serveEnv(extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NANOHOOK_") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, benchServeEnv...)
+	return append(env, extra...)
 }
 
 // freePorts returns n loopback addresses nothing listens on right now; all
@@ -155,7 +147,7 @@ func (p *serveProc) waitReady(ctx context.Context) error {
 			return fmt.Errorf("serve exited before it was ready (%v):\n%s", p.waitErr, p.logTail(20))
 		default:
 		}
-		if p.api.healthy(ctx, p.api.public) && p.api.healthy(ctx, p.api.admin) {
+		if p.api.healthy(ctx) {
 			return nil
 		}
 		select {
@@ -173,7 +165,7 @@ func (p *serveProc) stop() error {
 	// A pooled connection that never carried a request holds up
 	// http.Server.Shutdown for up to 5 s; close them first so the server's
 	// shutdown measures the server.
-	p.api.client.CloseIdleConnections()
+	p.api.http.CloseIdleConnections()
 	var errs []error
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		errs = append(errs, fmt.Errorf("SIGTERM: %w", err))
@@ -252,110 +244,54 @@ func (b *bench) freshDB(ctx context.Context, label string) (db string, drop func
 func pgExec(ctx context.Context, dbURL, sql string) error {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return fmt.Errorf("--db %s: %w", redactURL(dbURL), err)
+		return fmt.Errorf("--db %s: %w", dburl.Redact(dbURL), err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, sql); err != nil {
-		return fmt.Errorf("--db %s: %s: %w", redactURL(dbURL), sql, err)
+		return fmt.Errorf("--db %s: %s: %w", dburl.Redact(dbURL), sql, err)
 	}
 	return nil
 }
 
-// benchAPI calls one server's public and admin APIs.
-type benchAPI struct {
-	client        *http.Client
-	public, admin string // base URLs
-	token         string // the admin token
+// serverAPI calls one server's public and admin APIs.
+type serverAPI struct {
+	http   *http.Client // pooled, shared by the clients below
+	public string       // the public listener's base URL
+	admin  *client.Client
+	// probe calls /healthz on the public listener, unauthenticated.
+	probe *client.Client
 }
 
-func newBenchAPI(public, admin, token string) *benchAPI {
+func newServerAPI(public, admin, token string) *serverAPI {
 	// Publishers keep their connections: a new one per batch would measure
 	// connection setup, not publishing.
 	t := &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}
-	return &benchAPI{client: &http.Client{Transport: t, Timeout: time.Minute}, public: public, admin: admin, token: token}
+	hc := &http.Client{Transport: t, Timeout: time.Minute}
+	return &serverAPI{http: hc, public: public,
+		admin: client.New(admin, token, client.WithHTTPClient(hc)),
+		probe: client.New(public, "", client.WithHTTPClient(hc))}
 }
 
-func (a *benchAPI) healthy(ctx context.Context, base string) bool {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+// healthy tells whether both listeners answer /healthz, each within a
+// second.
+func (a *serverAPI) healthy(ctx context.Context) bool {
+	for _, c := range []*client.Client{a.probe, a.admin} {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := c.Healthy(ctx)
+		cancel()
+		if err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// createAccount makes an account and returns its id and a client of the
+// public API with its API key.
+func (a *serverAPI) createAccount(ctx context.Context, name string) (int64, *client.Client, error) {
+	acct, err := a.admin.CreateAccount(ctx, name)
 	if err != nil {
-		return false
+		return 0, nil, err
 	}
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// call sends a JSON body with a bearer token and decodes the envelope's
-// data into out.
-func (a *benchAPI) call(ctx context.Context, url, bearer string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return fmt.Errorf("POST %s: %s: %w", url, resp.Status, err)
-	}
-	var env struct {
-		Success bool            `json:"success"`
-		Data    json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(raw, &env); err != nil || !env.Success {
-		return fmt.Errorf("POST %s: %s: %.300s", url, resp.Status, raw)
-	}
-	return json.Unmarshal(env.Data, out)
-}
-
-// createAccount makes an account and returns its id and API key.
-func (a *benchAPI) createAccount(ctx context.Context, name string) (id int64, key string, err error) {
-	var acct struct {
-		ID     int64  `json:"id"`
-		APIKey string `json:"api_key"`
-	}
-	body, _ := json.Marshal(map[string]string{"name": name})
-	err = a.call(ctx, a.admin+"/admin/v1/accounts", a.token, body, &acct)
-	return acct.ID, acct.APIKey, err
-}
-
-// createEndpoint registers a job.completed endpoint with a known secret.
-func (a *benchAPI) createEndpoint(ctx context.Context, apiKey, target, secret string) error {
-	body, _ := json.Marshal(map[string]any{"url": target, "events": []string{"job.completed"}, "secret_key": secret})
-	var ep struct {
-		ID int64 `json:"id"`
-	}
-	return a.call(ctx, a.public+"/api/v1/webhooks", apiKey, body, &ep)
-}
-
-// publishResult is one item of a batch publish answer.
-type publishResult struct {
-	EventID    string `json:"event_id"`
-	Deliveries int    `json:"deliveries"`
-}
-
-// publishEvent posts one event's body and returns its result.
-func (a *benchAPI) publishEvent(ctx context.Context, body []byte) (publishResult, error) {
-	var out publishResult
-	err := a.call(ctx, a.admin+"/admin/v1/events", a.token, body, &out)
-	return out, err
-}
-
-// publishBatch posts one batch body and returns its per-event results.
-func (a *benchAPI) publishBatch(ctx context.Context, body []byte) ([]publishResult, error) {
-	var out struct {
-		Results []publishResult `json:"results"`
-	}
-	err := a.call(ctx, a.admin+"/admin/v1/events/batch", a.token, body, &out)
-	return out.Results, err
+	return acct.ID, client.New(a.public, acct.APIKey, client.WithHTTPClient(a.http)), nil
 }

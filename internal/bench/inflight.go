@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/nanohook/nanohook/internal/rlimit"
 )
 
 // The inflight scenario (issue 12 item 2): what memory does the server
@@ -135,22 +137,22 @@ func (e *benchEnv) waitHeld(ctx context.Context, target int) error {
 }
 
 // ensureFileLimit raises this process's soft limit of open files to its
-// hard limit (raiseFileLimit, as serve does at start), since the inflight
+// hard limit (rlimit.Raise, as serve does at start), since the inflight
 // scenario's receiver holds one connection per attempt in flight; it
 // fails, saying what to change, when even the hard limit is below need.
 // serve children inherit the raised limit. Where the limit is not known
 // (outside Linux) it does nothing.
 func ensureFileLimit(need int) error {
-	fl, err := raiseFileLimit()
-	if errors.Is(err, errNoFileLimit) {
+	fl, err := rlimit.Raise()
+	if errors.Is(err, rlimit.ErrUnknown) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("raising the soft limit of open files: %w", err)
 	}
-	if fl.hard < uint64(need) {
+	if fl.Hard < uint64(need) {
 		return fmt.Errorf("the hard limit of open files is %d, and this scenario needs about %d (a connection per attempt held, and spare): "+
-			"raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit, --ulimit nofile= for a container)", fl.hard, need)
+			"raise it (ulimit -Hn as root, LimitNOFILE= in a systemd unit, --ulimit nofile= for a container)", fl.Hard, need)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ func (b *bench) ceiling(ctx context.Context) (benchCeiling, error) {
 		return benchCeiling{}, err
 	}
 	l := &ceilingLoad{b: b, secrets: benchSecrets(b.cfg.Endpoints), bodies: bodies,
-		client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: b.timeout, UserAgent: "nanohook/" + version})}
+		client: egress.NewClient(egress.Options{AllowPrivate: true, Timeout: b.timeout, UserAgent: "nanohook/" + b.cfg.Version})}
 	defer l.client.CloseIdleConnections()
 	if l.rcv, err = startReceiver(l.secrets, func(int) behaviour { return answerAtOnce }, nil, 0); err != nil {
 		return benchCeiling{}, err
@@ -131,7 +131,7 @@ func (b *bench) postSigned(ctx context.Context, client *http.Client, target, sec
 	ts := time.Now().Unix()
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
-	h["User-Agent"] = []string{"nanohook/" + version}
+	h["User-Agent"] = []string{"nanohook/" + b.cfg.Version}
 	h[webhook.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
 	h[webhook.HeaderSignature] = []string{webhook.Sign(secret, ts, body)}
 	h[webhook.HeaderEventID] = []string{eventID}
