@@ -134,26 +134,27 @@ type Config struct {
 // server holds the resolved configuration shared by all handlers of one
 // handler tree.
 type server struct {
-	store        store.Store
-	log          *slog.Logger
-	adminToken   string
-	allowHTTP    bool
-	checkURL     func(ctx context.Context, rawURL string) error
-	waker        interface{ Wake() }
-	tester       Tester
-	recoverStep  int
-	background   *Background // runs the rest of a large recover
-	now          func() time.Time
-	maxBody      int64
-	maxBatchBody int64
-	maxPayload   int // most canonical bytes delivered for one event
-	maxEndpoints int // most live endpoints per account; 0: no limit
-	onPublish    func(created int, took time.Duration)
-	authLimit    *authLimiter    // nil: failed authentications are not limited
-	gate         *publishGate    // turns of publish transactions, shared fairly by accounts
-	groups       publishGroups   // publish transactions waiting for a turn, committed together
-	testLimit    *accountLimiter // test calls per account; nil: not limited
-	ready        writeProbe      // /readyz's write probe, at most one a second
+	store         store.Store
+	log           *slog.Logger
+	adminToken    string
+	allowHTTP     bool
+	checkURL      func(ctx context.Context, rawURL string) error
+	waker         interface{ Wake() }
+	tester        Tester
+	recoverStep   int
+	background    *Background // runs the rest of a large recover
+	now           func() time.Time
+	maxBody       int64
+	maxBatchBody  int64
+	maxPayload    int // most canonical bytes delivered for one event
+	maxEndpoints  int // most live endpoints per account; 0: no limit
+	onPublish     func(created int, took time.Duration)
+	authLimit     *authLimiter    // nil: failed authentications are not limited
+	gate          *publishGate    // turns of publish transactions, shared fairly by accounts
+	groups        publishGroups   // publish transactions waiting for a turn, committed together
+	accountCounts accountCounts   // accounts publishes named, and their endpoint counts
+	testLimit     *accountLimiter // test calls per account; nil: not limited
+	ready         writeProbe      // /readyz's write probe, at most one a second
 }
 
 // checkURLTimeout bounds the host check (a DNS lookup) of a create or update

@@ -285,11 +285,19 @@ func canonicalData(field string, raw json.RawMessage) (json.RawMessage, error) {
 func (s *server) checkAccount(ctx context.Context, field string, id int64, cache accountCache) error {
 	seen, ok := cache[id]
 	if !ok {
-		n, err := s.store.CountEndpoints(ctx, id)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err // not cached: storage trouble is not an answer about the account
+		if n, ok := s.accountCounts.get(id, time.Now()); ok {
+			seen = accountSeen{endpoints: n}
+		} else {
+			at := time.Now()
+			n, err := s.store.CountEndpoints(ctx, id)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err // not cached: storage trouble is not an answer about the account
+			}
+			if err == nil {
+				s.accountCounts.put(id, n, at)
+			}
+			seen = accountSeen{endpoints: n, err: err}
 		}
-		seen = accountSeen{endpoints: n, err: err}
 		cache[id] = seen
 	}
 	if seen.err != nil {
