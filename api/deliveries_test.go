@@ -493,7 +493,7 @@ func TestRecoverLargeRangeInBackground(t *testing.T) {
 // (the second re-queueing call) waits until its context is cancelled, so
 // that a recover is still in progress when the test stops it.
 type heldRecoverStore struct {
-	store.Store
+	api.Store
 	steps   atomic.Int64  // re-queueing calls, the request's own first
 	held    chan struct{} // one value when a background step starts waiting
 	running atomic.Int64  // calls inside RecoverDeliveries now

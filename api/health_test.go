@@ -18,7 +18,7 @@ import (
 // control: it counts the probes, fails them while fail is set, and holds
 // each until gate lets it through when gate is non-nil.
 type probeStore struct {
-	store.Store
+	api.Store
 	probes atomic.Int64
 	fail   atomic.Bool
 	gate   chan struct{}
