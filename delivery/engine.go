@@ -107,6 +107,7 @@ type Engine struct {
 	completerWG sync.WaitGroup
 	startOnce   sync.Once
 	stopOnce    sync.Once
+	signals     testSignals // test-only hooks; off (zero) in production
 }
 
 type outcomeWithLease struct {
@@ -302,6 +303,7 @@ func (e *Engine) claimer() {
 		} else if free := int64(e.cfg.MaxInFlight) - e.inflight.Load(); free > 0 {
 			lastRound, next.again = time.Now(), false
 			more, dueAt, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))), next.refresh)
+			e.signals.stored.notify()
 			next.refresh = next.refresh && err != nil
 			if ctx.Err() != nil {
 				return
@@ -603,6 +605,7 @@ func (e *Engine) completer(ctx context.Context) {
 				e.cfg.OnComplete(batch[i])
 			}
 		}
+		e.signals.stored.notify()
 	}
 }
 

@@ -124,19 +124,15 @@ func TestHostileReceivers(t *testing.T) {
 		c := cases[i]
 		t.Run(c.name, func(t *testing.T) {
 			var ds []nanohook.Delivery
-			for {
+			if !awaitSignal(e.Stored(), time.Until(deadline), func() bool {
 				var err error
 				ds, err = st.ListDeliveries(ctx, store.ListDeliveriesParams{AccountID: acct.ID, EndpointID: id, Limit: 10})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(ds) == perCase && attemptedOnce(ctx, t, st, acct.ID, ds) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("deliveries not all attempted: %+v", ds)
-				}
-				time.Sleep(10 * time.Millisecond)
+				return len(ds) == perCase && attemptedOnce(ctx, t, st, acct.ID, ds)
+			}) {
+				t.Fatalf("deliveries not all attempted: %+v", ds)
 			}
 			for _, listed := range ds {
 				d, atts, err := st.GetDelivery(ctx, acct.ID, listed.ID)

@@ -48,12 +48,15 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 
 	release := make(chan struct{})
 	var held, answered atomic.Int64
+	counted := make(chan struct{}, 1) // held or answered counted one more
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		held.Add(1)
+		notify(counted)
 		select {
 		case <-release:
 			answered.Add(1)
+			notify(counted)
 		case <-r.Context().Done():
 		}
 	}))
@@ -105,12 +108,8 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Wake()
-	deadline := time.Now().Add(60 * time.Second)
-	for held.Load() < int64(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d attempts in flight after 60 s", held.Load(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !awaitSignal(counted, 60*time.Second, func() bool { return held.Load() >= int64(want) }) {
+		t.Fatalf("only %d of %d attempts in flight after 60 s", held.Load(), want)
 	}
 	runtime.GC()
 	var during runtime.MemStats
@@ -124,11 +123,7 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 	}
 
 	close(release)
-	deadline = time.Now().Add(60 * time.Second)
-	for answered.Load() < int64(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d held attempts were answered after the release", answered.Load(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !awaitSignal(counted, 60*time.Second, func() bool { return answered.Load() >= int64(want) }) {
+		t.Fatalf("only %d of %d held attempts were answered after the release", answered.Load(), want)
 	}
 }
