@@ -13,6 +13,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -107,7 +108,13 @@ type Engine struct {
 	completerWG sync.WaitGroup
 	startOnce   sync.Once
 	stopOnce    sync.Once
-	signals     testSignals // test-only hooks; off (zero) in production
+	// stored is a test-only hook (off, a no-op, in production): the
+	// engine wrote to the store in the background, so that a delivery's
+	// state may have moved: a claim round ended (claiming also fails the
+	// due deliveries of disabled endpoints), or the completer committed a
+	// batch of outcomes and releases. One nil check per round and per
+	// batch, never per delivery.
+	stored testsignal.Signal
 }
 
 type outcomeWithLease struct {
@@ -303,7 +310,7 @@ func (e *Engine) claimer() {
 		} else if free := int64(e.cfg.MaxInFlight) - e.inflight.Load(); free > 0 {
 			lastRound, next.again = time.Now(), false
 			more, dueAt, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))), next.refresh)
-			e.signals.stored.notify()
+			e.stored.Notify()
 			next.refresh = next.refresh && err != nil
 			if ctx.Err() != nil {
 				return
@@ -605,7 +612,7 @@ func (e *Engine) completer(ctx context.Context) {
 				e.cfg.OnComplete(batch[i])
 			}
 		}
-		e.signals.stored.notify()
+		e.stored.Notify()
 	}
 }
 

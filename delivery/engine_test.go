@@ -173,7 +173,7 @@ func (b *bundle) waitDelivery(t *testing.T, id int64, cond func(nanohook.Deliver
 	t.Helper()
 	var d nanohook.Delivery
 	var atts []nanohook.Attempt
-	if !awaitSignal(b.engine.Stored(), 10*time.Second, func() bool {
+	if !b.engine.Stored().Await(10*time.Second, func() bool {
 		var err error
 		if d, atts, err = b.store.GetDelivery(context.Background(), b.account.ID, id); err != nil {
 			t.Fatal(err)
@@ -183,33 +183,6 @@ func (b *bundle) waitDelivery(t *testing.T, id int64, cond func(nanohook.Deliver
 		t.Fatalf("delivery %d stuck at %+v (%d attempts)", id, d, len(atts))
 	}
 	return d, atts
-}
-
-// awaitSignal waits for what done checks: it calls done at once and again
-// after each notice on signal, until done reports true or timeout passes,
-// and reports whether done did. signal coalesces notices (a buffer of
-// one, sent to without blocking), so that one sent while done runs is
-// not lost.
-func awaitSignal(signal <-chan struct{}, timeout time.Duration, done func() bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for !done() {
-		select {
-		case <-signal:
-		case <-deadline.C:
-			return done()
-		}
-	}
-	return true
-}
-
-// notify sends a notice on a signal that awaitSignal waits on, without
-// blocking: one notice waiting is as good as many.
-func notify(signal chan<- struct{}) {
-	select {
-	case signal <- struct{}{}:
-	default:
-	}
 }
 
 func statusIs(s nanohook.DeliveryStatus) func(nanohook.Delivery) bool {

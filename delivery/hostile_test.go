@@ -124,7 +124,7 @@ func TestHostileReceivers(t *testing.T) {
 		c := cases[i]
 		t.Run(c.name, func(t *testing.T) {
 			var ds []nanohook.Delivery
-			if !awaitSignal(e.Stored(), time.Until(deadline), func() bool {
+			if !e.Stored().Await(time.Until(deadline), func() bool {
 				var err error
 				ds, err = st.ListDeliveries(ctx, store.ListDeliveriesParams{AccountID: acct.ID, EndpointID: id, Limit: 10})
 				if err != nil {

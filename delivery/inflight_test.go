@@ -16,6 +16,7 @@ import (
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
@@ -48,15 +49,16 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 
 	release := make(chan struct{})
 	var held, answered atomic.Int64
-	counted := make(chan struct{}, 1) // held or answered counted one more
+	var counted testsignal.Signal // held or answered counted one more
+	counted.Init()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		held.Add(1)
-		notify(counted)
+		counted.Notify()
 		select {
 		case <-release:
 			answered.Add(1)
-			notify(counted)
+			counted.Notify()
 		case <-r.Context().Done():
 		}
 	}))
@@ -108,7 +110,7 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Wake()
-	if !awaitSignal(counted, 60*time.Second, func() bool { return held.Load() >= int64(want) }) {
+	if !counted.Await(60*time.Second, func() bool { return held.Load() >= int64(want) }) {
 		t.Fatalf("only %d of %d attempts in flight after 60 s", held.Load(), want)
 	}
 	runtime.GC()
@@ -123,7 +125,7 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 	}
 
 	close(release)
-	if !awaitSignal(counted, 60*time.Second, func() bool { return answered.Load() >= int64(want) }) {
+	if !counted.Await(60*time.Second, func() bool { return answered.Load() >= int64(want) }) {
 		t.Fatalf("only %d of %d held attempts were answered after the release", answered.Load(), want)
 	}
 }

@@ -209,7 +209,7 @@ func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
 func (b *twoEndpoints) waitSucceeded(t *testing.T, want int, timeout time.Duration) int {
 	t.Helper()
 	done := 0
-	awaitSignal(b.engine.Stored(), timeout, func() bool {
+	b.engine.Stored().Await(timeout, func() bool {
 		ds, err := b.st.ListDeliveries(context.Background(), store.ListDeliveriesParams{AccountID: b.account, EndpointID: 1, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
