@@ -568,7 +568,7 @@ func (e *Engine) completer(ctx context.Context) {
 			if r.out.aborted {
 				aborted = append(aborted, r.claim.Lease)
 			} else {
-				batch = append(batch, e.complete(r.claim, &r.out))
+				batch = append(batch, e.completion(r.claim, &r.out))
 			}
 			if len(batch)+len(aborted) >= e.cfg.ClaimSize {
 				break
@@ -619,8 +619,9 @@ func (e *Engine) completer(ctx context.Context) {
 // retrying reports whether an outcome schedules another attempt.
 func retrying(p store.CompleteParams) bool { return p.Status == nanohook.DeliveryPending }
 
-// complete turns one attempt's outcome into the store write.
-func (e *Engine) complete(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
+// completion turns one attempt's outcome into the write that records it
+// (it writes nothing itself: the completer commits a batch of them).
+func (e *Engine) completion(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
 	now := e.cfg.Now()
 	p := store.CompleteParams{
 		Lease:      c.Lease,
