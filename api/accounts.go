@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"unicode"
@@ -8,6 +9,14 @@ import (
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
 )
+
+// AccountStore is what the admin account routes need: accounts and their
+// API keys.
+type AccountStore interface {
+	CreateAccount(ctx context.Context, p store.CreateAccountParams) (nanohook.Account, nanohook.APIKey, error)
+	CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (nanohook.APIKey, error)
+	DeleteAPIKey(ctx context.Context, accountID, keyID int64) error
+}
 
 // createAccountRequest is the body of POST /admin/v1/accounts.
 type createAccountRequest struct {

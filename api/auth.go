@@ -12,6 +12,12 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
+// KeyStore is what authenticating a customer needs: the live key with a
+// given hash.
+type KeyStore interface {
+	APIKeyByHash(ctx context.Context, hash []byte) (nanohook.APIKey, error)
+}
+
 // accountKey is the context key of the authenticated account id.
 type accountKey struct{}
 

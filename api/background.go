@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"sync"
+
+	"github.com/nanohook/nanohook/internal/testsignal"
 )
 
 // Background owns work that outlives the request that started it, such as
@@ -21,6 +23,9 @@ type Background struct {
 	cancel  context.CancelFunc
 	stopped bool
 	running sync.WaitGroup
+	// ended is a test-only hook (off, a no-op, in production): a job
+	// returned.
+	ended testsignal.Signal
 }
 
 // NewBackground returns a Background that runs nothing until Start.
@@ -55,6 +60,7 @@ func (b *Background) Go(ctx context.Context, job func(context.Context)) bool {
 	owner := b.ctx
 	go func() {
 		defer b.running.Done()
+		defer b.ended.Notify()
 		jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		defer cancel()
 		defer context.AfterFunc(owner, cancel)()

@@ -40,11 +40,24 @@ type Tester interface {
 	AttemptNow(ctx context.Context, c store.ClaimedDelivery) (nanohook.Attempt, error)
 }
 
+// Store is all the handlers need from storage, each part declared beside
+// the handlers that use it. store.Store satisfies it; tests may pass
+// anything that does.
+type Store interface {
+	AccountStore
+	KeyStore
+	EndpointStore
+	TestDeliveryStore
+	PublishStore
+	DeliveryStore
+	HealthStore
+}
+
 // Config is everything the handlers need, injected by cmd so that tests can
 // run them against a temporary database, a fixed clock and a fake URL check.
 type Config struct {
 	// Store is where accounts, endpoints and events live.
-	Store store.Store
+	Store Store
 	// Logger receives internal errors (with method and path), recovered
 	// panics and, at debug level, one line per request; every line of a
 	// request carries its request_id. nil discards them.
@@ -134,7 +147,7 @@ type Config struct {
 // server holds the resolved configuration shared by all handlers of one
 // handler tree.
 type server struct {
-	store         store.Store
+	store         Store
 	log           *slog.Logger
 	adminToken    string
 	allowHTTP     bool

@@ -16,6 +16,15 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
+// DeliveryStore is what the delivery routes need: an endpoint's history,
+// one delivery with its attempts, and retries and recovers.
+type DeliveryStore interface {
+	ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) ([]nanohook.Delivery, error)
+	GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error)
+	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error)
+	RecoverDeliveries(ctx context.Context, p store.RecoverParams) (int, error)
+}
+
 // The customers' delivery-history calls: an endpoint's deliveries, one
 // delivery with its attempts, a manual retry, and recovering an endpoint's
 // failed deliveries.

@@ -461,7 +461,11 @@ func TestRecover(t *testing.T) {
 // with the full count at once and re-queues the rest in the background.
 func TestRecoverLargeRangeInBackground(t *testing.T) {
 	t.Parallel()
-	b := setup(t, func(c *api.Config) { c.RecoverStep = 2 })
+	bg := api.NewBackground()
+	bg.InitTestSignals()
+	bg.Start(t.Context())
+	t.Cleanup(func() { _ = bg.Stop(context.Background()) })
+	b := setup(t, func(c *api.Config) { c.RecoverStep, c.Background = 2, bg })
 	acct, key := b.newAccount(t, "acme")
 	wh := b.newWebhook(t, key, "https://hooks.example.com/a")
 	var failed []int64
@@ -474,18 +478,17 @@ func TestRecoverLargeRangeInBackground(t *testing.T) {
 	if d["queued"] != float64(5) {
 		t.Fatalf("queued %v, want all 5", d["queued"])
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, id := range failed {
-		for {
-			st := b.pub(t, "GET", fmt.Sprintf("/api/v1/deliveries/%d", id), key, "").wantData(t, http.StatusOK)["status"]
-			if st == "pending" {
-				break
+	var id int64
+	var st any
+	if !bg.Ended().Await(10*time.Second, func() bool {
+		for _, id = range failed {
+			if st = b.pub(t, "GET", fmt.Sprintf("/api/v1/deliveries/%d", id), key, "").wantData(t, http.StatusOK)["status"]; st != "pending" {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("delivery %d still %v: the background steps did not finish", id, st)
-			}
-			time.Sleep(5 * time.Millisecond)
 		}
+		return true
+	}) {
+		t.Fatalf("delivery %d still %v: the background steps did not finish", id, st)
 	}
 }
 
@@ -493,7 +496,7 @@ func TestRecoverLargeRangeInBackground(t *testing.T) {
 // (the second re-queueing call) waits until its context is cancelled, so
 // that a recover is still in progress when the test stops it.
 type heldRecoverStore struct {
-	store.Store
+	api.Store
 	steps   atomic.Int64  // re-queueing calls, the request's own first
 	held    chan struct{} // one value when a background step starts waiting
 	running atomic.Int64  // calls inside RecoverDeliveries now

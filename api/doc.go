@@ -10,6 +10,8 @@
 // into statuses, so the mapping from domain codes and storage sentinels to
 // HTTP lives in one place and internal details are logged, never sent.
 //
-// The package knows the store.Store interface, never SQL, and takes its
+// The package knows no SQL: it declares the narrow storage interfaces its
+// handlers use beside them (AccountStore, EndpointStore, PublishStore, ...),
+// composed into Store, which store.Store satisfies. It takes its store,
 // clock, logger and collaborators from Config so that tests control them.
 package api

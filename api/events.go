@@ -15,6 +15,14 @@ import (
 	"github.com/nanohook/nanohook/webhook"
 )
 
+// PublishStore is what publishing needs: the events and their deliveries
+// written, and each account's endpoints counted to size the transactions
+// (see planChunks).
+type PublishStore interface {
+	PublishEvents(ctx context.Context, events []store.PublishEventParams) ([]store.PublishResult, error)
+	CountEndpoints(ctx context.Context, accountID int64) (int, error)
+}
+
 // publishRequest is one job event as the platform sends it, alone or as an
 // item of a batch.
 type publishRequest struct {

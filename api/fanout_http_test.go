@@ -15,7 +15,7 @@ import (
 // failingPublish is the real store, except that its failAt-th
 // PublishEvents call fails as an outage would.
 type failingPublish struct {
-	store.Store
+	api.Store
 	calls  atomic.Int64
 	failAt int64
 }

@@ -91,6 +91,7 @@ func TestPublishGateTakesAccountsInTurn(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	g := newPublishGate(1)
+	g.changed.Init()
 	release, err := g.acquire(ctx, 1, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +119,8 @@ func TestPublishGateTakesAccountsInTurn(t *testing.T) {
 			served <- name
 			rel()
 		}()
-		for waiters() == before {
-			time.Sleep(time.Millisecond)
+		if !g.changed.Await(10*time.Second, func() bool { return waiters() > before }) {
+			t.Fatalf("%s never queued", name)
 		}
 	}
 	for i := range 4 {
@@ -136,16 +137,14 @@ func TestPublishGateTakesAccountsInTurn(t *testing.T) {
 		t.Fatalf("served %v, want %v", order, want)
 	}
 	// The last one served releases its turn after saying so.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+	var free, ring, waiting int
+	if !g.changed.Await(10*time.Second, func() bool {
 		g.mu.Lock()
-		free, ring, waiting := g.free, len(g.ring), len(g.waiting)
-		g.mu.Unlock()
-		if free == 1 && ring == 0 && waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gate not back at rest: free %d, ring %d, waiting %d", free, ring, waiting)
-		}
+		defer g.mu.Unlock()
+		free, ring, waiting = g.free, len(g.ring), len(g.waiting)
+		return free == 1 && ring == 0 && waiting == 0
+	}) {
+		t.Fatalf("gate not back at rest: free %d, ring %d, waiting %d", free, ring, waiting)
 	}
 }
 

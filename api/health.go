@@ -10,6 +10,12 @@ import (
 	"github.com/nanohook/nanohook"
 )
 
+// HealthStore is what /readyz needs: storage answers, and takes a write.
+type HealthStore interface {
+	Ping(ctx context.Context) error
+	ProbeWrite(ctx context.Context) error
+}
+
 // statusJSON is the answer of the health probes.
 type statusJSON struct {
 	Status string `json:"status"`
@@ -38,7 +44,7 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
 // readyz says whether storage can take the work this process acknowledges
 // (readiness), so that a load balancer stops sending publishes that could
 // not be committed: storage must answer a ping, and a small write must
-// commit (store.Store.ProbeWrite), since a full disk or a read-only
+// commit (HealthStore.ProbeWrite), since a full disk or a read-only
 // database still answers reads.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook/api"
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -18,14 +19,16 @@ import (
 // control: it counts the probes, fails them while fail is set, and holds
 // each until gate lets it through when gate is non-nil.
 type probeStore struct {
-	store.Store
+	api.Store
 	probes atomic.Int64
+	began  testsignal.Signal // a probe began; off unless the test inits it
 	fail   atomic.Bool
 	gate   chan struct{}
 }
 
 func (s *probeStore) ProbeWrite(ctx context.Context) error {
 	s.probes.Add(1)
+	s.began.Notify()
 	if s.gate != nil {
 		select {
 		case <-s.gate:
@@ -112,6 +115,7 @@ func TestReadyzFloodProbesOnce(t *testing.T) {
 	t.Parallel()
 	clock := &testClock{now: testNow}
 	ps := &probeStore{gate: make(chan struct{})}
+	ps.began.Init()
 	b := withProbeStore(t, ps, clock)
 
 	const flood = 50
@@ -129,11 +133,10 @@ func TestReadyzFloodProbesOnce(t *testing.T) {
 			statuses <- res.StatusCode
 		})
 	}
-	// Let the probe through once every request is waiting on it.
-	deadline := time.Now().Add(10 * time.Second)
-	for ps.probes.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	// Let the probe through once every request is waiting on it: the
+	// first has started it, and the rest are given a moment to arrive
+	// (those that come later reuse its outcome, as the clock stands still).
+	ps.began.Await(10*time.Second, func() bool { return ps.probes.Load() > 0 })
 	time.Sleep(100 * time.Millisecond)
 	close(ps.gate)
 	wg.Wait()

@@ -715,7 +715,7 @@ func TestHostileControlCharsInURLAndSecret(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	h := newHostile(t, func(cfg *api.Config) {
 		cfg.AllowHTTP = true
-		engine := delivery.New(delivery.Config{Store: cfg.Store, Client: client, UserAgent: "nanohook/test", MaxInFlight: 1})
+		engine := delivery.New(delivery.Config{Store: cfg.Store.(delivery.Store), Client: client, UserAgent: "nanohook/test", MaxInFlight: 1})
 		cfg.Tester = engine
 	})
 	before := h.state(t)

@@ -516,7 +516,7 @@ func TestOpenAPIDeliveries(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	public, admin := startAPIs(t, func(cfg *Config) {
 		cfg.AllowHTTP = true
-		engine := delivery.New(delivery.Config{Store: cfg.Store, Client: client, UserAgent: "nanohook/test", MaxInFlight: 2})
+		engine := delivery.New(delivery.Config{Store: cfg.Store.(delivery.Store), Client: client, UserAgent: "nanohook/test", MaxInFlight: 2})
 		engine.Start(context.Background())
 		t.Cleanup(func() {
 			if err := engine.Stop(context.Background()); err != nil {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -25,6 +26,9 @@ type publishGate struct {
 	free    int                     // turns not taken
 	waiting map[int64][]*gateWaiter // per account, first come first served
 	ring    []int64                 // accounts with waiters, in turn order
+	// changed is a test-only hook (off, a no-op, in production): a
+	// waiter queued, or a turn ended.
+	changed testsignal.Signal
 }
 
 // gateWaiter is one transaction waiting for its turn.
@@ -65,6 +69,7 @@ func (g *publishGate) acquireUnless(ctx context.Context, account int64, maxWait 
 	}
 	g.waiting[account] = append(g.waiting[account], w)
 	g.mu.Unlock()
+	g.changed.Notify()
 
 	timer := time.NewTimer(maxWait)
 	defer timer.Stop()
@@ -92,6 +97,7 @@ func (g *publishGate) acquireUnless(ctx context.Context, account int64, maxWait 
 
 // release ends a turn and hands it to the account next in the ring.
 func (g *publishGate) release() {
+	defer g.changed.Notify()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.ring) == 0 {

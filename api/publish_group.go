@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -35,6 +36,9 @@ import (
 type publishGroups struct {
 	mu      sync.Mutex
 	pending []*publishMember // waiting for a turn, oldest first
+	// queued is a test-only hook (off, a no-op, in production): a member
+	// was added to pending.
+	queued testsignal.Signal
 }
 
 // publishMember is one publish transaction's events waiting to be
@@ -91,6 +95,7 @@ func (g *publishGroups) add(m *publishMember) {
 	g.mu.Lock()
 	g.pending = append(g.pending, m)
 	g.mu.Unlock()
+	g.queued.Notify()
 }
 
 // withdraw takes m out of the queue if no turn has taken it, and reports

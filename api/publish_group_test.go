@@ -84,6 +84,7 @@ func newGroupFixture(t *testing.T) *groupFixture {
 		*id = a.ID
 	}
 	f.s = newServer(Config{Store: f.st, AdminToken: "t"})
+	f.s.groups.queued.Init()
 	return f
 }
 
@@ -114,18 +115,14 @@ func (f *groupFixture) publishAsync(e store.PublishEventParams) <-chan publishOu
 // waitQueued waits until n publishes wait for a turn.
 func (f *groupFixture) waitQueued(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var got int
+	if !f.s.groups.queued.Await(10*time.Second, func() bool {
 		f.s.groups.mu.Lock()
-		got := len(f.s.groups.pending)
-		f.s.groups.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d publishes queued, want %d", got, n)
-		}
-		time.Sleep(time.Millisecond)
+		defer f.s.groups.mu.Unlock()
+		got = len(f.s.groups.pending)
+		return got == n
+	}) {
+		t.Fatalf("%d publishes queued, want %d", got, n)
 	}
 }
 

@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/nanohook/nanohook"
-	"github.com/nanohook/nanohook/store"
 )
 
 // testClock is a clock the test moves by hand.
@@ -66,7 +65,7 @@ func (b *lockedBuffer) String() string {
 // countingStore is the real store, counting the key lookups made through
 // it, to show that a limited client's credentials are not looked up.
 type countingStore struct {
-	store.Store
+	Store
 	lookups atomic.Int64
 }
 
@@ -588,7 +587,7 @@ func TestAuthLimitProvenCredentials(t *testing.T) {
 // gatedStore is the real store whose key lookups wait at a gate until the
 // test opens it, so that every request of a burst is in the server at once.
 type gatedStore struct {
-	store.Store
+	Store
 	entered chan struct{} // one value per lookup that reached the gate
 	gate    chan struct{} // closed by the test
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,13 @@ import (
 	"github.com/nanohook/nanohook/store"
 	"github.com/nanohook/nanohook/webhook"
 )
+
+// TestDeliveryStore is what the test call needs: the endpoint checked, then
+// a ping delivery to it written and leased to this node.
+type TestDeliveryStore interface {
+	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)
+	CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error)
+}
 
 // testLease is how long a test delivery is held by the call making it; the
 // attempt itself is bounded by the delivery timeout, well below this.

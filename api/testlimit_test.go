@@ -50,7 +50,7 @@ func TestTestCallsRateLimited(t *testing.T) {
 	t.Cleanup(client.CloseIdleConnections)
 	b := setup(t, func(c *api.Config) {
 		c.AllowHTTP = true
-		c.Tester = delivery.New(delivery.Config{Store: c.Store, Client: client, UserAgent: "nanohook/test", MaxInFlight: 4})
+		c.Tester = delivery.New(delivery.Config{Store: c.Store.(delivery.Store), Client: client, UserAgent: "nanohook/test", MaxInFlight: 4})
 	})
 	_, key := b.newAccount(t, "a")
 	_, otherKey := b.newAccount(t, "b")
@@ -117,7 +117,7 @@ func TestTestCallsHoldToTheEndpointCap(t *testing.T) {
 	b := setup(t, func(c *api.Config) {
 		c.AllowHTTP = true
 		c.TestCallBurst = -1 // no account allowance: the endpoint's cap is what is tested
-		c.Tester = delivery.New(delivery.Config{Store: c.Store, Client: client, UserAgent: "nanohook/test"})
+		c.Tester = delivery.New(delivery.Config{Store: c.Store.(delivery.Store), Client: client, UserAgent: "nanohook/test"})
 	})
 	_, key := b.newAccount(t, "a")
 	id := b.newWebhook(t, key, rcv.URL+"/a")

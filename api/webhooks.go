@@ -11,6 +11,17 @@ import (
 	"github.com/nanohook/nanohook/store"
 )
 
+// EndpointStore is what the webhook routes need: an account's endpoints,
+// their secrets rotated (rotate.go) included.
+type EndpointStore interface {
+	CreateEndpoint(ctx context.Context, p store.CreateEndpointParams) (nanohook.Endpoint, error)
+	GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.Endpoint, error)
+	ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error)
+	UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error)
+	RotateSecret(ctx context.Context, p store.RotateSecretParams) (nanohook.Endpoint, error)
+	DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error
+}
+
 // endpointJSON is the public form of an endpoint. The secret is not a field
 // here, so no handler can leak it by accident; only the create answer adds
 // it, through createdEndpointJSON.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -107,6 +108,13 @@ type Engine struct {
 	completerWG sync.WaitGroup
 	startOnce   sync.Once
 	stopOnce    sync.Once
+	// stored is a test-only hook (off, a no-op, in production): the
+	// engine wrote to the store in the background, so that a delivery's
+	// state may have moved: a claim round ended (claiming also fails the
+	// due deliveries of disabled endpoints), or the completer committed a
+	// batch of outcomes and releases. One nil check per round and per
+	// batch, never per delivery.
+	stored testsignal.Signal
 }
 
 type outcomeWithLease struct {
@@ -284,10 +292,7 @@ func (e *Engine) claimer() {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var lastRound, lastRescue time.Time
-	// woken: something besides ending attempts calls for a round; refresh:
-	// since the last read of the queue heads, something may have made work
-	// due that they do not show (see round).
-	woken, again, refresh := true, false, true
+	next := nextRound{woken: true, refresh: true}
 	for {
 		if time.Since(lastRescue) >= rescueEvery {
 			lastRescue = time.Now()
@@ -296,16 +301,17 @@ func (e *Engine) claimer() {
 			} else if n > 0 {
 				e.log.WarnContext(ctx, "deliveries whose lease expired unfinished are queued again",
 					slog.Int64("deliveries", n))
-				woken, refresh = true, true
+				next.wake()
 			}
 		}
 		wait := e.cfg.PollInterval
-		if since := time.Since(lastRound); !woken && !again && since < claimLinger {
+		if since := time.Since(lastRound); !next.woken && !next.again && since < claimLinger {
 			wait = claimLinger - since
 		} else if free := int64(e.cfg.MaxInFlight) - e.inflight.Load(); free > 0 {
-			lastRound, again = time.Now(), false
-			more, next, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))), refresh)
-			refresh = refresh && err != nil
+			lastRound, next.again = time.Now(), false
+			more, dueAt, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))), next.refresh)
+			e.stored.Notify()
+			next.refresh = next.refresh && err != nil
 			if ctx.Err() != nil {
 				return
 			}
@@ -314,26 +320,43 @@ func (e *Engine) claimer() {
 			} else if more {
 				// A woken round claims again at once, from the heads it
 				// has just read.
-				again, woken = woken, false
+				next.again, next.woken = next.woken, false
 				continue
-			} else if !next.IsZero() {
-				wait = max(time.Millisecond, min(wait, next.Sub(e.cfg.Now())))
+			} else if !dueAt.IsZero() {
+				wait = max(time.Millisecond, min(wait, dueAt.Sub(e.cfg.Now())))
 			}
 		}
 		timer.Reset(wait)
-		woken = false
+		next.woken = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
-			woken, refresh = true, true
+			next.wake()
 		case <-e.slotFreed:
 		case <-timer.C:
-			woken, refresh = true, true
+			next.wake()
 		}
 		// Since Go 1.23 Reset needs no drained channel: stale ticks are dropped.
 	}
 }
+
+// nextRound is what the claimer knows of its next round: why it runs and
+// what it may plan from.
+type nextRound struct {
+	// woken: something besides ending attempts calls for a round.
+	woken bool
+	// again: the last round, woken, got all it asked for: claim again at
+	// once while room lasts.
+	again bool
+	// refresh: since the last read of the queue heads, something may have
+	// made work due that they do not show (see round).
+	refresh bool
+}
+
+// wake records a publish, a timer or rescued leases: a round is called
+// for, on queue heads read afresh.
+func (r *nextRound) wake() { r.woken, r.refresh = true, true }
 
 // round claims up to free deliveries in fair shares and starts their
 // attempts. It plans from the queue heads read afresh when fresh (a publish,
@@ -510,8 +533,7 @@ func (e *Engine) attempt(c store.ClaimedDelivery, sign *signers) {
 		e.lanes.release(c.EndpointID, now)
 	} else {
 		a := &out.attempt
-		answered := a.ResponseStatus != 0 && a.ResponseStatus != http.StatusTooManyRequests && a.ResponseStatus != http.StatusServiceUnavailable
-		e.lanes.done(c.EndpointID, attemptResult{ok: out.success, answered: answered, retry: c.Attempt > 1, started: a.StartedAt}, now)
+		e.lanes.done(c.EndpointID, attemptResult{verdict: verdictOf(out.success, a.ResponseStatus), retry: c.Attempt > 1, started: a.StartedAt}, now)
 	}
 	e.payloads.drop(c.EventID)
 	c.Payload = nil
@@ -546,7 +568,7 @@ func (e *Engine) completer(ctx context.Context) {
 			if r.out.aborted {
 				aborted = append(aborted, r.claim.Lease)
 			} else {
-				batch = append(batch, e.complete(r.claim, &r.out))
+				batch = append(batch, e.completion(r.claim, &r.out))
 			}
 			if len(batch)+len(aborted) >= e.cfg.ClaimSize {
 				break
@@ -590,14 +612,16 @@ func (e *Engine) completer(ctx context.Context) {
 				e.cfg.OnComplete(batch[i])
 			}
 		}
+		e.stored.Notify()
 	}
 }
 
 // retrying reports whether an outcome schedules another attempt.
 func retrying(p store.CompleteParams) bool { return p.Status == nanohook.DeliveryPending }
 
-// complete turns one attempt's outcome into the store write.
-func (e *Engine) complete(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
+// completion turns one attempt's outcome into the write that records it
+// (it writes nothing itself: the completer commits a batch of them).
+func (e *Engine) completion(c *store.ClaimedDelivery, out *outcome) store.CompleteParams {
 	now := e.cfg.Now()
 	p := store.CompleteParams{
 		Lease:      c.Lease,

@@ -98,6 +98,7 @@ func openWithAccount(t *testing.T) (*sqlite.Store, nanohook.Account) {
 func startEngine(t *testing.T, cfg delivery.Config) *delivery.Engine {
 	t.Helper()
 	e := delivery.New(cfg)
+	e.InitTestSignals()
 	e.Start(context.Background())
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -165,25 +166,23 @@ func (b *bundle) publish(t *testing.T, taskID string) string {
 	return res[0].EventID
 }
 
-// deliveryOf finds the one delivery of the test's endpoint by polling the
-// store until cond holds; deliveries finish asynchronously after the
-// receiver answered.
+// waitDelivery returns a delivery of the test's endpoint once cond holds
+// for it, looking again each time the engine has written to the store:
+// deliveries finish asynchronously after the receiver answered.
 func (b *bundle) waitDelivery(t *testing.T, id int64, cond func(nanohook.Delivery) bool) (nanohook.Delivery, []nanohook.Attempt) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, atts, err := b.store.GetDelivery(context.Background(), b.account.ID, id)
-		if err != nil {
+	var d nanohook.Delivery
+	var atts []nanohook.Attempt
+	if !b.engine.Stored().Await(10*time.Second, func() bool {
+		var err error
+		if d, atts, err = b.store.GetDelivery(context.Background(), b.account.ID, id); err != nil {
 			t.Fatal(err)
 		}
-		if cond(d) {
-			return d, atts
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("delivery %d stuck at %+v (%d attempts)", id, d, len(atts))
-		}
-		time.Sleep(5 * time.Millisecond)
+		return cond(d)
+	}) {
+		t.Fatalf("delivery %d stuck at %+v (%d attempts)", id, d, len(atts))
 	}
+	return d, atts
 }
 
 func statusIs(s nanohook.DeliveryStatus) func(nanohook.Delivery) bool {

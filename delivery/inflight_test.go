@@ -16,6 +16,7 @@ import (
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/delivery"
 	"github.com/nanohook/nanohook/egress"
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 	"github.com/nanohook/nanohook/store/sqlite"
 )
@@ -48,12 +49,16 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 
 	release := make(chan struct{})
 	var held, answered atomic.Int64
+	var counted testsignal.Signal // held or answered counted one more
+	counted.Init()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		held.Add(1)
+		counted.Notify()
 		select {
 		case <-release:
 			answered.Add(1)
+			counted.Notify()
 		case <-r.Context().Done():
 		}
 	}))
@@ -105,12 +110,8 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Wake()
-	deadline := time.Now().Add(60 * time.Second)
-	for held.Load() < int64(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d attempts in flight after 60 s", held.Load(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !counted.Await(60*time.Second, func() bool { return held.Load() >= int64(want) }) {
+		t.Fatalf("only %d of %d attempts in flight after 60 s", held.Load(), want)
 	}
 	runtime.GC()
 	var during runtime.MemStats
@@ -124,11 +125,7 @@ func TestThousandsInFlightInBoundedMemory(t *testing.T) {
 	}
 
 	close(release)
-	deadline = time.Now().Add(60 * time.Second)
-	for answered.Load() < int64(want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d held attempts were answered after the release", answered.Load(), want)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !counted.Await(60*time.Second, func() bool { return answered.Load() >= int64(want) }) {
+		t.Fatalf("only %d of %d held attempts were answered after the release", answered.Load(), want)
 	}
 }

@@ -204,24 +204,23 @@ func TestBreakerSparesAnEndpointThatRetriesDeliver(t *testing.T) {
 }
 
 // waitSucceeded waits up to timeout for want deliveries of the first
-// endpoint to have succeeded, and returns how many have.
+// endpoint to have succeeded, looking each time the engine has written to
+// the store, and returns how many have.
 func (b *twoEndpoints) waitSucceeded(t *testing.T, want int, timeout time.Duration) int {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	done := 0
+	b.engine.Stored().Await(timeout, func() bool {
 		ds, err := b.st.ListDeliveries(context.Background(), store.ListDeliveriesParams{AccountID: b.account, EndpointID: 1, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := 0
+		done = 0
 		for _, d := range ds {
 			if d.Status == nanohook.DeliverySucceeded {
 				done++
 			}
 		}
-		if done >= want || time.Now().After(deadline) {
-			return done
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return done >= want
+	})
+	return done
 }

@@ -63,7 +63,12 @@ type lane struct {
 	busy     time.Time // when the endpoint last made progress while busy (see stalled)
 	used     time.Time // last admission or completion, for the idle sweep
 	lim      limiter
+	breaker
+}
 
+// breaker is one endpoint's circuit breaker (see lanes); its zero value is
+// closed, with no failures counted.
+type breaker struct {
 	failures     int       // consecutive failed attempts
 	failingSince time.Time // when the first of them started
 	unanswered   bool      // one of them got no answer, or a 429/503, or was a retry
@@ -217,12 +222,9 @@ func (ls *lanes) give(l *lane, now time.Time) {
 
 // attemptResult is what an attempt teaches an endpoint's lane.
 type attemptResult struct {
-	ok bool // 2xx
-	// answered: the endpoint answered with a status other than 429 and
-	// 503 (a failure it did not ask us to back off from).
-	answered bool
-	retry    bool // the attempt was not the delivery's first
-	started  time.Time
+	verdict verdict
+	retry   bool // the attempt was not the delivery's first
+	started time.Time
 }
 
 // done gives a slot back after an attempt. A success closes the breaker, a
@@ -235,18 +237,18 @@ func (ls *lanes) done(id int64, r attemptResult, now time.Time) {
 	if l == nil {
 		return
 	}
-	l.lim.observe(ls.cap, now.Sub(r.started), r.ok, r.answered, l.inflight)
+	l.lim.observe(ls.cap, now.Sub(r.started), r.verdict, l.inflight)
 	ls.give(l, now)
 	l.busy = now // progress: the stall clock starts again
-	if r.ok {
-		l.failures, l.failingSince, l.unanswered, l.open, l.openUntil = 0, time.Time{}, false, false, time.Time{}
+	if r.verdict == verdictOK {
+		l.breaker = breaker{}
 		return
 	}
 	if l.failures == 0 {
 		l.failingSince = r.started
 	}
 	l.failures++
-	l.unanswered = l.unanswered || !r.answered || r.retry
+	l.unanswered = l.unanswered || r.verdict == verdictNoAnswer || r.retry
 	span := breakerMinSpanAnswered
 	if l.unanswered {
 		span = breakerMinSpan

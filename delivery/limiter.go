@@ -1,6 +1,9 @@
 package delivery
 
-import "time"
+import (
+	"net/http"
+	"time"
+)
 
 // limiter is one endpoint's adaptive concurrency limit on this node: how
 // many attempts may be in flight to it at once. It follows what the
@@ -76,24 +79,52 @@ func (l limiter) burst(cap int) int {
 	return max(1, min(int(l.window), cap))
 }
 
-// observe records one finished attempt: how long it took, whether it
-// succeeded, whether the endpoint answered with a status other than 429 and
-// 503, and how many attempts were in flight to the endpoint when it
-// finished (itself included).
-func (l *limiter) observe(cap int, took time.Duration, ok, answered bool, inflight int) {
+// verdict is what one finished attempt says about its endpoint, which is
+// all the limiter and the breaker read of its outcome.
+type verdict uint8
+
+const (
+	// verdictOK: the endpoint answered 2xx.
+	verdictOK verdict = iota
+	// verdictError: the endpoint answered with an error status other than
+	// 429 and 503, a failure it did not ask us to back off from.
+	verdictError
+	// verdictNoAnswer: no answer (a timeout, a refused or reset
+	// connection), or an explicit 429 or 503: the endpoint is down or asks
+	// for less.
+	verdictNoAnswer
+)
+
+// verdictOf reads the verdict of an attempt that succeeded or not and got
+// the response status status (0: none).
+func verdictOf(succeeded bool, status int) verdict {
+	switch {
+	case succeeded:
+		return verdictOK
+	case status != 0 && status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable:
+		return verdictError
+	default:
+		return verdictNoAnswer
+	}
+}
+
+// observe records one finished attempt: how long it took, its verdict,
+// and how many attempts were in flight to the endpoint when it finished
+// (itself included).
+func (l *limiter) observe(cap int, took time.Duration, v verdict, inflight int) {
 	if l.latency == 0 {
 		l.latency = took
 	} else {
 		l.latency = time.Duration(latencyWeight*float64(took) + (1-latencyWeight)*float64(l.latency))
 	}
-	switch {
-	case ok:
+	switch v {
+	case verdictOK:
 		// Grow only while the window is in use: an endpoint that gets one
 		// event a minute has shown nothing about what it can take at once.
 		if float64(inflight) >= l.window/2 {
 			l.window = min(l.window+1, float64(cap))
 		}
-	case answered:
+	case verdictError:
 		l.window = max(1, l.window*backoffAnswered)
 	default:
 		l.window = max(1, l.window*backoffUnanswered)

@@ -13,7 +13,7 @@ func TestLimiterFollowsLatency(t *testing.T) {
 	const cap = 64
 	succeed := func(l *limiter, took time.Duration, n int) {
 		for range n {
-			l.observe(cap, took, true, true, cap) // in use: the window may grow
+			l.observe(cap, took, verdictOK, cap) // in use: the window may grow
 		}
 	}
 	t.Run("fast endpoint bursts to the cap", func(t *testing.T) {
@@ -43,7 +43,7 @@ func TestLimiterFollowsLatency(t *testing.T) {
 			t.Fatalf("8 s without an answer, the limit is still %d", got)
 		}
 		for range 64 { // then its attempts time out
-			l.observe(cap, 15*time.Second, false, false, cap)
+			l.observe(cap, 15*time.Second, verdictNoAnswer, cap)
 		}
 		if got, b := l.limit(cap, 0), l.burst(cap); got != 1 || b != 1 {
 			t.Fatalf("after 64 timeouts the limit is %d and the burst %d, want 1 and 1", got, b)
@@ -52,7 +52,7 @@ func TestLimiterFollowsLatency(t *testing.T) {
 	t.Run("an idle endpoint does not grow", func(t *testing.T) {
 		l := newLimiter(cap)
 		for range 100 {
-			l.observe(cap, time.Millisecond, true, true, 1) // one at a time
+			l.observe(cap, time.Millisecond, verdictOK, 1) // one at a time
 		}
 		if got := l.limit(cap, 0); got != initialLimit {
 			t.Fatalf("one delivery at a time grew the limit to %d", got)
@@ -62,8 +62,8 @@ func TestLimiterFollowsLatency(t *testing.T) {
 		a, u := newLimiter(cap), newLimiter(cap)
 		succeed(&a, time.Millisecond, 100)
 		succeed(&u, time.Millisecond, 100)
-		a.observe(cap, time.Millisecond, false, true, cap)
-		u.observe(cap, time.Millisecond, false, false, cap)
+		a.observe(cap, time.Millisecond, verdictError, cap)
+		u.observe(cap, time.Millisecond, verdictNoAnswer, cap)
 		if ga, gu := a.limit(cap, 0), u.limit(cap, 0); !(gu < ga && ga < cap) {
 			t.Fatalf("after one failure: answered %d, unanswered %d, cap %d", ga, gu, cap)
 		}

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nanohook/nanohook/internal/testsignal"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -63,6 +64,9 @@ type Service struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
+	// rounds is a test-only hook (off, a no-op, in production): a round
+	// of the background loop ended.
+	rounds testsignal.Signal
 }
 
 // New returns a Service; call Start to run it.
@@ -106,6 +110,7 @@ func (s *Service) Start(ctx context.Context) {
 			if err := s.RunOnce(ctx); err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "maintenance round failed", slog.Any("error", err))
 			}
+			s.rounds.Notify()
 			select {
 			case <-ctx.Done():
 				return

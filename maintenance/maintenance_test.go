@@ -81,13 +81,10 @@ func TestStopResignsAtOnce(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	a := maintenance.New(maintenance.Config{Store: st, NodeID: "a", Now: clk.Now})
 	b := maintenance.New(maintenance.Config{Store: st, NodeID: "b", Now: clk.Now})
+	a.InitTestSignals()
 	a.Start(ctx)
-	deadline := time.Now().Add(5 * time.Second)
-	for !a.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("a never became leader")
-		}
-		time.Sleep(time.Millisecond)
+	if !a.Rounds().Await(5*time.Second, a.IsLeader) {
+		t.Fatal("a never became leader")
 	}
 	if err := a.Stop(ctx); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -56,15 +57,49 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	defer srv.shutdown(context.WithoutCancel(ctx))
-	say("▶ nanohook is running on a temporary SQLite database in %s", dir)
-	say("  public API %s, admin API %s", srv.publicURL(), srv.adminURL())
-
 	rcv, err := startDemoReceiver(say)
 	if err != nil {
-		return err
+		return errors.Join(err, srv.shutdown(context.WithoutCancel(ctx)))
 	}
-	defer rcv.close()
+	return runTour(ctx, srv, rcv, func(ctx context.Context) error {
+		return demoTour(ctx, srv, rcv, adminToken, dir, say)
+	})
+}
+
+// runTour runs tour against srv and rcv, then shuts them down. Like
+// serve's run, it stops when a listener fails: the tour's context is
+// cancelled at once, and the failure is returned, naming the listener
+// (with any error of the shutdown), rather than the tour failing on a
+// refused call or waiting out its timeout for a delivery that cannot come.
+func runTour(ctx context.Context, srv *server, rcv *demoReceiver, tour func(context.Context) error) error {
+	tourCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-srv.failed:
+		case <-rcv.failed:
+		case <-tourCtx.Done():
+		}
+		stop()
+	}()
+	err := tour(tourCtx)
+	stop()
+	rcv.close()
+	shutdownErr := srv.shutdown(context.WithoutCancel(ctx))
+	select {
+	case <-srv.failed:
+		return shutdownErr // it carries the failed listener's error, as run's does
+	case <-rcv.failed:
+		return errors.Join(rcv.failure, shutdownErr)
+	default:
+		return errors.Join(err, shutdownErr)
+	}
+}
+
+// demoTour is the tour itself, against a running server and receiver.
+func demoTour(ctx context.Context, srv *server, rcv *demoReceiver, adminToken, dir string, say func(string, ...any)) error {
+	say("▶ nanohook is running on a temporary SQLite database in %s", dir)
+	say("  public API %s, admin API %s", srv.publicURL(), srv.adminURL())
 	say("▶ a local receiver listens on %s; it verifies every signature and fails its /flaky path twice", rcv.url)
 
 	admin := client.New(srv.adminURL(), adminToken)
@@ -127,6 +162,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 // demoReceiver is the customer's side of the tour.
 type demoReceiver struct {
 	url     string
+	ln      net.Listener
 	srv     *http.Server
 	say     func(string, ...any)
 	mu      sync.Mutex
@@ -134,6 +170,8 @@ type demoReceiver struct {
 	start   time.Time
 	flaky   int
 	flakyOK chan struct{}
+	failed  chan struct{} // closed if the listener fails, after failure is set
+	failure error
 }
 
 func startDemoReceiver(say func(string, ...any)) (*demoReceiver, error) {
@@ -141,9 +179,14 @@ func startDemoReceiver(say func(string, ...any)) (*demoReceiver, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &demoReceiver{url: "http://" + ln.Addr().String(), say: say, flakyOK: make(chan struct{})}
+	r := &demoReceiver{url: "http://" + ln.Addr().String(), ln: ln, say: say, flakyOK: make(chan struct{}), failed: make(chan struct{})}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
-	go r.srv.Serve(ln)
+	go func() {
+		if err := serveHTTP(r.srv, ln); err != nil {
+			r.failure = fmt.Errorf("demo receiver's listener failed: %w", err)
+			close(r.failed)
+		}
+	}()
 	return r, nil
 }
 

@@ -89,3 +89,53 @@ func TestFailedListenerStopsServe(t *testing.T) {
 		t.Fatalf("the failure was not logged:\n%s", out)
 	}
 }
+
+// TestFailedListenerStopsDemo: the demo stops as serve does when one of its
+// listeners (the server's or its receiver's) fails mid-tour: the tour's
+// context is cancelled at once, instead of the tour waiting out its
+// timeout for a delivery that cannot come, and the failure is returned,
+// naming the listener.
+func TestFailedListenerStopsDemo(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name string
+		fail func(*server, *demoReceiver) error
+		want string
+	}{
+		{"admin", func(s *server, _ *demoReceiver) error { return s.adminLn.Close() }, "admin listener failed"},
+		{"receiver", func(_ *server, r *demoReceiver) error { return r.ln.Close() }, "demo receiver's listener failed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv, err := startServer(t.Context(), shutdownTestConfig(t), slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rcv, err := startDemoReceiver(func(string, ...any) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				done <- runTour(t.Context(), srv, rcv, func(ctx context.Context) error {
+					if err := c.fail(srv, rcv); err != nil {
+						return err
+					}
+					<-ctx.Done() // as waiting for a delivery would
+					return ctx.Err()
+				})
+			}()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("the tour went on after the %s listener failed", c.name)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("demo = %v, want the %s listener's failure", err, c.name)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Fatalf("demo = %v: the tour's cancellation hides the failure", err)
+			}
+		})
+	}
+}
