@@ -372,7 +372,7 @@ func TestDeliveryRetry(t *testing.T) {
 	h.pub(t, "PATCH", path, h.key, `{"status":"disabled"}`).wantData(t, http.StatusOK)
 	msg := h.pub(t, "POST", fmt.Sprintf("/api/v1/deliveries/%d/retry", succeeded), h.key, "").
 		wantError(t, http.StatusConflict, "conflict", "")
-	if msg != store.ConflictEndpointDisabled {
+	if msg != "the endpoint is disabled; re-enable it with PATCH first" {
 		t.Fatalf("message %q", msg)
 	}
 	h.pub(t, "PATCH", path, h.key, `{"status":"active"}`).wantData(t, http.StatusOK)
@@ -382,7 +382,7 @@ func TestDeliveryRetry(t *testing.T) {
 	h.pub(t, "DELETE", path, h.key, "").wantData(t, http.StatusOK)
 	msg = h.pub(t, "POST", fmt.Sprintf("/api/v1/deliveries/%d/retry", succeeded), h.key, "").
 		wantError(t, http.StatusConflict, "conflict", "")
-	if msg != store.ConflictEndpointDeleted {
+	if msg != nanohook.EndpointDeletedMessage {
 		t.Fatalf("message %q", msg)
 	}
 	r = h.pub(t, "GET", fmt.Sprintf("/api/v1/deliveries/%d", succeeded), h.key, "")

@@ -175,9 +175,11 @@ type Store interface {
 	//     it is already earlier).
 	//   - pending and leased (an attempt is in flight): unchanged, no error.
 	//
-	// A delivery whose endpoint was deleted (or that was cancelled) and one
-	// whose endpoint is disabled are refused with a *nanohook.Error of code
-	// nanohook.CodeConflict. ErrNotFound for another account's delivery.
+	// What a retry does, and which it refuses, is nanohook.PlanRetry's
+	// decision: a delivery whose endpoint was deleted (or that was
+	// cancelled) and one whose endpoint is disabled are refused with a
+	// *nanohook.Error of code nanohook.CodeConflict. ErrNotFound for another
+	// account's delivery.
 	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error)
 	// RecoverDeliveries re-queues up to Limit failed deliveries of a live,
 	// active endpoint of the account that were created in [Since, Until) and
@@ -321,18 +323,6 @@ type CreateEndpointParams struct {
 	MaxEndpoints int
 }
 
-// CheckEndpointLimit is the rule CreateEndpoint applies, in both drivers,
-// to an account that has live endpoints already: nil while one more fits
-// under max (0: no limit), else the refusal, a *nanohook.Error of code
-// nanohook.CodeConflict naming the limit.
-func CheckEndpointLimit(live, max int) error {
-	if max <= 0 || live < max {
-		return nil
-	}
-	return nanohook.Errorf(nanohook.CodeConflict, "",
-		"the account already has %d endpoints, the most it may have; delete one before creating another", max)
-}
-
 // RotateSecretParams replaces an endpoint's secret.
 type RotateSecretParams struct {
 	AccountID          int64
@@ -359,6 +349,12 @@ type UpdateEndpointParams struct {
 	Description    *string
 	DisabledReason *string
 	Now            time.Time
+}
+
+// Patch is the change p asks for, as nanohook.ApplyEndpointPatch takes it.
+func (p *UpdateEndpointParams) Patch() nanohook.EndpointPatch {
+	return nanohook.EndpointPatch{URL: p.URL, Events: p.Events, Status: p.Status,
+		Description: p.Description, DisabledReason: p.DisabledReason}
 }
 
 // PublishEventParams is one event to publish; Payload is the final body.
@@ -488,13 +484,6 @@ type RecoverParams struct {
 	CountOnly bool
 }
 
-// Messages of the conflicts RetryDelivery and RecoverDeliveries refuse
-// with, the same from every driver.
-const (
-	ConflictEndpointDeleted  = "the endpoint was deleted"
-	ConflictEndpointDisabled = "the endpoint is disabled; re-enable it with PATCH first"
-)
-
 // TestDeliveryParams asks for one test (ping) delivery to one endpoint.
 type TestDeliveryParams struct {
 	AccountID  int64
@@ -515,13 +504,6 @@ type DisableFailingParams struct {
 	FailingSince time.Time
 	Now          time.Time // updated_at of the endpoints and failed deliveries
 	// Reason prefixes each endpoint's disabled_reason, e.g. "failing for
-	// 120h0m0s"; the driver appends " since <RFC 3339 time>".
+	// 120h0m0s"; nanohook.FailingReason appends " since <RFC 3339 time>".
 	Reason string
-}
-
-// FailingReason is the disabled_reason DisableFailingEndpoints gives an
-// endpoint failing since since: prefix, then " since " and the time in
-// RFC 3339 (UTC), the same from every driver.
-func FailingReason(prefix string, since time.Time) string {
-	return prefix + " since " + since.UTC().Format(time.RFC3339)
 }

@@ -119,13 +119,14 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			}
 			payloads[eventPK] = payload
 		}
-		if deleted || epStatus != string(nanohook.EndpointActive) {
-			// DeleteEndpoint and disabling finish pending deliveries, and the
-			// fan-out's FOR SHARE keeps new ones from slipping past them, so
-			// this should not happen (except for a ping to a disabled
-			// endpoint whose lease expired); if it does, finish the delivery
-			// the same way instead of sending it.
-			stale = append(stale, staleClaim{lease: cd.Lease, deleted: deleted, reason: reason})
+		// DeleteEndpoint and disabling finish pending deliveries, and the
+		// fan-out's FOR SHARE keeps new ones from slipping past them, so an
+		// undeliverable claim should not happen (except for a ping to a
+		// disabled endpoint whose lease expired); if it does, the delivery
+		// is finished the same way instead of sent.
+		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted, DisabledReason: reason}
+		if status, lastError, ok := nanohook.EndUndeliverable(ep); ok {
+			stale = append(stale, staleClaim{lease: cd.Lease, status: status, lastError: lastError})
 			continue
 		}
 		cd.EventType = nanohook.EventType(eventType)
@@ -145,13 +146,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		// meanwhile; the lease token in the WHERE makes sure of it.
 		b := &pgx.Batch{}
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
-			if st.deleted {
-				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
-			}
 			b.Queue(`UPDATE deliveries
 				SET status = $1, last_error = $2, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $3
-				WHERE id = $4 AND lease_token = $5`, string(status), msg, us(p.Now), st.lease.DeliveryID, st.lease.Token)
+				WHERE id = $4 AND lease_token = $5`, string(st.status), st.lastError, us(p.Now), st.lease.DeliveryID, st.lease.Token)
 		}
 		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return nil, wrap("claim deliveries: finish stale", err)
@@ -247,11 +244,11 @@ func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted
-// or disabled.
+// or disabled, and how it ends (nanohook.EndUndeliverable).
 type staleClaim struct {
-	lease   store.Lease
-	deleted bool
-	reason  string
+	lease     store.Lease
+	status    nanohook.DeliveryStatus
+	lastError string
 }
 
 // insertAttemptsSQL records a batch of attempts, one row per element of the
@@ -434,7 +431,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	for _, r := range results {
 		if r.DisableEndpoint != "" {
 			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), us(r.Now))
-			b.Queue(failPendingOfDisabledSQL, pgText(store.DisabledError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
+			b.Queue(failPendingOfDisabledSQL, pgText(nanohook.DisabledEndpointError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
 		}
 	}
 

@@ -80,7 +80,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 			if err := tx.QueryRow(ctx, countLiveEndpointsSQL, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
 				return wrap("create endpoint: count endpoints", err)
 			}
-			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+			if err := nanohook.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
 				return err
 			}
 		}
@@ -204,45 +204,26 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
-		// The stored URL is kept as it is unless a new one is given: sealing
-		// it afresh would change a row nothing changed.
-		var url *string
-		if p.URL != nil {
-			e.URL = *p.URL
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), us(p.Now))
+		e = ch.Endpoint
+		var url *string // NULL keeps the stored URL
+		if ch.URLChanged {
 			sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
 			if err != nil {
 				return wrap("update endpoint", err)
 			}
 			url = &sealed
 		}
-		if p.Events != nil {
-			e.Events = p.Events
-		}
-		if p.Description != nil {
-			e.Description = *p.Description
-		}
-		// Re-enabling starts the endpoint's failure clock afresh.
-		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
-		if p.Status != nil {
-			e.Status = *p.Status
-			if e.Status == nanohook.EndpointActive {
-				e.DisabledReason = ""
-			}
-		}
-		if p.DisabledReason != nil {
-			e.DisabledReason = *p.DisabledReason
-		}
-		e.UpdatedAt = us(p.Now)
 		if _, err := tx.Exec(ctx, `UPDATE endpoints
 			SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
 			    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
 			WHERE id = $7`,
 			url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
-			reenabled); err != nil {
+			ch.Reenabled); err != nil {
 			return wrap("update endpoint", err)
 		}
-		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
-			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, store.DisabledError(e.DisabledReason), e.UpdatedAt, e.ID); err != nil {
+		if ch.FailPending {
+			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, ch.PendingError, e.UpdatedAt, e.ID); err != nil {
 				return wrap("update endpoint: fail pending deliveries", err)
 			}
 		}
@@ -260,6 +241,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 // out to the endpoint while the first waited for its lock.
 func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
 	now = us(now)
+	status, lastError, _ := nanohook.EndUndeliverable(nanohook.EndpointState{Deleted: true})
 	return s.inTx(ctx, "delete endpoint", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE endpoints SET deleted_at = $1, updated_at = $1
 			WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL`, now, id, accountID)
@@ -270,9 +252,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 			return notFound("endpoint", id)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE deliveries
-			SET status = 'cancelled', last_error = 'endpoint deleted',
+			SET status = $3, last_error = $4,
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
-			WHERE `+pendingOfEndpoint("$2"), now, id); err != nil {
+			WHERE `+pendingOfEndpoint("$2"), now, id, status, lastError); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil
@@ -287,6 +269,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error) {
 	ids := []int64{}
 	now := us(p.Now)
+	prefix := pgText(p.Reason)
 	err := s.inTx(ctx, "disable failing endpoints", func(tx pgx.Tx) error {
 		ids = ids[:0]
 		rows, err := tx.Query(ctx, `SELECT id, failing_since FROM endpoints
@@ -316,10 +299,11 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		}
 		b := &pgx.Batch{}
 		for i, id := range ids {
-			reason := pgText(store.FailingReason(p.Reason, since[i]))
-			b.Queue(`UPDATE endpoints SET status = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3`,
-				reason, now, id)
-			b.Queue(failPendingOfEndpointSQL, store.DisabledError(reason), now, id)
+			ch := nanohook.ApplyEndpointPatch(nanohook.Endpoint{ID: id, Status: nanohook.EndpointActive},
+				nanohook.DisableFailing(prefix, since[i]), now)
+			b.Queue(`UPDATE endpoints SET status = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4`,
+				string(ch.Endpoint.Status), ch.Endpoint.DisabledReason, now, id)
+			b.Queue(failPendingOfEndpointSQL, ch.PendingError, now, id)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return wrap("disable failing endpoints", err)

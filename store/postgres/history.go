@@ -106,12 +106,6 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	return out, nil
 }
 
-// conflict is the refusal of a retry or recovery that the endpoint's state
-// does not allow.
-func conflict(msg string) error {
-	return &nanohook.Error{Code: nanohook.CodeConflict, Message: msg}
-}
-
 // RetryDelivery makes one delivery due again in one transaction (see
 // store.Store for the rules). The retry restarts nothing else: the attempt
 // count is kept, so if the retried attempt fails the engine schedules the
@@ -144,30 +138,23 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 			id).Scan(&status, &leasedUntil); err != nil {
 			return wrap("retry delivery", err)
 		}
-		switch {
-		case deleted || status == string(nanohook.DeliveryCancelled):
-			return conflict(store.ConflictEndpointDeleted)
-		case epStatus != string(nanohook.EndpointActive):
-			return conflict(store.ConflictEndpointDisabled)
-		}
+		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted}
 		at := us(now)
-		changed := false
-		switch nanohook.DeliveryStatus(status) {
-		case nanohook.DeliveryFailed, nanohook.DeliverySucceeded:
+		action, err := nanohook.PlanRetry(nanohook.DeliveryStatus(status), leasedUntil.Time, ep, at)
+		if err != nil {
+			return err
+		}
+		changed := action != nanohook.RetryNothing
+		switch action {
+		case nanohook.RetryRequeue:
 			_, err = tx.Exec(ctx, `UPDATE deliveries
 				SET status = 'pending', next_attempt_at = $1,
 				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
 				WHERE id = $2`, at, id)
-			changed = true
-		case nanohook.DeliveryPending:
-			// In flight: the attempt under way is the retry. An expired lease
-			// is left as it is; the claim takes it over anyway.
-			if !leasedUntil.Valid || !leasedUntil.Time.After(at) {
-				_, err = tx.Exec(ctx, `UPDATE deliveries
-					SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
-					WHERE id = $2`, at, id)
-				changed = true
-			}
+		case nanohook.RetryDueNow:
+			_, err = tx.Exec(ctx, `UPDATE deliveries
+				SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
+				WHERE id = $2`, at, id)
 		}
 		if err != nil {
 			return wrap("retry delivery", err)
@@ -228,8 +215,8 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}
-		if status != string(nanohook.EndpointActive) {
-			return conflict(store.ConflictEndpointDisabled)
+		if err := nanohook.CheckRecover(nanohook.EndpointStatus(status)); err != nil {
+			return err
 		}
 		if p.CountOnly {
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries

@@ -91,16 +91,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				return wrap("claim deliveries: fetch", err)
 			}
 			i := at[c.DeliveryID]
-			if previousUntil <= micros(p.Now) {
+			if !nanohook.PreviousSecretValid(fromMicros(previousUntil), p.Now) {
 				c.PreviousSecret = "" // expired (or never rotated)
 			}
-			if deleted || epStatus != string(nanohook.EndpointActive) {
-				// DeleteEndpoint and disabling finalise pending deliveries in
-				// the same transaction, so this should not happen (except for
-				// a ping to a disabled endpoint whose lease expired); if it
-				// does, finish the delivery the same way instead of sending
-				// it.
-				stale = append(stale, staleClaim{id: c.DeliveryID, deleted: deleted, reason: reason})
+			// DeleteEndpoint and disabling finalise pending deliveries in
+			// the same transaction, so an undeliverable claim should not
+			// happen (except for a ping to a disabled endpoint whose lease
+			// expired); if it does, the delivery is finished the same way
+			// instead of sent.
+			ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted, DisabledReason: reason}
+			if status, lastError, ok := nanohook.EndUndeliverable(ep); ok {
+				stale = append(stale, staleClaim{id: c.DeliveryID, status: status, lastError: lastError})
 				continue
 			}
 			// A URL or secret that cannot be opened (a key missing from
@@ -136,13 +137,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		out = store.GroupByQuota(p.Quotas, claims)
 
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
-			if st.deleted {
-				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
-			}
 			if _, err := tx.ExecContext(ctx, `UPDATE deliveries
 				SET status = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-				WHERE id = ?`, string(status), msg, micros(p.Now), st.id); err != nil {
+				WHERE id = ?`, string(st.status), st.lastError, micros(p.Now), st.id); err != nil {
 				return wrap("claim deliveries: finish stale", err)
 			}
 		}
@@ -336,11 +333,11 @@ func postponeUnopened(ctx context.Context, tx *sql.Tx, ids []int64, now time.Tim
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted
-// or disabled.
+// or disabled, and how it ends (nanohook.EndUndeliverable).
 type staleClaim struct {
-	id      int64
-	deleted bool
-	reason  string
+	id        int64
+	status    nanohook.DeliveryStatus
+	lastError string
 }
 
 // CompleteDeliveries records a batch of attempts and moves their deliveries
@@ -432,7 +429,7 @@ func (s *Store) disableEndpointOf(ctx context.Context, tx *sql.Tx, r store.Compl
 		return nil // already disabled (its pending deliveries failed then) or deleted
 	}
 	if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-		store.DisabledError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
+		nanohook.DisabledEndpointError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
 		return wrap("complete deliveries: fail pending deliveries", err)
 	}
 	return nil

@@ -37,7 +37,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 				WHERE account_id = ? AND deleted_at IS NULL LIMIT ?)`, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
 				return wrap("create endpoint: count endpoints", err)
 			}
-			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+			if err := nanohook.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
 				return err
 			}
 		}
@@ -138,44 +138,25 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
-		// The stored URL is kept as it is unless a new one is given: sealing
-		// it afresh would change a row nothing changed.
-		var url any
-		if p.URL != nil {
-			e.URL = *p.URL
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), fromMicros(micros(p.Now)))
+		e = ch.Endpoint
+		var url any // NULL keeps the stored URL
+		if ch.URLChanged {
 			if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
 				return wrap("update endpoint", err)
 			}
 		}
-		if p.Events != nil {
-			e.Events = p.Events
-		}
-		if p.Description != nil {
-			e.Description = *p.Description
-		}
-		// Re-enabling starts the endpoint's failure clock afresh.
-		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
-		if p.Status != nil {
-			e.Status = *p.Status
-			if e.Status == nanohook.EndpointActive {
-				e.DisabledReason = ""
-			}
-		}
-		if p.DisabledReason != nil {
-			e.DisabledReason = *p.DisabledReason
-		}
-		e.UpdatedAt = fromMicros(micros(p.Now))
 		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
 			SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
 			    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
 			WHERE id = ?`,
 			url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
-			reenabled, e.ID); err != nil {
+			ch.Reenabled, e.ID); err != nil {
 			return wrap("update endpoint", err)
 		}
-		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
+		if ch.FailPending {
 			if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-				store.DisabledError(e.DisabledReason), micros(p.Now), e.ID); err != nil {
+				ch.PendingError, micros(p.Now), e.ID); err != nil {
 				return wrap("update endpoint: fail pending deliveries", err)
 			}
 		}
@@ -190,6 +171,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 // DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their
 // history) and cancels its pending deliveries, in one transaction.
 func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
+	status, lastError, _ := nanohook.EndUndeliverable(nanohook.EndpointState{Deleted: true})
 	return s.inTx(ctx, "delete endpoint", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?
 			WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, micros(now), micros(now), id, accountID)
@@ -202,9 +184,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 			return notFound("endpoint", id)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
-			SET status = 'cancelled', last_error = 'endpoint deleted',
+			SET status = ?3, last_error = ?4,
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
-			WHERE `+pendingOfEndpoint("?2"), micros(now), id); err != nil {
+			WHERE `+pendingOfEndpoint("?2"), micros(now), id, string(status), lastError); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil
@@ -240,12 +222,13 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		rows.Close()
 		failPending := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint)
 		for i, id := range ids {
-			reason := store.FailingReason(p.Reason, fromMicros(since[i]))
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET status = 'disabled', disabled_reason = ?, updated_at = ?
-				WHERE id = ?`, reason, micros(p.Now), id); err != nil {
+			ch := nanohook.ApplyEndpointPatch(nanohook.Endpoint{ID: id, Status: nanohook.EndpointActive},
+				nanohook.DisableFailing(p.Reason, fromMicros(since[i])), p.Now)
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET status = ?, disabled_reason = ?, updated_at = ?
+				WHERE id = ?`, string(ch.Endpoint.Status), ch.Endpoint.DisabledReason, micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints", err)
 			}
-			if _, err := failPending.ExecContext(ctx, store.DisabledError(reason), micros(p.Now), id); err != nil {
+			if _, err := failPending.ExecContext(ctx, ch.PendingError, micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints: fail pending deliveries", err)
 			}
 		}

@@ -142,7 +142,7 @@ func (s *Store) fanTargets(ctx context.Context, tx *sql.Tx, accountID int64) ([]
 			return nil, wrap("publish events: endpoints", err)
 		}
 		if status != string(nanohook.EndpointActive) {
-			t.lastError = store.DisabledError(reason)
+			t.lastError = nanohook.DisabledEndpointError(reason)
 		}
 		out = append(out, t)
 	}

@@ -106,12 +106,6 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	return out, nil
 }
 
-// conflict is the refusal of a retry or recovery that the endpoint's state
-// does not allow.
-func conflict(msg string) error {
-	return &nanohook.Error{Code: nanohook.CodeConflict, Message: msg}
-}
-
 // RetryDelivery makes one delivery due again in one write transaction (see
 // store.Store for the rules). The retry restarts nothing else: the attempt
 // count is kept, so if the retried attempt fails the engine schedules the
@@ -133,26 +127,25 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 		if err != nil {
 			return wrap("retry delivery", err)
 		}
-		switch {
-		case deleted || status == string(nanohook.DeliveryCancelled):
-			return conflict(store.ConflictEndpointDeleted)
-		case epStatus != string(nanohook.EndpointActive):
-			return conflict(store.ConflictEndpointDisabled)
+		var leased time.Time
+		if leasedUntil.Valid {
+			leased = fromMicros(leasedUntil.Int64)
 		}
-		switch nanohook.DeliveryStatus(status) {
-		case nanohook.DeliveryFailed, nanohook.DeliverySucceeded:
+		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted}
+		action, err := nanohook.PlanRetry(nanohook.DeliveryStatus(status), leased, ep, fromMicros(micros(now)))
+		if err != nil {
+			return err
+		}
+		switch action {
+		case nanohook.RetryRequeue:
 			_, err = tx.ExecContext(ctx, `UPDATE deliveries
 				SET status = 'pending', next_attempt_at = ?1,
 				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
 				WHERE id = ?2`, micros(now), id)
-		case nanohook.DeliveryPending:
-			// In flight: the attempt under way is the retry. An expired lease
-			// is left as it is; the claim takes it over anyway.
-			if !leasedUntil.Valid || leasedUntil.Int64 <= micros(now) {
-				_, err = tx.ExecContext(ctx, `UPDATE deliveries
-					SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
-					WHERE id = ?2`, micros(now), id)
-			}
+		case nanohook.RetryDueNow:
+			_, err = tx.ExecContext(ctx, `UPDATE deliveries
+				SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
+				WHERE id = ?2`, micros(now), id)
 		}
 		if err != nil {
 			return wrap("retry delivery", err)
@@ -187,8 +180,8 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}
-		if status != string(nanohook.EndpointActive) {
-			return conflict(store.ConflictEndpointDisabled)
+		if err := nanohook.CheckRecover(nanohook.EndpointStatus(status)); err != nil {
+			return err
 		}
 		until := int64(math.MaxInt64)
 		if !p.Until.IsZero() {
