@@ -176,6 +176,15 @@ func CheckRecover(status EndpointStatus) error {
 	return nil
 }
 
+// NewTestDelivery is the delivery a customer's test makes to one endpoint,
+// whatever it subscribes to and whether or not it is disabled: a ping
+// (EventPing) of the event eventID, pending, no attempt made yet, due at
+// now, when it is created.
+func NewTestDelivery(accountID, endpointID int64, eventID string, now time.Time) Delivery {
+	return Delivery{AccountID: accountID, EndpointID: endpointID, EventID: eventID, EventType: EventPing,
+		Status: DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+}
+
 // CheckEndpointLimit is nil while an account with live endpoints may have
 // one more under max (0: no limit), else the refusal, a conflict naming the
 // limit.

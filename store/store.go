@@ -332,6 +332,13 @@ type RotateSecretParams struct {
 	Now                time.Time
 }
 
+// MaxListLimit is the largest page ListEndpoints and ListDeliveries return.
+const MaxListLimit = 1000
+
+// ListLimit is the page size a driver reads for a requested limit: limit
+// clamped to 1..MaxListLimit.
+func ListLimit(limit int) int { return min(max(limit, 1), MaxListLimit) }
+
 // ListEndpointsParams pages through an account's endpoints by ascending id.
 type ListEndpointsParams struct {
 	AccountID int64
@@ -495,6 +502,30 @@ type TestDeliveryParams struct {
 	Now        time.Time // the event's occurred_at and created_at, the delivery's created_at
 	LeaseUntil time.Time // the lease expires then, like a claim's
 	Owner      string    // who holds the lease (node id), for diagnostics
+}
+
+// Claim is the claim CreateTestDelivery returns, as far as the params tell
+// (nanohook.NewTestDelivery at now, the caller's own clock truncated to the
+// driver's precision): the ping's first attempt, due at now had it not
+// been leased (a release makes it due then), its payload never nil (the
+// column is NOT NULL). The driver fills in the lease token, the delivery
+// id and the endpoint's URL and secrets.
+func (p *TestDeliveryParams) Claim(now time.Time) ClaimedDelivery {
+	d := nanohook.NewTestDelivery(p.AccountID, p.EndpointID, p.EventID, now)
+	payload := p.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	return ClaimedDelivery{
+		Lease:      Lease{DueAt: d.NextAttemptAt},
+		AccountID:  d.AccountID,
+		EndpointID: d.EndpointID,
+		EventID:    d.EventID,
+		EventType:  d.EventType,
+		Payload:    payload,
+		Attempt:    d.Attempts + 1,
+		CreatedAt:  d.CreatedAt,
+	}
 }
 
 // DisableFailingParams selects the endpoints DisableFailingEndpoints

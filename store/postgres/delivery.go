@@ -13,6 +13,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // claimSQL leases due deliveries by per-endpoint quotas and returns what a
@@ -225,19 +226,10 @@ func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 	}
 	defer c.Release()
 	rows, err := c.Query(ctx, queueHeadsSQL)
+	out, err := sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (h store.QueueHead, err error) {
+		return h, r.Scan(&h.EndpointID, &h.AccountID, &h.DueAt)
+	})
 	if err != nil {
-		return nil, wrap("queue heads", err)
-	}
-	defer rows.Close()
-	out := []store.QueueHead{}
-	for rows.Next() {
-		var h store.QueueHead
-		if err := rows.Scan(&h.EndpointID, &h.AccountID, &h.DueAt); err != nil {
-			return nil, wrap("queue heads", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("queue heads", err)
 	}
 	return out, nil

@@ -10,13 +10,11 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
-// maxListLimit bounds one page of ListEndpoints.
-const maxListLimit = 1000
-
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
+const endpointColumns = sqlshared.EndpointColumns
 
 // failPendingOfEndpointSQL fails the pending deliveries of a disabled
 // endpoint: nothing will send them. Their leases are dropped so that a late
@@ -156,7 +154,6 @@ func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.
 // id (keyset pagination: stable while endpoints are added or deleted).
 // Limit is clamped to 1..1000; the API picks its own default.
 func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
-	limit := min(max(p.Limit, 1), maxListLimit)
 	c, err := s.acquire(ctx, "list endpoints")
 	if err != nil {
 		return nil, err
@@ -164,20 +161,9 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 	defer c.Release()
 	rows, err := c.Query(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE account_id = $1 AND deleted_at IS NULL AND id > $2
-		ORDER BY id LIMIT $3`, p.AccountID, p.AfterID, limit)
+		ORDER BY id LIMIT $3`, p.AccountID, p.AfterID, store.ListLimit(p.Limit))
+	out, err := sqlshared.CollectQuery(rows, err, s.readEndpoint)
 	if err != nil {
-		return nil, wrap("list endpoints", err)
-	}
-	defer rows.Close()
-	out := []nanohook.Endpoint{}
-	for rows.Next() {
-		e, err := s.readEndpoint(rows)
-		if err != nil {
-			return nil, wrap("list endpoints", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("list endpoints", err)
 	}
 	return out, nil
@@ -325,7 +311,7 @@ func eventStrings(ts []nanohook.EventType) []string {
 	return out
 }
 
-func scanEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
+func scanEndpoint(r sqlshared.Scanner) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint
 	var events []string
 	var status string

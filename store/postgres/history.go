@@ -12,6 +12,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // The customers' delivery-history tools: listing an endpoint's deliveries,
@@ -28,10 +29,9 @@ import (
 
 // deliveryColumns is the column list scanDelivery reads, in its order, over
 // deliveries d joined with events ev.
-const deliveryColumns = `d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
-	d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+const deliveryColumns = sqlshared.DeliveryColumns
 
-func scanDelivery(r pgx.Row) (nanohook.Delivery, error) {
+func scanDelivery(r sqlshared.Scanner) (nanohook.Delivery, error) {
 	var d nanohook.Delivery
 	var eventType, status string
 	if err := r.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
@@ -72,7 +72,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	if !p.Until.IsZero() {
 		q.WriteString(` AND d.created_at < ` + arg(us(p.Until)))
 	}
-	q.WriteString(` ORDER BY d.id DESC LIMIT ` + arg(min(max(p.Limit, 1), maxListLimit)))
+	q.WriteString(` ORDER BY d.id DESC LIMIT ` + arg(store.ListLimit(p.Limit)))
 
 	c, err := s.acquire(ctx, "list deliveries")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // SetKeyring sets the keys that seal endpoint URLs and secrets on write and
@@ -19,38 +20,17 @@ import (
 func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
 // readEndpoint is scanEndpoint with the URL and secret opened.
-func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
-	e, err := scanEndpoint(r)
-	if err != nil {
-		return e, err
-	}
-	if err := s.secrets.OpenEndpoint(&e); err != nil {
-		return nanohook.Endpoint{}, err
-	}
-	return e, nil
+func (s *Store) readEndpoint(r sqlshared.Scanner) (nanohook.Endpoint, error) {
+	return s.secrets.OpenedEndpoint(scanEndpoint(r))
 }
 
 // secretsAfter reads the sealed columns of up to store.SecretBatch
-// endpoints with ids above after, deleted ones included: their URLs and
-// secrets are at rest too.
+// endpoints with ids above after (sqlshared.SecretsAfterSQL).
 func secretsAfter(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, after int64) ([]store.StoredSecrets, error) {
-	rows, err := q.Query(ctx, `SELECT id, url, secret, previous_secret FROM endpoints
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, store.SecretBatch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.StoredSecrets
-	for rows.Next() {
-		var r store.StoredSecrets
-		if err := rows.Scan(&r.ID, &r.URL, &r.Secret, &r.Previous); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	rows, err := q.Query(ctx, sqlshared.SecretsAfterSQL, after, store.SecretBatch)
+	return sqlshared.CollectQuery(rows, err, sqlshared.ScanStoredSecrets)
 }
 
 // CheckSecrets opens every stored URL and secret with the keyring, in

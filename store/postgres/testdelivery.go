@@ -6,7 +6,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
 )
 
@@ -58,30 +57,15 @@ const testDeliverySQL = `WITH ep AS (
 // key (NULL), so pings never deduplicate; the endpoint's subscriptions are
 // not consulted. See testDeliverySQL for the locking.
 func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error) {
-	payload := p.Payload
-	if payload == nil {
-		payload = []byte{} // NOT NULL column; nil would bind as NULL
-	}
 	now := us(p.Now)
-	c := store.ClaimedDelivery{
-		// Due at its creation, had it not been leased: a release makes it
-		// due then.
-		Lease:      store.Lease{DueAt: now},
-		AccountID:  p.AccountID,
-		EndpointID: p.EndpointID,
-		EventID:    p.EventID,
-		EventType:  nanohook.EventPing,
-		Payload:    payload,
-		Attempt:    1,
-		CreatedAt:  now,
-	}
+	c := p.Claim(now)
 	conn, err := s.acquire(ctx, "create test delivery")
 	if err != nil {
 		return store.ClaimedDelivery{}, err
 	}
 	defer conn.Release()
-	err = conn.QueryRow(ctx, testDeliverySQL, p.EndpointID, p.AccountID, p.EventID, string(nanohook.EventPing),
-		p.TaskID, p.TaskType, payload, now, us(p.LeaseUntil), p.Owner).
+	err = conn.QueryRow(ctx, testDeliverySQL, p.EndpointID, p.AccountID, p.EventID, string(c.EventType),
+		p.TaskID, p.TaskType, c.Payload, now, us(p.LeaseUntil), p.Owner).
 		Scan(&c.DeliveryID, &c.Token, &c.URL, &c.Secret, &c.PreviousSecret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ClaimedDelivery{}, notFound("endpoint", p.EndpointID)

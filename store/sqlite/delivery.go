@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // ClaimDeliveries leases, for each quota, up to its limit of the
@@ -290,21 +291,14 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 // every round of planning, so it never waits for the writer.
 func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 	rows, err := s.stmts.queueHeads.QueryContext(ctx)
-	if err != nil {
-		return nil, wrap("queue heads", err)
-	}
-	defer rows.Close()
-	out := []store.QueueHead{}
-	for rows.Next() {
+	out, err := sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (store.QueueHead, error) {
 		var h store.QueueHead
 		var due int64
-		if err := rows.Scan(&h.EndpointID, &h.AccountID, &due); err != nil {
-			return nil, wrap("queue heads", err)
-		}
+		err := r.Scan(&h.EndpointID, &h.AccountID, &due)
 		h.DueAt = fromMicros(due)
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
+		return h, err
+	})
+	if err != nil {
 		return nil, wrap("queue heads", err)
 	}
 	return out, nil

@@ -9,13 +9,11 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
-// maxListLimit bounds one page of ListEndpoints.
-const maxListLimit = 1000
-
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
+const endpointColumns = sqlshared.EndpointColumns
 
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound. The limit
@@ -101,23 +99,11 @@ func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.
 // id (keyset pagination: stable while endpoints are added or deleted).
 // Limit is clamped to 1..1000; the API picks its own default.
 func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
-	limit := min(max(p.Limit, 1), maxListLimit)
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE account_id = ? AND deleted_at IS NULL AND id > ?
-		ORDER BY id LIMIT ?`, p.AccountID, p.AfterID, limit)
+		ORDER BY id LIMIT ?`, p.AccountID, p.AfterID, store.ListLimit(p.Limit))
+	out, err := sqlshared.CollectQuery(rows, err, s.readEndpoint)
 	if err != nil {
-		return nil, wrap("list endpoints", err)
-	}
-	defer rows.Close()
-	out := []nanohook.Endpoint{}
-	for rows.Next() {
-		e, err := s.readEndpoint(rows)
-		if err != nil {
-			return nil, wrap("list endpoints", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("list endpoints", err)
 	}
 	return out, nil
@@ -266,7 +252,7 @@ func splitEvents(s string) []nanohook.EventType {
 }
 
 // scanner is what *sql.Row and *sql.Rows have in common.
-type scanner interface{ Scan(dest ...any) error }
+type scanner = sqlshared.Scanner
 
 func scanEndpoint(r scanner) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // The customers' delivery-history tools: listing an endpoint's deliveries,
@@ -17,8 +18,7 @@ import (
 
 // deliveryColumns is the column list scanDelivery reads, in its order, over
 // deliveries d joined with events ev.
-const deliveryColumns = `d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
-	d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+const deliveryColumns = sqlshared.DeliveryColumns
 
 func scanDelivery(r scanner) (nanohook.Delivery, error) {
 	var d nanohook.Delivery
@@ -85,7 +85,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 		args = append(args, micros(p.Until))
 	}
 	q.WriteString(` ORDER BY d.id DESC LIMIT ?`)
-	args = append(args, min(max(p.Limit, 1), maxListLimit))
+	args = append(args, store.ListLimit(p.Limit))
 
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
 	if err != nil {
