@@ -178,47 +178,49 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 // SQLite's single writer), and a publish fanning out to the endpoint finishes
 // before the pending deliveries are failed.
 func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
-	var e nanohook.Endpoint
-	err := s.inTx(ctx, "update endpoint", func(tx pgx.Tx) error {
-		var err error
-		e, err = s.readEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
+	return sqlshared.InTxValue(ctx, s.inTx, "update endpoint", func(tx pgx.Tx) (nanohook.Endpoint, error) {
+		e, err := s.readEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 			FOR NO KEY UPDATE`, p.ID, p.AccountID))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("endpoint", p.ID)
+			return e, notFound("endpoint", p.ID)
 		}
+		if err != nil {
+			return e, wrap("update endpoint", err)
+		}
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), us(p.Now))
+		return ch.Endpoint, s.writeEndpointChange(ctx, tx, ch)
+	})
+}
+
+// writeEndpointChange writes what nanohook.ApplyEndpointPatch decided: the
+// endpoint's row, then, as a statement of its own (see
+// failPendingOfEndpointSQL), its pending deliveries failed when it was
+// disabled.
+func (s *Store) writeEndpointChange(ctx context.Context, tx pgx.Tx, ch nanohook.EndpointChange) error {
+	e := &ch.Endpoint
+	var url *string // NULL keeps the stored URL
+	if ch.URLChanged {
+		sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
-		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), us(p.Now))
-		e = ch.Endpoint
-		var url *string // NULL keeps the stored URL
-		if ch.URLChanged {
-			sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
-			if err != nil {
-				return wrap("update endpoint", err)
-			}
-			url = &sealed
-		}
-		if _, err := tx.Exec(ctx, `UPDATE endpoints
-			SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
-			    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
-			WHERE id = $7`,
-			url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
-			ch.Reenabled); err != nil {
-			return wrap("update endpoint", err)
-		}
-		if ch.FailPending {
-			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, ch.PendingError, e.UpdatedAt, e.ID); err != nil {
-				return wrap("update endpoint: fail pending deliveries", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nanohook.Endpoint{}, err
+		url = &sealed
 	}
-	return e, nil
+	if _, err := tx.Exec(ctx, `UPDATE endpoints
+		SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
+		    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
+		WHERE id = $7`,
+		url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
+		ch.Reenabled); err != nil {
+		return wrap("update endpoint", err)
+	}
+	if ch.FailPending {
+		if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, ch.PendingError, e.UpdatedAt, e.ID); err != nil {
+			return wrap("update endpoint: fail pending deliveries", err)
+		}
+	}
+	return nil
 }
 
 // DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their

@@ -113,68 +113,67 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 // delivery that had used up its schedule thus gets exactly one more
 // attempt, which is what a manual retry asks for.
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error) {
-	var d nanohook.Delivery
-	err := s.inTx(ctx, "retry delivery", func(tx pgx.Tx) error {
+	return sqlshared.InTxValue(ctx, s.inTx, "retry delivery", func(tx pgx.Tx) (nanohook.Delivery, error) {
 		var endpointID int64
 		err := tx.QueryRow(ctx, `SELECT endpoint_id FROM deliveries WHERE id = $1 AND account_id = $2`,
 			id, accountID).Scan(&endpointID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("delivery", id)
+			return nanohook.Delivery{}, notFound("delivery", id)
 		}
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		var epStatus string
-		var deleted bool
+		var ep nanohook.EndpointState
 		if err := tx.QueryRow(ctx, `SELECT status, deleted_at IS NOT NULL FROM endpoints WHERE id = $1 FOR SHARE`,
-			endpointID).Scan(&epStatus, &deleted); err != nil {
-			return wrap("retry delivery: lock endpoint", err)
+			endpointID).Scan(&ep.Status, &ep.Deleted); err != nil {
+			return nanohook.Delivery{}, wrap("retry delivery: lock endpoint", err)
 		}
 		// Read under the endpoint's lock, and locked itself: a completion of
 		// an attempt in flight waits for this transaction (claims skip it).
-		var status string
+		var status nanohook.DeliveryStatus
 		var leasedUntil pgtype.Timestamptz
 		if err := tx.QueryRow(ctx, `SELECT status, leased_until FROM deliveries WHERE id = $1 FOR NO KEY UPDATE`,
 			id).Scan(&status, &leasedUntil); err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted}
 		at := us(now)
-		action, err := nanohook.PlanRetry(nanohook.DeliveryStatus(status), leasedUntil.Time, ep, at)
+		action, err := nanohook.PlanRetry(status, leasedUntil.Time, ep, at)
 		if err != nil {
-			return err
+			return nanohook.Delivery{}, err
 		}
-		changed := action != nanohook.RetryNothing
-		switch action {
-		case nanohook.RetryRequeue:
-			_, err = tx.Exec(ctx, `UPDATE deliveries
-				SET status = 'pending', next_attempt_at = $1,
-				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
-				WHERE id = $2`, at, id)
-		case nanohook.RetryDueNow:
-			_, err = tx.Exec(ctx, `UPDATE deliveries
-				SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
-				WHERE id = $2`, at, id)
+		if err := retry(ctx, tx, id, action, at); err != nil {
+			return nanohook.Delivery{}, err
 		}
+		d, err := scanDelivery(tx.QueryRow(ctx, sqlshared.DeliveryByIDSQL, id))
 		if err != nil {
-			return wrap("retry delivery", err)
+			return d, wrap("retry delivery: read back", err)
 		}
-		if changed {
-			if _, err := tx.Exec(ctx, notifyDueSQL); err != nil {
-				return wrap("retry delivery: notify", err)
-			}
-		}
-		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+`
-			FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = $1`, id))
-		if err != nil {
-			return wrap("retry delivery: read back", err)
-		}
-		return nil
+		return d, nil
 	})
-	if err != nil {
-		return nanohook.Delivery{}, err
+}
+
+// retry carries out what nanohook.PlanRetry decided for delivery id at
+// now, and wakes every node's engine when it made the delivery due.
+func retry(ctx context.Context, tx pgx.Tx, id int64, action nanohook.RetryAction, at time.Time) error {
+	b := &pgx.Batch{}
+	switch action {
+	case nanohook.RetryNothing:
+		return nil
+	case nanohook.RetryRequeue:
+		b.Queue(`UPDATE deliveries
+			SET status = 'pending', next_attempt_at = $1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
+			WHERE id = $2`, at, id)
+	case nanohook.RetryDueNow:
+		b.Queue(`UPDATE deliveries
+			SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
+			WHERE id = $2`, at, id)
 	}
-	return d, nil
+	b.Queue(notifyDueSQL)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrap("retry delivery", err)
+	}
+	return nil
 }
 
 // notifyDueSQL wakes the engines of every node at commit.

@@ -113,45 +113,46 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 // transaction. Disabling it fails its pending deliveries (nothing will send
 // them); activating it clears the disabled reason unless one is given.
 func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
-	var e nanohook.Endpoint
-	err := s.inTx(ctx, "update endpoint", func(tx *sql.Tx) error {
-		var err error
-		e, err = s.readEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+	return sqlshared.InTxValue(ctx, s.inTx, "update endpoint", func(tx *sql.Tx) (nanohook.Endpoint, error) {
+		e, err := s.readEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, p.ID, p.AccountID))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("endpoint", p.ID)
+			return e, notFound("endpoint", p.ID)
 		}
 		if err != nil {
-			return wrap("update endpoint", err)
+			return e, wrap("update endpoint", err)
 		}
 		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), fromMicros(micros(p.Now)))
-		e = ch.Endpoint
-		var url any // NULL keeps the stored URL
-		if ch.URLChanged {
-			if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
-				return wrap("update endpoint", err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
-			SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
-			    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
-			WHERE id = ?`,
-			url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
-			ch.Reenabled, e.ID); err != nil {
+		return ch.Endpoint, s.writeEndpointChange(ctx, tx, ch)
+	})
+}
+
+// writeEndpointChange writes what nanohook.ApplyEndpointPatch decided: the
+// endpoint's row and, when it was disabled, its pending deliveries failed.
+func (s *Store) writeEndpointChange(ctx context.Context, tx *sql.Tx, ch nanohook.EndpointChange) error {
+	e := &ch.Endpoint
+	var url any // NULL keeps the stored URL
+	if ch.URLChanged {
+		var err error
+		if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
 			return wrap("update endpoint", err)
 		}
-		if ch.FailPending {
-			if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-				ch.PendingError, micros(p.Now), e.ID); err != nil {
-				return wrap("update endpoint: fail pending deliveries", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nanohook.Endpoint{}, err
 	}
-	return e, nil
+	if _, err := tx.ExecContext(ctx, `UPDATE endpoints
+		SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
+		    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
+		WHERE id = ?`,
+		url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(e.UpdatedAt),
+		ch.Reenabled, e.ID); err != nil {
+		return wrap("update endpoint", err)
+	}
+	if ch.FailPending {
+		if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
+			ch.PendingError, micros(e.UpdatedAt), e.ID); err != nil {
+			return wrap("update endpoint: fail pending deliveries", err)
+		}
+	}
+	return nil
 }
 
 // DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their

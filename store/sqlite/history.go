@@ -113,8 +113,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 // delivery that had used up its schedule thus gets exactly one more
 // attempt, which is what a manual retry asks for.
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error) {
-	var d nanohook.Delivery
-	err := s.inTx(ctx, "retry delivery", func(tx *sql.Tx) error {
+	return sqlshared.InTxValue(ctx, s.inTx, "retry delivery", func(tx *sql.Tx) (nanohook.Delivery, error) {
 		var status, epStatus string
 		var leasedUntil sql.NullInt64
 		var deleted bool
@@ -122,10 +121,10 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 			FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
 			WHERE d.id = ? AND d.account_id = ?`, id, accountID).Scan(&status, &leasedUntil, &epStatus, &deleted)
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("delivery", id)
+			return nanohook.Delivery{}, notFound("delivery", id)
 		}
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
 		var leased time.Time
 		if leasedUntil.Valid {
@@ -134,33 +133,37 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted}
 		action, err := nanohook.PlanRetry(nanohook.DeliveryStatus(status), leased, ep, fromMicros(micros(now)))
 		if err != nil {
-			return err
+			return nanohook.Delivery{}, err
 		}
-		switch action {
-		case nanohook.RetryRequeue:
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries
-				SET status = 'pending', next_attempt_at = ?1,
-				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
-				WHERE id = ?2`, micros(now), id)
-		case nanohook.RetryDueNow:
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries
-				SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
-				WHERE id = ?2`, micros(now), id)
+		if err := retry(ctx, tx, id, action, micros(now)); err != nil {
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
+		d, err := scanDelivery(tx.QueryRowContext(ctx, deliveryByIDSQL, id))
 		if err != nil {
-			return wrap("retry delivery", err)
+			return d, wrap("retry delivery: read back", err)
 		}
-		d, err = scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
-			FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = ?`, id))
-		if err != nil {
-			return wrap("retry delivery: read back", err)
-		}
-		return nil
+		return d, nil
 	})
-	if err != nil {
-		return nanohook.Delivery{}, err
+}
+
+// deliveryByIDSQL reads one delivery: ?1 its id.
+var deliveryByIDSQL = sqlshared.Numbered(sqlshared.DeliveryByIDSQL)
+
+// retry carries out what nanohook.PlanRetry decided for delivery id at now.
+func retry(ctx context.Context, tx *sql.Tx, id int64, action nanohook.RetryAction, now int64) error {
+	var err error
+	switch action {
+	case nanohook.RetryRequeue:
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries
+			SET status = 'pending', next_attempt_at = ?1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
+			WHERE id = ?2`, now, id)
+	case nanohook.RetryDueNow:
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries
+			SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
+			WHERE id = ?2`, now, id)
 	}
-	return d, nil
+	return err
 }
 
 // RecoverDeliveries re-queues one bounded step of an endpoint's failed

@@ -27,6 +27,10 @@ type Scanner interface {
 	Scan(dest ...any) error
 }
 
+// DeliveryByIDSQL reads one delivery with DeliveryColumns: $1 its id.
+const DeliveryByIDSQL = `SELECT ` + DeliveryColumns + `
+	FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = $1`
+
 // Rows is what pgx.Rows and *sql.Rows have in common.
 type Rows interface {
 	Scanner
