@@ -6,6 +6,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // PruneHistory deletes one bounded step of old history in one transaction,
@@ -32,42 +33,26 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, err
 	if p.Limit <= 0 {
 		return 0, nil
 	}
-	before := us(p.Before)
-	var deleted int
-	err := s.inTx(ctx, "prune history", func(tx pgx.Tx) error {
-		// status IN (…) is written exactly as in the index's WHERE clause so
-		// that the planner can use the partial index.
-		rows, err := tx.Query(ctx, `DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1
-				ORDER BY updated_at, id
-				LIMIT $2)
-			RETURNING event_pk`, before, p.Limit)
+	return sqlshared.InTxValue(ctx, s.inTx, "prune history", func(tx pgx.Tx) (int, error) {
+		before := us(p.Before)
+		rows, err := tx.Query(ctx, sqlshared.PruneDeliveriesSQL, before, p.Limit)
 		if err != nil {
-			return wrap("prune history: deliveries", err)
+			return 0, wrap("prune history: deliveries", err)
 		}
 		events, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
-			return wrap("prune history: deliveries", err)
+			return 0, wrap("prune history: deliveries", err)
 		}
-		deleted = len(events)
-
 		b := &pgx.Batch{}
-		if deleted > 0 {
+		if len(events) > 0 {
 			b.Queue(`DELETE FROM events
 				WHERE pk = ANY ($1) AND created_at < $2
 				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`, events, before)
 		}
-		b.Queue(`DELETE FROM events
-			WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT $2) AND created_at < $1
-			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`, before, p.Limit)
+		b.Queue(sqlshared.PruneEventsWindowSQL, before, p.Limit)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return wrap("prune history: events", err)
+			return 0, wrap("prune history: events", err)
 		}
-		return nil
+		return len(events), nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	return deleted, nil
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // PruneHistory deletes one bounded step of old history in one write
@@ -39,14 +40,7 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, err
 	var deleted int
 	err := s.inTx(ctx, "prune history", func(tx *sql.Tx) error {
 		deleted = 0
-		// status IN (…) is written exactly as in the index's WHERE clause so
-		// that the planner can use the partial index.
-		rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1
-				ORDER BY updated_at, id
-				LIMIT ?2)
-			RETURNING event_pk`, before, p.Limit)
+		rows, err := tx.QueryContext(ctx, pruneDeliveriesSQL, before, p.Limit)
 		if err != nil {
 			return wrap("prune history: deliveries", err)
 		}
@@ -79,10 +73,7 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, err
 				return wrap("prune history: events of pruned deliveries", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM events
-			WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT ?2) AND created_at < ?1
-			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`,
-			before, p.Limit); err != nil {
+		if _, err := tx.ExecContext(ctx, pruneEventsWindowSQL, before, p.Limit); err != nil {
 			return wrap("prune history: events without deliveries", err)
 		}
 		return nil
@@ -92,3 +83,9 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, err
 	}
 	return deleted, nil
 }
+
+// The statements of a prune step that read the same on both drivers.
+var (
+	pruneDeliveriesSQL   = sqlshared.Numbered(sqlshared.PruneDeliveriesSQL)
+	pruneEventsWindowSQL = sqlshared.Numbered(sqlshared.PruneEventsWindowSQL)
+)

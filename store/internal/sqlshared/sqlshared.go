@@ -31,6 +31,28 @@ type Scanner interface {
 const DeliveryByIDSQL = `SELECT ` + DeliveryColumns + `
 	FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = $1`
 
+// PruneDeliveriesSQL deletes up to $2 finished deliveries last updated
+// before $1, oldest first, and returns the event of each. They are found
+// through the partial index deliveries_finished: status IN (…) is written
+// exactly as in the index's WHERE clause, so that the planner can use it.
+// Their attempts go with them by ON DELETE CASCADE.
+const PruneDeliveriesSQL = `DELETE FROM deliveries WHERE id IN (
+		SELECT id FROM deliveries
+		WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1
+		ORDER BY updated_at, id
+		LIMIT $2)
+	RETURNING event_pk`
+
+// PruneEventsWindowSQL deletes, among the $2 oldest events by pk, those
+// created before $1 that have no delivery: events that never had one (no
+// endpoint was subscribed). A fixed window instead of a search of the
+// whole table keeps a step O($2) however many old events still have
+// deliveries; pks grow with insertion, so the window follows the pruning
+// front.
+const PruneEventsWindowSQL = `DELETE FROM events
+	WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT $2) AND created_at < $1
+	  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`
+
 // Rows is what pgx.Rows and *sql.Rows have in common.
 type Rows interface {
 	Scanner
