@@ -24,13 +24,22 @@ const (
 const DeletedEndpointError = "endpoint deleted"
 
 // DisabledEndpointError is the last_error of deliveries failed because
-// their endpoint was disabled, with the reason given (none: by its owner).
+// their endpoint was disabled, with the reason given (none: by its owner):
+// DisabledErrorPrefix, then the reason or OwnerDisabledReason.
 func DisabledEndpointError(reason string) string {
 	if reason == "" {
-		reason = "by its owner"
+		reason = OwnerDisabledReason
 	}
-	return "endpoint disabled: " + reason
+	return DisabledErrorPrefix + reason
 }
+
+// The parts of DisabledEndpointError, for a statement that builds it from
+// an endpoint's row in SQL (the fan-out of a publish, which must stay one
+// statement).
+const (
+	DisabledErrorPrefix = "endpoint disabled: "
+	OwnerDisabledReason = "by its owner"
+)
 
 // FailingReason is the disabled reason of an endpoint disabled because it
 // has been failing since since: prefix, then " since " and the time in
@@ -128,6 +137,18 @@ func EndUndeliverable(ep EndpointState) (status DeliveryStatus, lastError string
 	return "", "", false
 }
 
+// StartDelivery is how a delivery of a new event starts at an endpoint
+// that subscribes to the event's type: pending at an active endpoint; at a
+// disabled one already failed, with no attempt, as EndUndeliverable ends
+// a pending one, so that nothing is dropped silently and a recovery after
+// re-enabling replays it. Deleted endpoints get no delivery.
+func StartDelivery(ep EndpointState) (status DeliveryStatus, lastError string) {
+	if status, lastError, ok := EndUndeliverable(ep); ok {
+		return status, lastError
+	}
+	return DeliveryPending, ""
+}
+
 // RetryAction is what a customer's retry does to one delivery.
 type RetryAction int
 
@@ -183,6 +204,18 @@ func CheckRecover(status EndpointStatus) error {
 func NewTestDelivery(accountID, endpointID int64, eventID string, now time.Time) Delivery {
 	return Delivery{AccountID: accountID, EndpointID: endpointID, EventID: eventID, EventType: EventPing,
 		Status: DeliveryPending, NextAttemptAt: now, CreatedAt: now, UpdatedAt: now}
+}
+
+// NewAccount is a new account named name with its first API key (the
+// key's hash), both made at now: an account never exists without a way
+// to use it.
+func NewAccount(name string, keyHash []byte, now time.Time) (Account, APIKey) {
+	return Account{Name: name, CreatedAt: now}, APIKey{Hash: keyHash, CreatedAt: now}
+}
+
+// NewAccountKey is a new API key (its hash) of an account, made at now.
+func NewAccountKey(accountID int64, keyHash []byte, now time.Time) APIKey {
+	return APIKey{AccountID: accountID, Hash: keyHash, CreatedAt: now}
 }
 
 // CheckEndpointLimit is nil while an account with live endpoints may have

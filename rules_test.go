@@ -110,6 +110,23 @@ func TestEndUndeliverable(t *testing.T) {
 	}
 }
 
+func TestStartDelivery(t *testing.T) {
+	for _, c := range []struct {
+		ep        EndpointState
+		status    DeliveryStatus
+		lastError string
+	}{
+		{EndpointState{Status: EndpointActive}, DeliveryPending, ""},
+		{EndpointState{Status: EndpointDisabled}, DeliveryFailed, "endpoint disabled: by its owner"},
+		{EndpointState{Status: EndpointDisabled, DisabledReason: "failing for 1h"}, DeliveryFailed, "endpoint disabled: failing for 1h"},
+	} {
+		status, lastError := StartDelivery(c.ep)
+		if status != c.status || lastError != c.lastError {
+			t.Errorf("StartDelivery(%+v) = %q, %q; want %q, %q", c.ep, status, lastError, c.status, c.lastError)
+		}
+	}
+}
+
 func TestPlanRetry(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	active := EndpointState{Status: EndpointActive}
