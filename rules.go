@@ -149,6 +149,22 @@ func StartDelivery(ep EndpointState) (status DeliveryStatus, lastError string) {
 	return DeliveryPending, ""
 }
 
+// AttemptHealth is what an attempt tells of its endpoint's health, by the
+// status its delivery moves to: told is false for a status no attempt
+// leads to; else ok says whether the endpoint answered well. A success
+// clears the endpoint's failing mark; a failure (final or to be retried)
+// starts it at the attempt, when none is set. Every attempt counts, even
+// one whose lease went stale meanwhile.
+func AttemptHealth(status DeliveryStatus) (ok, told bool) {
+	switch status {
+	case DeliverySucceeded:
+		return true, true
+	case DeliveryPending, DeliveryFailed:
+		return false, true
+	}
+	return false, false
+}
+
 // RetryAction is what a customer's retry does to one delivery.
 type RetryAction int
 

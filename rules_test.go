@@ -127,6 +127,20 @@ func TestStartDelivery(t *testing.T) {
 	}
 }
 
+func TestAttemptHealth(t *testing.T) {
+	for status, want := range map[DeliveryStatus][2]bool{
+		DeliverySucceeded: {true, true},
+		DeliveryPending:   {false, true},
+		DeliveryFailed:    {false, true},
+		DeliveryCancelled: {false, false},
+		"":                {false, false},
+	} {
+		if ok, told := AttemptHealth(status); ok != want[0] || told != want[1] {
+			t.Errorf("AttemptHealth(%q) = %v, %v; want %v, %v", status, ok, told, want[0], want[1])
+		}
+	}
+}
+
 func TestPlanRetry(t *testing.T) {
 	now := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	active := EndpointState{Status: EndpointActive}

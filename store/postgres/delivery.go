@@ -395,18 +395,16 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	}
 
 	// Every attempt, stale lease or not, tells whether its endpoint is
-	// failing.
+	// failing (nanohook.AttemptHealth).
 	var (
 		mDelivery = make([]int64, 0, n)
 		mOK       = make([]bool, 0, n)
 		mStarted  = make([]time.Time, 0, n)
 	)
 	for i := range results {
-		r := &results[i]
-		switch r.Status {
-		case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
-			mDelivery = append(mDelivery, r.DeliveryID)
-			mOK = append(mOK, r.Status == nanohook.DeliverySucceeded)
+		if ok, told := nanohook.AttemptHealth(results[i].Status); told {
+			mDelivery = append(mDelivery, results[i].DeliveryID)
+			mOK = append(mOK, ok)
 			mStarted = append(mStarted, aStarted[i])
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // dropped when that is not after p.Now).
 func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (nanohook.Endpoint, error) {
 	var until *time.Time
-	if p.PreviousValidUntil.After(p.Now) {
+	if nanohook.PreviousSecretValid(p.PreviousValidUntil, p.Now) {
 		u := us(p.PreviousValidUntil)
 		until = &u
 	}

@@ -366,21 +366,18 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		}
 
 		// Every attempt, stale lease or not, tells whether its endpoint is
-		// failing.
-		marks := make([]int, 0, len(results))
+		// failing (nanohook.AttemptHealth).
+		type mark struct{ i, ok int } // ok: 1 the attempt succeeded, 0 it failed
+		marks := make([]mark, 0, len(results))
 		for i := range results {
-			switch results[i].Status {
-			case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
-				marks = append(marks, i)
+			if ok, told := nanohook.AttemptHealth(results[i].Status); told {
+				marks = append(marks, mark{i, boolInt(ok)})
 			}
 		}
 		err = s.stmts.markFailing.exec(ctx, tx, len(marks), func(args []any, i int) []any {
-			r := &results[marks[i]]
-			ok := 0
-			if r.Status == nanohook.DeliverySucceeded {
-				ok = 1
-			}
-			return append(args, r.DeliveryID, ok, micros(r.Attempt.StartedAt))
+			m := marks[i]
+			r := &results[m.i]
+			return append(args, r.DeliveryID, m.ok, micros(r.Attempt.StartedAt))
 		})
 		if err != nil {
 			return wrap("complete deliveries: mark failing endpoints", err)
@@ -527,4 +524,12 @@ func idArray(ids []int64) string {
 		b = strconv.AppendInt(b, id, 10)
 	}
 	return string(append(b, ']'))
+}
+
+// boolInt is b as the 1 or 0 SQLite stores.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
