@@ -89,12 +89,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		endpoints[i], limits[i] = q.EndpointID, int32(min(q.Limit, math.MaxInt32))
 		total += int(limits[i])
 	}
-	c, err := s.acquireLazy(ctx, "claim deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "claim deliveries")
 	if err != nil {
 		return nil, err
 	}
 	defer c.Release()
-	rows, err := c.Query(ctx, claimSQL, endpoints, limits, us(p.Now), us(p.LeaseUntil), p.Owner)
+	rows, err := c.Query(ctx, claimSQL, endpoints, limits, truncMicros(p.Now), truncMicros(p.LeaseUntil), p.Owner)
 	if err != nil {
 		return nil, wrap("claim deliveries", err)
 	}
@@ -149,7 +149,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		for _, st := range stale {
 			b.Queue(`UPDATE deliveries
 				SET status = $1, last_error = $2, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $3
-				WHERE id = $4 AND lease_token = $5`, string(st.status), st.lastError, us(p.Now), st.lease.DeliveryID, st.lease.Token)
+				WHERE id = $4 AND lease_token = $5`, string(st.status), st.lastError, truncMicros(p.Now), st.lease.DeliveryID, st.lease.Token)
 		}
 		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return nil, wrap("claim deliveries: finish stale", err)
@@ -177,7 +177,7 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 		return 0, err
 	}
 	defer c.Release()
-	tag, err := c.Exec(ctx, rescueLeasesSQL, us(now))
+	tag, err := c.Exec(ctx, rescueLeasesSQL, truncMicros(now))
 	if err != nil {
 		return 0, wrap("rescue expired leases", err)
 	}
@@ -359,7 +359,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 		aDelivery[i] = r.DeliveryID
 		aNumber[i] = int32(a.Number)
-		aStarted[i] = us(a.StartedAt)
+		aStarted[i] = truncMicros(a.StartedAt)
 		aDuration[i] = a.Duration.Microseconds()
 		aStatus[i] = int32(a.ResponseStatus)
 		aBody[i] = []byte(a.ResponseBody)
@@ -391,7 +391,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		uNumber[i] = int32(r.Attempt.Number)
 		uNext[i] = nullTime(r.NextAttemptAt)
 		uLastErr[i] = pgText(r.LastError())
-		uNow[i] = us(r.Now)
+		uNow[i] = truncMicros(r.Now)
 	}
 
 	// Every attempt, stale lease or not, tells whether its endpoint is
@@ -420,12 +420,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	b.Queue(completeDeliveriesSQL, uID, uToken, uStatus, uNumber, uNext, uLastErr, uNow)
 	for _, r := range results {
 		if r.DisableEndpoint != "" {
-			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), us(r.Now))
-			b.Queue(failPendingOfDisabledSQL, pgText(nanohook.DisabledEndpointError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
+			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), truncMicros(r.Now))
+			b.Queue(failPendingOfDisabledSQL, pgText(nanohook.DisabledEndpointError(r.DisableEndpoint)), truncMicros(r.Now), r.DeliveryID)
 		}
 	}
 
-	c, err := s.acquireLazy(ctx, "complete deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "complete deliveries")
 	if err != nil {
 		return err
 	}
@@ -479,7 +479,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	for i, l := range leases {
 		ids[i], tokens[i], dueAt[i] = l.DeliveryID, l.Token, nullTime(l.DueAt)
 	}
-	c, err := s.acquireLazy(ctx, "release deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "release deliveries")
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 			return fmt.Errorf("postgres: create endpoint: %w", err)
 		}
 		e, err = s.readEndpoint(tx.QueryRow(ctx, insertEndpointSQL,
-			id, p.AccountID, url, eventStrings(p.Events), p.Description, secret, us(p.Now)))
+			id, p.AccountID, url, eventStrings(p.Events), p.Description, secret, truncMicros(p.Now)))
 		if isForeignKey(err) {
 			return notFound("account", p.AccountID)
 		}
@@ -188,7 +188,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 		if err != nil {
 			return e, wrap("update endpoint", err)
 		}
-		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), us(p.Now))
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), truncMicros(p.Now))
 		return ch.Endpoint, s.writeEndpointChange(ctx, tx, ch)
 	})
 }
@@ -228,7 +228,7 @@ func (s *Store) writeEndpointChange(ctx context.Context, tx pgx.Tx, ch nanohook.
 // statements; the second sees the deliveries of any publish that was fanning
 // out to the endpoint while the first waited for its lock.
 func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
-	now = us(now)
+	now = truncMicros(now)
 	status, lastError, _ := nanohook.EndUndeliverable(nanohook.EndpointState{Deleted: true})
 	return s.inTx(ctx, "delete endpoint", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE endpoints SET deleted_at = $1, updated_at = $1
@@ -256,14 +256,14 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 // before its deliveries are touched, as UpdateEndpoint does.
 func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error) {
 	ids := []int64{}
-	now := us(p.Now)
+	now := truncMicros(p.Now)
 	prefix := pgText(p.Reason)
 	err := s.inTx(ctx, "disable failing endpoints", func(tx pgx.Tx) error {
 		ids = ids[:0]
 		rows, err := tx.Query(ctx, `SELECT id, failing_since FROM endpoints
 			WHERE failing_since < $1 AND status = 'active' AND deleted_at IS NULL
 			ORDER BY id
-			FOR NO KEY UPDATE`, us(p.FailingSince))
+			FOR NO KEY UPDATE`, truncMicros(p.FailingSince))
 		if err != nil {
 			return wrap("disable failing endpoints", err)
 		}

@@ -140,7 +140,7 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 		if payloads[j] == nil {
 			payloads[j] = []byte{} // NOT NULL column; nil would bind as NULL
 		}
-		occurred[j], created[j] = us(p.OccurredAt), us(p.Now)
+		occurred[j], created[j] = truncMicros(p.OccurredAt), truncMicros(p.Now)
 		if _, ok := index[p.ID]; !ok { // a repeated id can only be inserted first
 			index[p.ID] = i
 		}

@@ -67,10 +67,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 		q.WriteString(` AND d.event_type = ` + arg(string(p.Event)))
 	}
 	if !p.Since.IsZero() {
-		q.WriteString(` AND d.created_at >= ` + arg(us(p.Since)))
+		q.WriteString(` AND d.created_at >= ` + arg(truncMicros(p.Since)))
 	}
 	if !p.Until.IsZero() {
-		q.WriteString(` AND d.created_at < ` + arg(us(p.Until)))
+		q.WriteString(` AND d.created_at < ` + arg(truncMicros(p.Until)))
 	}
 	q.WriteString(` ORDER BY d.id DESC LIMIT ` + arg(store.ListLimit(p.Limit)))
 
@@ -136,7 +136,7 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 			id).Scan(&status, &leasedUntil); err != nil {
 			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		at := us(now)
+		at := truncMicros(now)
 		action, err := nanohook.PlanRetry(status, leasedUntil.Time, ep, at)
 		if err != nil {
 			return nanohook.Delivery{}, err
@@ -221,7 +221,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries
 				WHERE endpoint_id = $1 AND status = 'failed' AND event_type <> '`+string(nanohook.EventPing)+`'
 				  AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
-				  AND updated_at <= $4`, p.EndpointID, us(p.Since), nullTime(p.Until), us(p.Now)).Scan(&n); err != nil {
+				  AND updated_at <= $4`, p.EndpointID, truncMicros(p.Since), nullTime(p.Until), truncMicros(p.Now)).Scan(&n); err != nil {
 				return wrap("recover deliveries: count", err)
 			}
 			return nil
@@ -229,7 +229,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if p.Limit <= 0 {
 			return nil
 		}
-		tag, err := tx.Exec(ctx, recoverSQL, us(p.Now), p.EndpointID, us(p.Since), nullTime(p.Until), p.Limit)
+		tag, err := tx.Exec(ctx, recoverSQL, truncMicros(p.Now), p.EndpointID, truncMicros(p.Since), nullTime(p.Until), p.Limit)
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}

@@ -34,7 +34,7 @@ func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, err
 		return 0, nil
 	}
 	return sqlshared.InTxValue(ctx, s.inTx, "prune history", func(tx pgx.Tx) (int, error) {
-		before := us(p.Before)
+		before := truncMicros(p.Before)
 		rows, err := tx.Query(ctx, sqlshared.PruneDeliveriesSQL, before, p.Limit)
 		if err != nil {
 			return 0, wrap("prune history: deliveries", err)

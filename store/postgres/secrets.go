@@ -127,7 +127,7 @@ func (s *Store) openClaims(ctx context.Context, c *conn, out []store.ClaimedDeli
 		SET next_attempt_at = $3, last_error = $4, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $5
 		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, lease_token)
 		WHERE d.id = v.id AND d.lease_token = v.lease_token`,
-		ids, tokens, us(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, us(now)); err != nil {
+		ids, tokens, truncMicros(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, truncMicros(now)); err != nil {
 		return nil, wrap("claim deliveries: postpone undecryptable", err)
 	}
 	return kept, nil
@@ -146,7 +146,7 @@ func (s *Store) openTestDelivery(ctx context.Context, c *conn, cd *store.Claimed
 	}
 	if _, ferr := c.Exec(ctx, `UPDATE deliveries
 		SET status = 'failed', last_error = $1, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
-		WHERE id = $3 AND lease_token = $4`, store.SecretUnopenedError, us(now), cd.DeliveryID, cd.Token); ferr != nil {
+		WHERE id = $3 AND lease_token = $4`, store.SecretUnopenedError, truncMicros(now), cd.DeliveryID, cd.Token); ferr != nil {
 		return errors.Join(wrap("create test delivery", err), wrap("create test delivery: fail", ferr))
 	}
 	return wrap("create test delivery", err)

@@ -57,7 +57,7 @@ const testDeliverySQL = `WITH ep AS (
 // key (NULL), so pings never deduplicate; the endpoint's subscriptions are
 // not consulted. See testDeliverySQL for the locking.
 func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error) {
-	now := us(p.Now)
+	now := truncMicros(p.Now)
 	c := p.Claim(now)
 	conn, err := s.acquire(ctx, "create test delivery")
 	if err != nil {
@@ -65,7 +65,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 	}
 	defer conn.Release()
 	err = conn.QueryRow(ctx, testDeliverySQL, p.EndpointID, p.AccountID, p.EventID, string(c.EventType),
-		p.TaskID, p.TaskType, c.Payload, now, us(p.LeaseUntil), p.Owner).
+		p.TaskID, p.TaskType, c.Payload, now, truncMicros(p.LeaseUntil), p.Owner).
 		Scan(&c.DeliveryID, &c.Token, &c.URL, &c.Secret, &c.PreviousSecret)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ClaimedDelivery{}, notFound("endpoint", p.EndpointID)

@@ -42,7 +42,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	}
 	token := s.leaseSeq.Add(1)
 	var out []store.ClaimedDelivery
-	err := s.inLazyTx(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := s.inTxWithoutFsync(ctx, "claim deliveries", func(tx *sql.Tx) error {
 		out = nil
 		picks, err := s.pickDue(ctx, tx, quotas, p.Now)
 		if err != nil {
@@ -273,7 +273,7 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 		return 0, wrap("rescue expired leases", err)
 	}
 	var n int64
-	err = s.inLazyTx(ctx, "rescue expired leases", func(tx *sql.Tx) error {
+	err = s.inTxWithoutFsync(ctx, "rescue expired leases", func(tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.stmts.rescueLeases).ExecContext(ctx, micros(now))
 		if err != nil {
 			return wrap("rescue expired leases", err)
@@ -342,7 +342,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	if len(results) == 0 {
 		return nil
 	}
-	return s.inLazyTx(ctx, "complete deliveries", func(tx *sql.Tx) error {
+	return s.inTxWithoutFsync(ctx, "complete deliveries", func(tx *sql.Tx) error {
 		// The statements are few and bounded, so they run on ctx itself.
 		err := s.stmts.insertAttempts.exec(ctx, tx, len(results), func(args []any, i int) []any {
 			r := &results[i]
@@ -435,7 +435,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	if len(leases) == 0 {
 		return nil
 	}
-	return s.inLazyTx(ctx, "release deliveries", func(tx *sql.Tx) error {
+	return s.inTxWithoutFsync(ctx, "release deliveries", func(tx *sql.Tx) error {
 		release := tx.StmtContext(ctx, s.stmts.releaseDelivery)
 		lctx := loopContext(ctx)
 		for _, l := range leases {
