@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -301,6 +302,11 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) e
 // binary format truncates, the text format would round), and matches what
 // the SQLite driver keeps.
 func truncMicros(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+
+// queryTx runs a statement of sqlshared in tx, for its shared flows.
+func queryTx(ctx context.Context, tx pgx.Tx, q string, args ...any) (sqlshared.Rows, error) {
+	return tx.Query(ctx, q, args...)
+}
 
 // nullTime binds the zero time as NULL: "no time given", which the SQL
 // turns into "keep the stored one".

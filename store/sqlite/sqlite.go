@@ -29,6 +29,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -333,6 +334,16 @@ func (s *Store) inTxWithoutFsync(ctx context.Context, op string, fn func(tx *sql
 		return wrap(op, err)
 	}
 	return txErr
+}
+
+// queryTx runs a statement of sqlshared, its $N parameters bound as ?N, in
+// tx, for its shared flows.
+func queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (sqlshared.Rows, error) {
+	rows, err := tx.QueryContext(ctx, sqlshared.Numbered(q), args...)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return rows, nil
 }
 
 // Times are stored as Unix microseconds (UTC): Postgres's precision, and

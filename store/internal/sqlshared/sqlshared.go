@@ -53,6 +53,39 @@ const PruneEventsWindowSQL = `DELETE FROM events
 	WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT $2) AND created_at < $1
 	  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`
 
+// Query runs a statement of this package, written with $N parameters, in
+// a driver's transaction Tx and dialect.
+type Query[Tx any] func(ctx context.Context, tx Tx, q string, args ...any) (Rows, error)
+
+// PruneHistory is one step of store.Store.PruneHistory, the same on every
+// driver: in one transaction of inTx, up to limit finished deliveries last
+// updated before before (the time as the driver binds it) go with their
+// attempts (PruneDeliveriesSQL, run by query), then deleteEvents deletes,
+// among the events of those deliveries, the ones created before before
+// and left without any delivery, and runs PruneEventsWindowSQL (with
+// before and limit); its
+// statements come after the first, so that their NOT EXISTS sees its
+// deletions. It returns how many deliveries it deleted; errors are wrapped
+// by the driver's wrap. Pending deliveries are never selected and an event
+// with any delivery left is never deleted, so nothing in flight is
+// touched. A limit of 0 or less deletes nothing.
+func PruneHistory[Tx any](ctx context.Context, inTx InTx[Tx], query Query[Tx], wrap func(op string, err error) error,
+	limit int, before any, deleteEvents func(ctx context.Context, tx Tx, events []int64, before any, limit int) error) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	return InTxValue(ctx, inTx, "prune history", func(tx Tx) (int, error) {
+		rows, err := query(ctx, tx, PruneDeliveriesSQL, before, limit)
+		events, err := CollectQuery(rows, err, scanInt64)
+		if err != nil {
+			return 0, wrap("prune history: deliveries", err)
+		}
+		return len(events), deleteEvents(ctx, tx, events, before, limit)
+	})
+}
+
+func scanInt64(s Scanner) (v int64, err error) { return v, s.Scan(&v) }
+
 // Rows is what pgx.Rows and *sql.Rows have in common.
 type Rows interface {
 	Scanner
