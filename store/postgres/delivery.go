@@ -38,7 +38,9 @@ import (
 //     (into deliveries_leased), and moves next_attempt_at to the lease's
 //     expiry, when RescueExpiredLeases puts a crashed node's claims back;
 //     it returns the time each was due, for Lease.DueAt.
-//   - the final join reads the endpoint and event of every claimed row.
+//   - the final join reads the endpoint and event of every claimed row,
+//     the previous secret with its expiry as stored (whether it is still
+//     valid is nanohook.PreviousSecretValid's decision, in Go).
 //     An event's payload comes once, on the first of its rows (first), and
 //     NULL on the others: a large event fanned out to many endpoints
 //     crosses the network, and is held, once.
@@ -66,7 +68,7 @@ const claimSQL = `WITH q AS (
 	)
 	SELECT c.id, c.lease_token, c.due_at, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
 		ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
-		CASE WHEN ep.previous_secret_until > $3 THEN ep.previous_secret ELSE '' END,
+		ep.previous_secret, ep.previous_secret_until,
 		ev.id, c.event_pk, row_number() OVER w = 1, CASE WHEN row_number() OVER w = 1 THEN ev.payload END
 	FROM claimed c
 	JOIN endpoints ep ON ep.id = c.endpoint_id
@@ -94,7 +96,8 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		return nil, err
 	}
 	defer c.Release()
-	rows, err := c.Query(ctx, claimSQL, endpoints, limits, truncMicros(p.Now), truncMicros(p.LeaseUntil), p.Owner)
+	now := truncMicros(p.Now)
+	rows, err := c.Query(ctx, claimSQL, endpoints, limits, now, truncMicros(p.LeaseUntil), p.Owner)
 	if err != nil {
 		return nil, wrap("claim deliveries", err)
 	}
@@ -108,11 +111,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		var deleted, first bool
 		var eventPK int64
 		var payload []byte
+		var previousUntil pgtype.Timestamptz
 		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.DueAt, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt,
-			&cd.CreatedAt, &cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &cd.EventID,
+			&cd.CreatedAt, &cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &previousUntil, &cd.EventID,
 			&eventPK, &first, &payload); err != nil {
 			rows.Close()
 			return nil, wrap("claim deliveries", err)
+		}
+		if !nanohook.PreviousSecretValid(previousUntil.Time, now) {
+			cd.PreviousSecret = "" // expired (or never rotated)
 		}
 		if first {
 			if payload == nil {
