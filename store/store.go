@@ -71,10 +71,10 @@ type Store interface {
 	// with ids above AfterID, ascending, at most Limit (clamped to 1..1000).
 	ListEndpoints(ctx context.Context, p ListEndpointsParams) ([]nanohook.Endpoint, error)
 	// UpdateEndpoint changes an endpoint of the account (ErrNotFound as in
-	// GetEndpoint) and returns it. Setting Status to disabled fails its
-	// pending deliveries ("endpoint disabled: <reason>") in the same
-	// transaction; setting it to active clears DisabledReason unless one is
-	// given.
+	// GetEndpoint) and returns it, as nanohook.ApplyEndpointPatch decides:
+	// setting Status to disabled fails its pending deliveries ("endpoint
+	// disabled: <reason>") in the same transaction; setting it to active
+	// clears DisabledReason unless one is given.
 	UpdateEndpoint(ctx context.Context, p UpdateEndpointParams) (nanohook.Endpoint, error)
 	// RotateSecret replaces an endpoint's signing secret. The old secret
 	// stays valid until PreviousValidUntil (deliveries carry a second
@@ -90,7 +90,7 @@ type Store interface {
 	// A disabled (not deleted) endpoint subscribed to the type gets a
 	// delivery too, already failed (no attempt, attempts 0, last error
 	// "endpoint disabled: <reason>"), so that nothing is dropped silently and
-	// RecoverDeliveries after re-enabling replays it.
+	// RecoverDeliveries after re-enabling replays it (nanohook.StartDelivery).
 	// An event whose (account, idempotency key) already exists is not written
 	// again: its result carries the existing event id and Duplicate = true.
 	// A missing account makes the whole call fail with ErrNotFound.
