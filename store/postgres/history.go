@@ -86,16 +86,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	var live bool
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`,
 		p.EndpointID, p.AccountID).QueryRow(func(r pgx.Row) error { return r.Scan(&live) })
-	out := []nanohook.Delivery{}
-	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+	var out []nanohook.Delivery
+	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) (err error) {
+		out, err = sqlshared.Collect(rows, scanDelivery)
+		return err
 	})
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return nil, wrap("list deliveries", err)

@@ -88,19 +88,8 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	args = append(args, store.ListLimit(p.Limit))
 
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	out, err := sqlshared.CollectQuery(rows, err, scanDelivery)
 	if err != nil {
-		return nil, wrap("list deliveries", err)
-	}
-	defer rows.Close()
-	out := []nanohook.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, wrap("list deliveries", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("list deliveries", err)
 	}
 	return out, nil
