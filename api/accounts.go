@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"net/http"
-	"strings"
-	"unicode"
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
@@ -43,11 +41,8 @@ func (s *server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if _, err := decodeBody(w, r, s.maxBody, &req); err != nil {
 		return err
 	}
-	if err := validateText("name", req.Name, nanohook.MaxAccountNameLen); err != nil {
+	if err := nanohook.ValidateAccountName("name", req.Name); err != nil {
 		return err
-	}
-	if strings.TrimSpace(req.Name) != req.Name {
-		return nanohook.Invalid("name", "must not start or end with spaces")
 	}
 	key, hash := nanohook.NewAPIKey()
 	a, _, err := s.store.CreateAccount(r.Context(), store.CreateAccountParams{
@@ -92,20 +87,5 @@ func (s *server) deleteAPIKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.respond(w, r, http.StatusOK, idJSON{ID: keyID})
-	return nil
-}
-
-// validateText checks a required one-line text field: 1 to maxLen bytes and
-// no control characters, so that it prints safely in logs and dashboards.
-func validateText(field, s string, maxLen int) error {
-	if s == "" {
-		return nanohook.Invalid(field, "is required")
-	}
-	if len(s) > maxLen {
-		return nanohook.Invalid(field, "must be at most %d bytes", maxLen)
-	}
-	if strings.ContainsFunc(s, unicode.IsControl) {
-		return nanohook.Invalid(field, "must not contain control characters")
-	}
 	return nil
 }

@@ -294,11 +294,24 @@ func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	}
 	d, err := s.store.RetryDelivery(r.Context(), accountID(r.Context()), id, s.now())
 	if err != nil {
-		return err
+		return withReenableHint(err)
 	}
 	s.wakeAfterRequeue()
 	s.respond(w, r, http.StatusAccepted, toDeliveryJSON(d))
 	return nil
+}
+
+// reenableHint follows nanohook.EndpointDisabledMessage in the API's
+// answer: how to get past the conflict with this API.
+const reenableHint = "; re-enable it with PATCH first"
+
+// withReenableHint adds reenableHint to a refusal because the endpoint is
+// disabled; other errors come back as they are.
+func withReenableHint(err error) error {
+	if e, ok := errors.AsType[*nanohook.Error](err); ok && e.Code == nanohook.CodeConflict && e.Message == nanohook.EndpointDisabledMessage {
+		return &nanohook.Error{Code: e.Code, Field: e.Field, Message: e.Message + reenableHint}
+	}
+	return err
 }
 
 // recoverRequest is the body of POST /api/v1/webhooks/{id}/recover.
@@ -364,12 +377,12 @@ func (s *server) recoverWebhook(w http.ResponseWriter, r *http.Request) error {
 	// it only ever picks failed deliveries.
 	total, err := s.store.RecoverDeliveries(r.Context(), p)
 	if err != nil {
-		return err
+		return withReenableHint(err)
 	}
 	p.CountOnly = false
 	n, err := s.store.RecoverDeliveries(r.Context(), p)
 	if err != nil {
-		return err
+		return withReenableHint(err)
 	}
 	if n > 0 {
 		s.wakeAfterRequeue()

@@ -372,7 +372,7 @@ func TestDeliveryRetry(t *testing.T) {
 	h.pub(t, "PATCH", path, h.key, `{"status":"disabled"}`).wantData(t, http.StatusOK)
 	msg := h.pub(t, "POST", fmt.Sprintf("/api/v1/deliveries/%d/retry", succeeded), h.key, "").
 		wantError(t, http.StatusConflict, "conflict", "")
-	if msg != store.ConflictEndpointDisabled {
+	if msg != "the endpoint is disabled; re-enable it with PATCH first" {
 		t.Fatalf("message %q", msg)
 	}
 	h.pub(t, "PATCH", path, h.key, `{"status":"active"}`).wantData(t, http.StatusOK)
@@ -382,7 +382,7 @@ func TestDeliveryRetry(t *testing.T) {
 	h.pub(t, "DELETE", path, h.key, "").wantData(t, http.StatusOK)
 	msg = h.pub(t, "POST", fmt.Sprintf("/api/v1/deliveries/%d/retry", succeeded), h.key, "").
 		wantError(t, http.StatusConflict, "conflict", "")
-	if msg != store.ConflictEndpointDeleted {
+	if msg != nanohook.EndpointDeletedMessage {
 		t.Fatalf("message %q", msg)
 	}
 	r = h.pub(t, "GET", fmt.Sprintf("/api/v1/deliveries/%d", succeeded), h.key, "")
@@ -449,7 +449,9 @@ func TestRecover(t *testing.T) {
 
 	// Disabled: 409; re-enabled: the failures can be recovered.
 	b.pub(t, "PATCH", fmt.Sprintf("/api/v1/webhooks/%d", wh), key, `{"status":"disabled"}`).wantData(t, http.StatusOK)
-	b.pub(t, "POST", path, key, `{"since":"2024-12-23T00:00:00Z"}`).wantError(t, http.StatusConflict, "conflict", "")
+	if msg := b.pub(t, "POST", path, key, `{"since":"2024-12-23T00:00:00Z"}`).wantError(t, http.StatusConflict, "conflict", ""); msg != "the endpoint is disabled; re-enable it with PATCH first" {
+		t.Fatalf("message %q", msg)
+	}
 	b.pub(t, "PATCH", fmt.Sprintf("/api/v1/webhooks/%d", wh), key, `{"status":"active"}`).wantData(t, http.StatusOK)
 	// Everything pending was failed by the disable: all five come back.
 	if n := queued(`{"since":"2024-12-23T00:00:00Z"}`); n != 5 {

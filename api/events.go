@@ -195,10 +195,10 @@ func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, ac
 	if err != nil {
 		return fail(err)
 	}
-	if err := validateText(f("task_id"), req.TaskID, nanohook.MaxTaskIDLen); err != nil {
+	if err := nanohook.ValidateLine(f("task_id"), req.TaskID, nanohook.MaxTaskIDLen); err != nil {
 		return fail(err)
 	}
-	if err := validateText(f("task_type"), req.TaskType, nanohook.MaxTaskTypeLen); err != nil {
+	if err := nanohook.ValidateLine(f("task_type"), req.TaskType, nanohook.MaxTaskTypeLen); err != nil {
 		return fail(err)
 	}
 	data, err := canonicalData(f("data"), req.Data)
@@ -218,7 +218,7 @@ func (s *server) prepareEvent(ctx context.Context, raw []byte, prefix string, ac
 	key := nanohook.DefaultIdempotencyKey(typ, req.TaskID)
 	if req.IdempotencyKey != nil {
 		key = *req.IdempotencyKey
-		if err := validateText(f("idempotency_key"), key, nanohook.MaxIdempotencyKeyLen); err != nil {
+		if err := nanohook.ValidateLine(f("idempotency_key"), key, nanohook.MaxIdempotencyKeyLen); err != nil {
 			return fail(err)
 		}
 	}

@@ -49,12 +49,3 @@ func (p *CompleteParams) LastError() string {
 	}
 	return ""
 }
-
-// DisabledError is the last_error of deliveries failed because their
-// endpoint was disabled, with the reason given (none: by its owner).
-func DisabledError(reason string) string {
-	if reason == "" {
-		reason = "by its owner"
-	}
-	return "endpoint disabled: " + reason
-}

@@ -30,7 +30,7 @@ func TestFirstPerLease(t *testing.T) {
 	}
 }
 
-func TestLastErrorAndDisabledError(t *testing.T) {
+func TestLastError(t *testing.T) {
 	for _, c := range []struct {
 		p    CompleteParams
 		want string
@@ -43,11 +43,5 @@ func TestLastErrorAndDisabledError(t *testing.T) {
 		if got := c.p.LastError(); got != c.want {
 			t.Errorf("LastError of %+v = %q, want %q", c.p, got, c.want)
 		}
-	}
-	if got := DisabledError(""); got != "endpoint disabled: by its owner" {
-		t.Errorf("DisabledError(\"\") = %q", got)
-	}
-	if got := DisabledError("endpoint answered 410 Gone"); got != "endpoint disabled: endpoint answered 410 Gone" {
-		t.Errorf("DisabledError(reason) = %q", got)
 	}
 }

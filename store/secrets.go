@@ -437,6 +437,20 @@ func (s *Secrets) OpenEndpoint(e *nanohook.Endpoint) error {
 	return nil
 }
 
+// OpenedEndpoint is e, as scanned from its row (with err, the scan's
+// error), with its URL and secret opened: a driver's readEndpoint is
+// s.OpenedEndpoint(scanEndpoint(row)). A scan error is returned as it is,
+// so that callers can tell no row from a failure.
+func (s *Secrets) OpenedEndpoint(e nanohook.Endpoint, err error) (nanohook.Endpoint, error) {
+	if err != nil {
+		return e, err
+	}
+	if err := s.OpenEndpoint(&e); err != nil {
+		return nanohook.Endpoint{}, err
+	}
+	return e, nil
+}
+
 // OpenClaim opens the URL, secret and previous secret of a claimed (or
 // test) delivery, as read from its endpoint's row, in place. On error c is
 // left as it was.

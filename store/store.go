@@ -71,10 +71,10 @@ type Store interface {
 	// with ids above AfterID, ascending, at most Limit (clamped to 1..1000).
 	ListEndpoints(ctx context.Context, p ListEndpointsParams) ([]nanohook.Endpoint, error)
 	// UpdateEndpoint changes an endpoint of the account (ErrNotFound as in
-	// GetEndpoint) and returns it. Setting Status to disabled fails its
-	// pending deliveries ("endpoint disabled: <reason>") in the same
-	// transaction; setting it to active clears DisabledReason unless one is
-	// given.
+	// GetEndpoint) and returns it, as nanohook.ApplyEndpointPatch decides:
+	// setting Status to disabled fails its pending deliveries ("endpoint
+	// disabled: <reason>") in the same transaction; setting it to active
+	// clears DisabledReason unless one is given.
 	UpdateEndpoint(ctx context.Context, p UpdateEndpointParams) (nanohook.Endpoint, error)
 	// RotateSecret replaces an endpoint's signing secret. The old secret
 	// stays valid until PreviousValidUntil (deliveries carry a second
@@ -90,7 +90,7 @@ type Store interface {
 	// A disabled (not deleted) endpoint subscribed to the type gets a
 	// delivery too, already failed (no attempt, attempts 0, last error
 	// "endpoint disabled: <reason>"), so that nothing is dropped silently and
-	// RecoverDeliveries after re-enabling replays it.
+	// RecoverDeliveries after re-enabling replays it (nanohook.StartDelivery).
 	// An event whose (account, idempotency key) already exists is not written
 	// again: its result carries the existing event id and Duplicate = true.
 	// A missing account makes the whole call fail with ErrNotFound.
@@ -175,9 +175,11 @@ type Store interface {
 	//     it is already earlier).
 	//   - pending and leased (an attempt is in flight): unchanged, no error.
 	//
-	// A delivery whose endpoint was deleted (or that was cancelled) and one
-	// whose endpoint is disabled are refused with a *nanohook.Error of code
-	// nanohook.CodeConflict. ErrNotFound for another account's delivery.
+	// What a retry does, and which it refuses, is nanohook.PlanRetry's
+	// decision: a delivery whose endpoint was deleted (or that was
+	// cancelled) and one whose endpoint is disabled are refused with a
+	// *nanohook.Error of code nanohook.CodeConflict. ErrNotFound for another
+	// account's delivery.
 	RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error)
 	// RecoverDeliveries re-queues up to Limit failed deliveries of a live,
 	// active endpoint of the account that were created in [Since, Until) and
@@ -321,18 +323,6 @@ type CreateEndpointParams struct {
 	MaxEndpoints int
 }
 
-// CheckEndpointLimit is the rule CreateEndpoint applies, in both drivers,
-// to an account that has live endpoints already: nil while one more fits
-// under max (0: no limit), else the refusal, a *nanohook.Error of code
-// nanohook.CodeConflict naming the limit.
-func CheckEndpointLimit(live, max int) error {
-	if max <= 0 || live < max {
-		return nil
-	}
-	return nanohook.Errorf(nanohook.CodeConflict, "",
-		"the account already has %d endpoints, the most it may have; delete one before creating another", max)
-}
-
 // RotateSecretParams replaces an endpoint's secret.
 type RotateSecretParams struct {
 	AccountID          int64
@@ -341,6 +331,13 @@ type RotateSecretParams struct {
 	PreviousValidUntil time.Time
 	Now                time.Time
 }
+
+// MaxListLimit is the largest page ListEndpoints and ListDeliveries return.
+const MaxListLimit = 1000
+
+// ListLimit is the page size a driver reads for a requested limit: limit
+// clamped to 1..MaxListLimit.
+func ListLimit(limit int) int { return min(max(limit, 1), MaxListLimit) }
 
 // ListEndpointsParams pages through an account's endpoints by ascending id.
 type ListEndpointsParams struct {
@@ -359,6 +356,12 @@ type UpdateEndpointParams struct {
 	Description    *string
 	DisabledReason *string
 	Now            time.Time
+}
+
+// Patch is the change p asks for, as nanohook.ApplyEndpointPatch takes it.
+func (p *UpdateEndpointParams) Patch() nanohook.EndpointPatch {
+	return nanohook.EndpointPatch{URL: p.URL, Events: p.Events, Status: p.Status,
+		Description: p.Description, DisabledReason: p.DisabledReason}
 }
 
 // PublishEventParams is one event to publish; Payload is the final body.
@@ -488,13 +491,6 @@ type RecoverParams struct {
 	CountOnly bool
 }
 
-// Messages of the conflicts RetryDelivery and RecoverDeliveries refuse
-// with, the same from every driver.
-const (
-	ConflictEndpointDeleted  = "the endpoint was deleted"
-	ConflictEndpointDisabled = "the endpoint is disabled; re-enable it with PATCH first"
-)
-
 // TestDeliveryParams asks for one test (ping) delivery to one endpoint.
 type TestDeliveryParams struct {
 	AccountID  int64
@@ -508,6 +504,30 @@ type TestDeliveryParams struct {
 	Owner      string    // who holds the lease (node id), for diagnostics
 }
 
+// Claim is the claim CreateTestDelivery returns, as far as the params tell
+// (nanohook.NewTestDelivery at now, the caller's own clock truncated to the
+// driver's precision): the ping's first attempt, due at now had it not
+// been leased (a release makes it due then), its payload never nil (the
+// column is NOT NULL). The driver fills in the lease token, the delivery
+// id and the endpoint's URL and secrets.
+func (p *TestDeliveryParams) Claim(now time.Time) ClaimedDelivery {
+	d := nanohook.NewTestDelivery(p.AccountID, p.EndpointID, p.EventID, now)
+	payload := p.Payload
+	if payload == nil {
+		payload = []byte{}
+	}
+	return ClaimedDelivery{
+		Lease:      Lease{DueAt: d.NextAttemptAt},
+		AccountID:  d.AccountID,
+		EndpointID: d.EndpointID,
+		EventID:    d.EventID,
+		EventType:  d.EventType,
+		Payload:    payload,
+		Attempt:    d.Attempts + 1,
+		CreatedAt:  d.CreatedAt,
+	}
+}
+
 // DisableFailingParams selects the endpoints DisableFailingEndpoints
 // disables.
 type DisableFailingParams struct {
@@ -515,13 +535,6 @@ type DisableFailingParams struct {
 	FailingSince time.Time
 	Now          time.Time // updated_at of the endpoints and failed deliveries
 	// Reason prefixes each endpoint's disabled_reason, e.g. "failing for
-	// 120h0m0s"; the driver appends " since <RFC 3339 time>".
+	// 120h0m0s"; nanohook.FailingReason appends " since <RFC 3339 time>".
 	Reason string
-}
-
-// FailingReason is the disabled_reason DisableFailingEndpoints gives an
-// endpoint failing since since: prefix, then " since " and the time in
-// RFC 3339 (UTC), the same from every driver.
-func FailingReason(prefix string, since time.Time) string {
-	return prefix + " since " + since.UTC().Format(time.RFC3339)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/nanohook/nanohook"
@@ -29,12 +28,11 @@ func runAccounts(ctx context.Context, args []string, getenv func(string) string,
 	if err := parseFlags(fs, args[1:], getenv); err != nil {
 		return err
 	}
-	n := strings.TrimSpace(*name)
-	if n == "" {
-		return fmt.Errorf("--name is required")
-	}
-	if len(n) > nanohook.MaxAccountNameLen {
-		return fmt.Errorf("--name is longer than %d bytes", nanohook.MaxAccountNameLen)
+	// The API's rule: a name with surrounding spaces is refused, not
+	// trimmed, so that both make the same accounts.
+	n := *name
+	if err := nanohook.ValidateAccountName("--name", n); err != nil {
+		return err
 	}
 	s, err := openStore(ctx, *db)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/client"
 )
 
@@ -329,6 +331,28 @@ func TestAccountsCreateJSON(t *testing.T) {
 	line := strings.TrimSpace(out.String())
 	if !strings.HasPrefix(line, `{"id":1,"name":"Acme <Co>","api_key":"nhk_`) {
 		t.Fatalf("output %s", line)
+	}
+}
+
+// TestAccountsCreateNameRule: the CLI refuses the names the API refuses
+// (nanohook.ValidateAccountName), before it opens any database.
+func TestAccountsCreateNameRule(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"":       "--name: is required",
+		" Acme":  "--name: must not start or end with spaces",
+		"Acme\t": "--name: must not contain control characters",
+		strings.Repeat("x", nanohook.MaxAccountNameLen+1): "--name: must be at most 200 bytes",
+	} {
+		db := filepath.Join(t.TempDir(), "a.db")
+		err := run(context.Background(), []string{"accounts", "create", "--db", db, "--name", name},
+			func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || err.Error() != want {
+			t.Errorf("--name %q: %v, want %q", name, err, want)
+		}
+		if _, err := os.Stat(db); err == nil {
+			t.Errorf("--name %q: the database was created", name)
+		}
 	}
 }
 

@@ -14,8 +14,7 @@ import (
 // (a data-modifying WITH is atomic on its own), so an account never exists
 // without a way to use it.
 func (s *Store) CreateAccount(ctx context.Context, p store.CreateAccountParams) (nanohook.Account, nanohook.APIKey, error) {
-	a := nanohook.Account{Name: p.Name, CreatedAt: us(p.Now)}
-	k := nanohook.APIKey{Hash: p.KeyHash, CreatedAt: a.CreatedAt}
+	a, k := nanohook.NewAccount(p.Name, p.KeyHash, truncMicros(p.Now))
 	c, err := s.acquire(ctx, "create account")
 	if err != nil {
 		return nanohook.Account{}, nanohook.APIKey{}, err
@@ -58,7 +57,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (n
 		return nanohook.APIKey{}, err
 	}
 	defer c.Release()
-	k := nanohook.APIKey{AccountID: p.AccountID, Hash: p.KeyHash, CreatedAt: us(p.Now)}
+	k := nanohook.NewAccountKey(p.AccountID, p.KeyHash, truncMicros(p.Now))
 	err = c.QueryRow(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES ($1, $2, $3) RETURNING id`,
 		p.AccountID, p.KeyHash, k.CreatedAt).Scan(&k.ID)
 	if isForeignKey(err) {
@@ -80,7 +79,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, accountID, keyID int64) error 
 	}
 	defer c.Release()
 	tag, err := c.Exec(ctx, `UPDATE api_keys SET revoked_at = $1
-		WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL`, us(s.now()), keyID, accountID)
+		WHERE id = $2 AND account_id = $3 AND revoked_at IS NULL`, truncMicros(s.now()), keyID, accountID)
 	if err != nil {
 		return wrap("delete api key", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // claimSQL leases due deliveries by per-endpoint quotas and returns what a
@@ -37,7 +38,9 @@ import (
 //     (into deliveries_leased), and moves next_attempt_at to the lease's
 //     expiry, when RescueExpiredLeases puts a crashed node's claims back;
 //     it returns the time each was due, for Lease.DueAt.
-//   - the final join reads the endpoint and event of every claimed row.
+//   - the final join reads the endpoint and event of every claimed row,
+//     the previous secret with its expiry as stored (whether it is still
+//     valid is nanohook.PreviousSecretValid's decision, in Go).
 //     An event's payload comes once, on the first of its rows (first), and
 //     NULL on the others: a large event fanned out to many endpoints
 //     crosses the network, and is held, once.
@@ -65,7 +68,7 @@ const claimSQL = `WITH q AS (
 	)
 	SELECT c.id, c.lease_token, c.due_at, c.account_id, c.endpoint_id, c.event_type, c.attempts, c.created_at,
 		ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
-		CASE WHEN ep.previous_secret_until > $3 THEN ep.previous_secret ELSE '' END,
+		ep.previous_secret, ep.previous_secret_until,
 		ev.id, c.event_pk, row_number() OVER w = 1, CASE WHEN row_number() OVER w = 1 THEN ev.payload END
 	FROM claimed c
 	JOIN endpoints ep ON ep.id = c.endpoint_id
@@ -88,12 +91,13 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		endpoints[i], limits[i] = q.EndpointID, int32(min(q.Limit, math.MaxInt32))
 		total += int(limits[i])
 	}
-	c, err := s.acquireLazy(ctx, "claim deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "claim deliveries")
 	if err != nil {
 		return nil, err
 	}
 	defer c.Release()
-	rows, err := c.Query(ctx, claimSQL, endpoints, limits, us(p.Now), us(p.LeaseUntil), p.Owner)
+	now := truncMicros(p.Now)
+	rows, err := c.Query(ctx, claimSQL, endpoints, limits, now, truncMicros(p.LeaseUntil), p.Owner)
 	if err != nil {
 		return nil, wrap("claim deliveries", err)
 	}
@@ -107,11 +111,15 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		var deleted, first bool
 		var eventPK int64
 		var payload []byte
+		var previousUntil pgtype.Timestamptz
 		if err := rows.Scan(&cd.DeliveryID, &cd.Token, &cd.DueAt, &cd.AccountID, &cd.EndpointID, &eventType, &cd.Attempt,
-			&cd.CreatedAt, &cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &cd.EventID,
+			&cd.CreatedAt, &cd.URL, &cd.Secret, &epStatus, &deleted, &reason, &cd.PreviousSecret, &previousUntil, &cd.EventID,
 			&eventPK, &first, &payload); err != nil {
 			rows.Close()
 			return nil, wrap("claim deliveries", err)
+		}
+		if !nanohook.PreviousSecretValid(previousUntil.Time, now) {
+			cd.PreviousSecret = "" // expired (or never rotated)
 		}
 		if first {
 			if payload == nil {
@@ -119,13 +127,14 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 			}
 			payloads[eventPK] = payload
 		}
-		if deleted || epStatus != string(nanohook.EndpointActive) {
-			// DeleteEndpoint and disabling finish pending deliveries, and the
-			// fan-out's FOR SHARE keeps new ones from slipping past them, so
-			// this should not happen (except for a ping to a disabled
-			// endpoint whose lease expired); if it does, finish the delivery
-			// the same way instead of sending it.
-			stale = append(stale, staleClaim{lease: cd.Lease, deleted: deleted, reason: reason})
+		// DeleteEndpoint and disabling finish pending deliveries, and the
+		// fan-out's FOR SHARE keeps new ones from slipping past them, so an
+		// undeliverable claim should not happen (except for a ping to a
+		// disabled endpoint whose lease expired); if it does, the delivery
+		// is finished the same way instead of sent.
+		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted, DisabledReason: reason}
+		if status, lastError, ok := nanohook.EndUndeliverable(ep); ok {
+			stale = append(stale, staleClaim{lease: cd.Lease, status: status, lastError: lastError})
 			continue
 		}
 		cd.EventType = nanohook.EventType(eventType)
@@ -145,13 +154,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		// meanwhile; the lease token in the WHERE makes sure of it.
 		b := &pgx.Batch{}
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
-			if st.deleted {
-				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
-			}
 			b.Queue(`UPDATE deliveries
 				SET status = $1, last_error = $2, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $3
-				WHERE id = $4 AND lease_token = $5`, string(status), msg, us(p.Now), st.lease.DeliveryID, st.lease.Token)
+				WHERE id = $4 AND lease_token = $5`, string(st.status), st.lastError, truncMicros(p.Now), st.lease.DeliveryID, st.lease.Token)
 		}
 		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return nil, wrap("claim deliveries: finish stale", err)
@@ -179,7 +184,7 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 		return 0, err
 	}
 	defer c.Release()
-	tag, err := c.Exec(ctx, rescueLeasesSQL, us(now))
+	tag, err := c.Exec(ctx, rescueLeasesSQL, truncMicros(now))
 	if err != nil {
 		return 0, wrap("rescue expired leases", err)
 	}
@@ -228,30 +233,21 @@ func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 	}
 	defer c.Release()
 	rows, err := c.Query(ctx, queueHeadsSQL)
+	out, err := sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (h store.QueueHead, err error) {
+		return h, r.Scan(&h.EndpointID, &h.AccountID, &h.DueAt)
+	})
 	if err != nil {
-		return nil, wrap("queue heads", err)
-	}
-	defer rows.Close()
-	out := []store.QueueHead{}
-	for rows.Next() {
-		var h store.QueueHead
-		if err := rows.Scan(&h.EndpointID, &h.AccountID, &h.DueAt); err != nil {
-			return nil, wrap("queue heads", err)
-		}
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("queue heads", err)
 	}
 	return out, nil
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted
-// or disabled.
+// or disabled, and how it ends (nanohook.EndUndeliverable).
 type staleClaim struct {
-	lease   store.Lease
-	deleted bool
-	reason  string
+	lease     store.Lease
+	status    nanohook.DeliveryStatus
+	lastError string
 }
 
 // insertAttemptsSQL records a batch of attempts, one row per element of the
@@ -370,7 +366,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		a := r.Attempt.Bounded() // the engine bounded it already; no caller stores more
 		aDelivery[i] = r.DeliveryID
 		aNumber[i] = int32(a.Number)
-		aStarted[i] = us(a.StartedAt)
+		aStarted[i] = truncMicros(a.StartedAt)
 		aDuration[i] = a.Duration.Microseconds()
 		aStatus[i] = int32(a.ResponseStatus)
 		aBody[i] = []byte(a.ResponseBody)
@@ -402,22 +398,20 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		uNumber[i] = int32(r.Attempt.Number)
 		uNext[i] = nullTime(r.NextAttemptAt)
 		uLastErr[i] = pgText(r.LastError())
-		uNow[i] = us(r.Now)
+		uNow[i] = truncMicros(r.Now)
 	}
 
 	// Every attempt, stale lease or not, tells whether its endpoint is
-	// failing.
+	// failing (nanohook.AttemptHealth).
 	var (
 		mDelivery = make([]int64, 0, n)
 		mOK       = make([]bool, 0, n)
 		mStarted  = make([]time.Time, 0, n)
 	)
 	for i := range results {
-		r := &results[i]
-		switch r.Status {
-		case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
-			mDelivery = append(mDelivery, r.DeliveryID)
-			mOK = append(mOK, r.Status == nanohook.DeliverySucceeded)
+		if ok, told := nanohook.AttemptHealth(results[i].Status); told {
+			mDelivery = append(mDelivery, results[i].DeliveryID)
+			mOK = append(mOK, ok)
 			mStarted = append(mStarted, aStarted[i])
 		}
 	}
@@ -433,12 +427,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	b.Queue(completeDeliveriesSQL, uID, uToken, uStatus, uNumber, uNext, uLastErr, uNow)
 	for _, r := range results {
 		if r.DisableEndpoint != "" {
-			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), us(r.Now))
-			b.Queue(failPendingOfDisabledSQL, pgText(store.DisabledError(r.DisableEndpoint)), us(r.Now), r.DeliveryID)
+			b.Queue(disableEndpointOfSQL, r.DeliveryID, pgText(r.DisableEndpoint), truncMicros(r.Now))
+			b.Queue(failPendingOfDisabledSQL, pgText(nanohook.DisabledEndpointError(r.DisableEndpoint)), truncMicros(r.Now), r.DeliveryID)
 		}
 	}
 
-	c, err := s.acquireLazy(ctx, "complete deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "complete deliveries")
 	if err != nil {
 		return err
 	}
@@ -492,7 +486,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	for i, l := range leases {
 		ids[i], tokens[i], dueAt[i] = l.DeliveryID, l.Token, nullTime(l.DueAt)
 	}
-	c, err := s.acquireLazy(ctx, "release deliveries")
+	c, err := s.acquireAsyncCommit(ctx, "release deliveries")
 	if err != nil {
 		return err
 	}

@@ -10,13 +10,11 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
-// maxListLimit bounds one page of ListEndpoints.
-const maxListLimit = 1000
-
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
+const endpointColumns = sqlshared.EndpointColumns
 
 // failPendingOfEndpointSQL fails the pending deliveries of a disabled
 // endpoint: nothing will send them. Their leases are dropped so that a late
@@ -80,7 +78,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 			if err := tx.QueryRow(ctx, countLiveEndpointsSQL, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
 				return wrap("create endpoint: count endpoints", err)
 			}
-			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+			if err := nanohook.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
 				return err
 			}
 		}
@@ -97,7 +95,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 			return fmt.Errorf("postgres: create endpoint: %w", err)
 		}
 		e, err = s.readEndpoint(tx.QueryRow(ctx, insertEndpointSQL,
-			id, p.AccountID, url, eventStrings(p.Events), p.Description, secret, us(p.Now)))
+			id, p.AccountID, url, eventStrings(p.Events), p.Description, secret, truncMicros(p.Now)))
 		if isForeignKey(err) {
 			return notFound("account", p.AccountID)
 		}
@@ -156,7 +154,6 @@ func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.
 // id (keyset pagination: stable while endpoints are added or deleted).
 // Limit is clamped to 1..1000; the API picks its own default.
 func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
-	limit := min(max(p.Limit, 1), maxListLimit)
 	c, err := s.acquire(ctx, "list endpoints")
 	if err != nil {
 		return nil, err
@@ -164,20 +161,9 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 	defer c.Release()
 	rows, err := c.Query(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE account_id = $1 AND deleted_at IS NULL AND id > $2
-		ORDER BY id LIMIT $3`, p.AccountID, p.AfterID, limit)
+		ORDER BY id LIMIT $3`, p.AccountID, p.AfterID, store.ListLimit(p.Limit))
+	out, err := sqlshared.CollectQuery(rows, err, s.readEndpoint)
 	if err != nil {
-		return nil, wrap("list endpoints", err)
-	}
-	defer rows.Close()
-	out := []nanohook.Endpoint{}
-	for rows.Next() {
-		e, err := s.readEndpoint(rows)
-		if err != nil {
-			return nil, wrap("list endpoints", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("list endpoints", err)
 	}
 	return out, nil
@@ -192,66 +178,49 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 // SQLite's single writer), and a publish fanning out to the endpoint finishes
 // before the pending deliveries are failed.
 func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
-	var e nanohook.Endpoint
-	err := s.inTx(ctx, "update endpoint", func(tx pgx.Tx) error {
-		var err error
-		e, err = s.readEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
+	return sqlshared.InTxValue(ctx, s.inTx, "update endpoint", func(tx pgx.Tx) (nanohook.Endpoint, error) {
+		e, err := s.readEndpoint(tx.QueryRow(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
 			FOR NO KEY UPDATE`, p.ID, p.AccountID))
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("endpoint", p.ID)
+			return e, notFound("endpoint", p.ID)
 		}
+		if err != nil {
+			return e, wrap("update endpoint", err)
+		}
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), truncMicros(p.Now))
+		return ch.Endpoint, s.writeEndpointChange(ctx, tx, ch)
+	})
+}
+
+// writeEndpointChange writes what nanohook.ApplyEndpointPatch decided: the
+// endpoint's row, then, as a statement of its own (see
+// failPendingOfEndpointSQL), its pending deliveries failed when it was
+// disabled.
+func (s *Store) writeEndpointChange(ctx context.Context, tx pgx.Tx, ch nanohook.EndpointChange) error {
+	e := &ch.Endpoint
+	var url *string // NULL keeps the stored URL
+	if ch.URLChanged {
+		sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
 		if err != nil {
 			return wrap("update endpoint", err)
 		}
-		// The stored URL is kept as it is unless a new one is given: sealing
-		// it afresh would change a row nothing changed.
-		var url *string
-		if p.URL != nil {
-			e.URL = *p.URL
-			sealed, err := s.secrets.Seal(store.FieldURL, e.ID, e.URL)
-			if err != nil {
-				return wrap("update endpoint", err)
-			}
-			url = &sealed
-		}
-		if p.Events != nil {
-			e.Events = p.Events
-		}
-		if p.Description != nil {
-			e.Description = *p.Description
-		}
-		// Re-enabling starts the endpoint's failure clock afresh.
-		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
-		if p.Status != nil {
-			e.Status = *p.Status
-			if e.Status == nanohook.EndpointActive {
-				e.DisabledReason = ""
-			}
-		}
-		if p.DisabledReason != nil {
-			e.DisabledReason = *p.DisabledReason
-		}
-		e.UpdatedAt = us(p.Now)
-		if _, err := tx.Exec(ctx, `UPDATE endpoints
-			SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
-			    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
-			WHERE id = $7`,
-			url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
-			reenabled); err != nil {
-			return wrap("update endpoint", err)
-		}
-		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
-			if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, store.DisabledError(e.DisabledReason), e.UpdatedAt, e.ID); err != nil {
-				return wrap("update endpoint: fail pending deliveries", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nanohook.Endpoint{}, err
+		url = &sealed
 	}
-	return e, nil
+	if _, err := tx.Exec(ctx, `UPDATE endpoints
+		SET url = coalesce($1, url), events = $2, status = $3, description = $4, disabled_reason = $5, updated_at = $6,
+		    failing_since = CASE WHEN $8 THEN NULL ELSE failing_since END
+		WHERE id = $7`,
+		url, eventStrings(e.Events), string(e.Status), e.Description, e.DisabledReason, e.UpdatedAt, e.ID,
+		ch.Reenabled); err != nil {
+		return wrap("update endpoint", err)
+	}
+	if ch.FailPending {
+		if _, err := tx.Exec(ctx, failPendingOfEndpointSQL, ch.PendingError, e.UpdatedAt, e.ID); err != nil {
+			return wrap("update endpoint: fail pending deliveries", err)
+		}
+	}
+	return nil
 }
 
 // DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their
@@ -259,7 +228,8 @@ func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams
 // statements; the second sees the deliveries of any publish that was fanning
 // out to the endpoint while the first waited for its lock.
 func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
-	now = us(now)
+	now = truncMicros(now)
+	status, lastError, _ := nanohook.EndUndeliverable(nanohook.EndpointState{Deleted: true})
 	return s.inTx(ctx, "delete endpoint", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE endpoints SET deleted_at = $1, updated_at = $1
 			WHERE id = $2 AND account_id = $3 AND deleted_at IS NULL`, now, id, accountID)
@@ -270,9 +240,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 			return notFound("endpoint", id)
 		}
 		if _, err := tx.Exec(ctx, `UPDATE deliveries
-			SET status = 'cancelled', last_error = 'endpoint deleted',
+			SET status = $3, last_error = $4,
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
-			WHERE `+pendingOfEndpoint("$2"), now, id); err != nil {
+			WHERE `+pendingOfEndpoint("$2"), now, id, status, lastError); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil
@@ -286,13 +256,14 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 // before its deliveries are touched, as UpdateEndpoint does.
 func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFailingParams) ([]int64, error) {
 	ids := []int64{}
-	now := us(p.Now)
+	now := truncMicros(p.Now)
+	prefix := pgText(p.Reason)
 	err := s.inTx(ctx, "disable failing endpoints", func(tx pgx.Tx) error {
 		ids = ids[:0]
 		rows, err := tx.Query(ctx, `SELECT id, failing_since FROM endpoints
 			WHERE failing_since < $1 AND status = 'active' AND deleted_at IS NULL
 			ORDER BY id
-			FOR NO KEY UPDATE`, us(p.FailingSince))
+			FOR NO KEY UPDATE`, truncMicros(p.FailingSince))
 		if err != nil {
 			return wrap("disable failing endpoints", err)
 		}
@@ -316,10 +287,11 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		}
 		b := &pgx.Batch{}
 		for i, id := range ids {
-			reason := pgText(store.FailingReason(p.Reason, since[i]))
-			b.Queue(`UPDATE endpoints SET status = 'disabled', disabled_reason = $1, updated_at = $2 WHERE id = $3`,
-				reason, now, id)
-			b.Queue(failPendingOfEndpointSQL, store.DisabledError(reason), now, id)
+			ch := nanohook.ApplyEndpointPatch(nanohook.Endpoint{ID: id, Status: nanohook.EndpointActive},
+				nanohook.DisableFailing(prefix, since[i]), now)
+			b.Queue(`UPDATE endpoints SET status = $1, disabled_reason = $2, updated_at = $3 WHERE id = $4`,
+				string(ch.Endpoint.Status), ch.Endpoint.DisabledReason, now, id)
+			b.Queue(failPendingOfEndpointSQL, ch.PendingError, now, id)
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return wrap("disable failing endpoints", err)
@@ -341,7 +313,7 @@ func eventStrings(ts []nanohook.EventType) []string {
 	return out
 }
 
-func scanEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
+func scanEndpoint(r sqlshared.Scanner) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint
 	var events []string
 	var status string

@@ -25,7 +25,8 @@ const dueChannel = "nanohook_due"
 // their deliveries, in one statement; the batch arrives as arrays, one
 // element per event ($1 ids, $2 accounts, $3 types, $4 task ids, $5 task
 // types, $6 idempotency keys (NULL: none), $7 payloads, $8 occurred at, $9
-// now). It returns one row per event inserted: its id, the number of
+// now; $10 and $11 nanohook.DisabledErrorPrefix and OwnerDisabledReason).
+// It returns one row per event inserted: its id, the number of
 // deliveries created for it, and whether any of them is pending.
 //
 //   - ins: ON CONFLICT on the idempotency constraint is what decides between
@@ -40,9 +41,11 @@ const dueChannel = "nanohook_due"
 //     deliveries; or this publish waits for it and, re-reading the
 //     endpoint, skips it. No pending delivery is left behind for an endpoint
 //     that is gone.
-//     An active endpoint gets a pending delivery; a disabled one a delivery
-//     already failed, with no attempt and its reason as last error, so that
-//     the event is on record and a recover after re-enabling replays it.
+//     How each delivery starts is nanohook.StartDelivery's rule, written
+//     here in SQL so that the publish stays one statement: an active
+//     endpoint gets a pending delivery; a disabled one a delivery already
+//     failed, with no attempt and nanohook.DisabledEndpointError of its
+//     reason as last error (built from $10 and $11).
 //     Both kinds are counted: the count is the rows created.
 //   - the final SELECT tells, per event, whether a pending delivery was
 //     created: then, after commit, the other nodes are notified (notify.go).
@@ -62,7 +65,7 @@ const publishSQL = `WITH input AS (
 		SELECT ins.account_id, e.id, ins.pk, ins.type,
 			CASE WHEN e.status = 'active' THEN 'pending' ELSE 'failed' END, 0, ins.created_at,
 			CASE WHEN e.status = 'active' THEN ''
-				ELSE 'endpoint disabled: ' || CASE WHEN e.disabled_reason = '' THEN 'by its owner' ELSE e.disabled_reason END
+				ELSE $10::text || CASE WHEN e.disabled_reason = '' THEN $11::text ELSE e.disabled_reason END
 			END, ins.created_at, ins.created_at
 		FROM ins JOIN endpoints e ON e.account_id = ins.account_id
 		WHERE e.deleted_at IS NULL AND ins.type = ANY (e.events)
@@ -135,7 +138,7 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 		if payloads[j] == nil {
 			payloads[j] = []byte{} // NOT NULL column; nil would bind as NULL
 		}
-		occurred[j], created[j] = us(p.OccurredAt), us(p.Now)
+		occurred[j], created[j] = truncMicros(p.OccurredAt), truncMicros(p.Now)
 		if _, ok := index[p.ID]; !ok { // a repeated id can only be inserted first
 			index[p.ID] = i
 		}
@@ -148,7 +151,8 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 	defer c.Release()
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue(publishSQL, ids, accounts, types, tasks, ttypes, keys, payloads, occurred, created)
+	b.Queue(publishSQL, ids, accounts, types, tasks, ttypes, keys, payloads, occurred, created,
+		nanohook.DisabledErrorPrefix, nanohook.OwnerDisabledReason)
 	br := c.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit a no-op; otherwise the error that matters is returned

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // The customers' delivery-history tools: listing an endpoint's deliveries,
@@ -28,10 +29,9 @@ import (
 
 // deliveryColumns is the column list scanDelivery reads, in its order, over
 // deliveries d joined with events ev.
-const deliveryColumns = `d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
-	d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+const deliveryColumns = sqlshared.DeliveryColumns
 
-func scanDelivery(r pgx.Row) (nanohook.Delivery, error) {
+func scanDelivery(r sqlshared.Scanner) (nanohook.Delivery, error) {
 	var d nanohook.Delivery
 	var eventType, status string
 	if err := r.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
@@ -67,12 +67,12 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 		q.WriteString(` AND d.event_type = ` + arg(string(p.Event)))
 	}
 	if !p.Since.IsZero() {
-		q.WriteString(` AND d.created_at >= ` + arg(us(p.Since)))
+		q.WriteString(` AND d.created_at >= ` + arg(truncMicros(p.Since)))
 	}
 	if !p.Until.IsZero() {
-		q.WriteString(` AND d.created_at < ` + arg(us(p.Until)))
+		q.WriteString(` AND d.created_at < ` + arg(truncMicros(p.Until)))
 	}
-	q.WriteString(` ORDER BY d.id DESC LIMIT ` + arg(min(max(p.Limit, 1), maxListLimit)))
+	q.WriteString(` ORDER BY d.id DESC LIMIT ` + arg(store.ListLimit(p.Limit)))
 
 	c, err := s.acquire(ctx, "list deliveries")
 	if err != nil {
@@ -86,16 +86,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	var live bool
 	b.Queue(`SELECT EXISTS (SELECT 1 FROM endpoints WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`,
 		p.EndpointID, p.AccountID).QueryRow(func(r pgx.Row) error { return r.Scan(&live) })
-	out := []nanohook.Delivery{}
-	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			d, err := scanDelivery(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, d)
-		}
-		return rows.Err()
+	var out []nanohook.Delivery
+	b.Queue(q.String(), args...).Query(func(rows pgx.Rows) (err error) {
+		out, err = sqlshared.Collect(rows, scanDelivery)
+		return err
 	})
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return nil, wrap("list deliveries", err)
@@ -106,12 +100,6 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	return out, nil
 }
 
-// conflict is the refusal of a retry or recovery that the endpoint's state
-// does not allow.
-func conflict(msg string) error {
-	return &nanohook.Error{Code: nanohook.CodeConflict, Message: msg}
-}
-
 // RetryDelivery makes one delivery due again in one transaction (see
 // store.Store for the rules). The retry restarts nothing else: the attempt
 // count is kept, so if the retried attempt fails the engine schedules the
@@ -119,75 +107,67 @@ func conflict(msg string) error {
 // delivery that had used up its schedule thus gets exactly one more
 // attempt, which is what a manual retry asks for.
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error) {
-	var d nanohook.Delivery
-	err := s.inTx(ctx, "retry delivery", func(tx pgx.Tx) error {
+	return sqlshared.InTxValue(ctx, s.inTx, "retry delivery", func(tx pgx.Tx) (nanohook.Delivery, error) {
 		var endpointID int64
 		err := tx.QueryRow(ctx, `SELECT endpoint_id FROM deliveries WHERE id = $1 AND account_id = $2`,
 			id, accountID).Scan(&endpointID)
 		if errors.Is(err, pgx.ErrNoRows) {
-			return notFound("delivery", id)
+			return nanohook.Delivery{}, notFound("delivery", id)
 		}
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		var epStatus string
-		var deleted bool
+		var ep nanohook.EndpointState
 		if err := tx.QueryRow(ctx, `SELECT status, deleted_at IS NOT NULL FROM endpoints WHERE id = $1 FOR SHARE`,
-			endpointID).Scan(&epStatus, &deleted); err != nil {
-			return wrap("retry delivery: lock endpoint", err)
+			endpointID).Scan(&ep.Status, &ep.Deleted); err != nil {
+			return nanohook.Delivery{}, wrap("retry delivery: lock endpoint", err)
 		}
 		// Read under the endpoint's lock, and locked itself: a completion of
 		// an attempt in flight waits for this transaction (claims skip it).
-		var status string
+		var status nanohook.DeliveryStatus
 		var leasedUntil pgtype.Timestamptz
 		if err := tx.QueryRow(ctx, `SELECT status, leased_until FROM deliveries WHERE id = $1 FOR NO KEY UPDATE`,
 			id).Scan(&status, &leasedUntil); err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		switch {
-		case deleted || status == string(nanohook.DeliveryCancelled):
-			return conflict(store.ConflictEndpointDeleted)
-		case epStatus != string(nanohook.EndpointActive):
-			return conflict(store.ConflictEndpointDisabled)
-		}
-		at := us(now)
-		changed := false
-		switch nanohook.DeliveryStatus(status) {
-		case nanohook.DeliveryFailed, nanohook.DeliverySucceeded:
-			_, err = tx.Exec(ctx, `UPDATE deliveries
-				SET status = 'pending', next_attempt_at = $1,
-				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
-				WHERE id = $2`, at, id)
-			changed = true
-		case nanohook.DeliveryPending:
-			// In flight: the attempt under way is the retry. An expired lease
-			// is left as it is; the claim takes it over anyway.
-			if !leasedUntil.Valid || !leasedUntil.Time.After(at) {
-				_, err = tx.Exec(ctx, `UPDATE deliveries
-					SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
-					WHERE id = $2`, at, id)
-				changed = true
-			}
-		}
+		at := truncMicros(now)
+		action, err := nanohook.PlanRetry(status, leasedUntil.Time, ep, at)
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, err
 		}
-		if changed {
-			if _, err := tx.Exec(ctx, notifyDueSQL); err != nil {
-				return wrap("retry delivery: notify", err)
-			}
+		if err := retry(ctx, tx, id, action, at); err != nil {
+			return nanohook.Delivery{}, err
 		}
-		d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+`
-			FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = $1`, id))
+		d, err := scanDelivery(tx.QueryRow(ctx, sqlshared.DeliveryByIDSQL, id))
 		if err != nil {
-			return wrap("retry delivery: read back", err)
+			return d, wrap("retry delivery: read back", err)
 		}
-		return nil
+		return d, nil
 	})
-	if err != nil {
-		return nanohook.Delivery{}, err
+}
+
+// retry carries out what nanohook.PlanRetry decided for delivery id at
+// now, and wakes every node's engine when it made the delivery due.
+func retry(ctx context.Context, tx pgx.Tx, id int64, action nanohook.RetryAction, at time.Time) error {
+	b := &pgx.Batch{}
+	switch action {
+	case nanohook.RetryNothing:
+		return nil
+	case nanohook.RetryRequeue:
+		b.Queue(`UPDATE deliveries
+			SET status = 'pending', next_attempt_at = $1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $1
+			WHERE id = $2`, at, id)
+	case nanohook.RetryDueNow:
+		b.Queue(`UPDATE deliveries
+			SET next_attempt_at = least(next_attempt_at, $1), updated_at = $1
+			WHERE id = $2`, at, id)
 	}
-	return d, nil
+	b.Queue(notifyDueSQL)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return wrap("retry delivery", err)
+	}
+	return nil
 }
 
 // notifyDueSQL wakes the engines of every node at commit.
@@ -228,14 +208,14 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}
-		if status != string(nanohook.EndpointActive) {
-			return conflict(store.ConflictEndpointDisabled)
+		if err := nanohook.CheckRecover(nanohook.EndpointStatus(status)); err != nil {
+			return err
 		}
 		if p.CountOnly {
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM deliveries
 				WHERE endpoint_id = $1 AND status = 'failed' AND event_type <> '`+string(nanohook.EventPing)+`'
 				  AND created_at >= $2 AND ($3::timestamptz IS NULL OR created_at < $3)
-				  AND updated_at <= $4`, p.EndpointID, us(p.Since), nullTime(p.Until), us(p.Now)).Scan(&n); err != nil {
+				  AND updated_at <= $4`, p.EndpointID, truncMicros(p.Since), nullTime(p.Until), truncMicros(p.Now)).Scan(&n); err != nil {
 				return wrap("recover deliveries: count", err)
 			}
 			return nil
@@ -243,7 +223,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if p.Limit <= 0 {
 			return nil
 		}
-		tag, err := tx.Exec(ctx, recoverSQL, us(p.Now), p.EndpointID, us(p.Since), nullTime(p.Until), p.Limit)
+		tag, err := tx.Exec(ctx, recoverSQL, truncMicros(p.Now), p.EndpointID, truncMicros(p.Since), nullTime(p.Until), p.Limit)
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}

@@ -29,7 +29,7 @@ func (s *Store) AcquireLeadership(ctx context.Context, p store.LeadershipParams)
 	err = c.QueryRow(ctx, `INSERT INTO leaderships (name, holder, until) VALUES ($1, $2, $4)
 		ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until = excluded.until
 			WHERE leaderships.holder = excluded.holder OR leaderships.until <= $3
-		RETURNING holder`, p.Name, p.Holder, us(p.Now), us(p.Until)).Scan(&holder)
+		RETURNING holder`, p.Name, p.Holder, truncMicros(p.Now), truncMicros(p.Until)).Scan(&holder)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // another holder's term is still running
 	}

@@ -77,7 +77,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 				return wrap("migrate "+m.Name, err)
 			}
 			if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
-				m.Version, us(s.now())); err != nil {
+				m.Version, truncMicros(s.now())); err != nil {
 				return wrap("migrate "+m.Name, err)
 			}
 			return nil

@@ -11,7 +11,7 @@ import (
 // publish commit one after another and so never share a WAL flush.
 //
 // Notifications are coalesced: however many publishes commit, a node sends
-// at most one NOTIFY every notifyGap, on a lazy-pool session of its own
+// at most one NOTIFY every notifyGap, on a session of the asynchronous-commit pool
 // (nothing a caller is told depends on it). A notification that is lost
 // (the node stops, the send fails) costs the other nodes at most their poll
 // interval (1 s by default), never a delivery: this node wakes its own
@@ -45,7 +45,7 @@ func (s *Store) notifier() {
 		case <-s.notify:
 		}
 		ctx, cancel := context.WithTimeout(s.closing, notifyTimeout)
-		_, _ = s.lazy.Exec(ctx, notifyDueSQL) // lost: the other nodes' polls cover it
+		_, _ = s.asyncCommit.Exec(ctx, notifyDueSQL) // lost: the other nodes' polls cover it
 		cancel()
 		gap.Reset(s.notifyGap)
 		select {

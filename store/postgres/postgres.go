@@ -38,6 +38,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -67,10 +68,10 @@ const callTimeout = 8 * time.Second
 // both for their own transactions.
 const serverTimeout = "7s"
 
-// lazyPoolConns caps the lazy pool: one engine claims and completes from a
+// asyncCommitPoolConns caps the asyncCommit pool: one engine claims and completes from a
 // couple of goroutines, and a few connections cover several stores sharing
 // a process in tests.
-const lazyPoolConns = 4
+const asyncCommitPoolConns = 4
 
 // Store is the PostgreSQL implementation of store.Store. It is safe for
 // concurrent use, and several Stores (in one process or many) may share one
@@ -78,7 +79,7 @@ const lazyPoolConns = 4
 type Store struct {
 	pool *pgxpool.Pool
 
-	// lazy is a second, small pool whose sessions commit with
+	// asyncCommit is a second, small pool whose sessions commit with
 	// synchronous_commit off, for the delivery engine's bookkeeping (claims,
 	// outcomes, releases). A commit there returns before its WAL record is
 	// flushed: if the server crashes within that moment, the claim or the
@@ -86,8 +87,8 @@ type Store struct {
 	// at-least-once allows. Nothing acknowledged to a publisher or an API
 	// caller goes through it; their commits wait for the flush as usual.
 	// WAL is flushed in order, so a later durable commit covers the earlier
-	// lazy ones too.
-	lazy *pgxpool.Pool
+	// asynchronous ones too.
+	asyncCommit *pgxpool.Pool
 
 	// listenConfig is the configuration ListenDue connects with: the pool's
 	// own, so the listener reaches the same database and schema.
@@ -150,21 +151,21 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		})
 		return nil
 	}
-	lazyCfg := cfg.Copy()
-	lazyCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	lazyCfg.MaxConns = min(cfg.MaxConns, lazyPoolConns)
-	lazyCfg.MinConns = 0
+	asyncCfg := cfg.Copy()
+	asyncCfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	asyncCfg.MaxConns = min(cfg.MaxConns, asyncCommitPoolConns)
+	asyncCfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, wrap("open", err)
 	}
-	lazy, err := pgxpool.NewWithConfig(ctx, lazyCfg)
+	asyncCommit, err := pgxpool.NewWithConfig(ctx, asyncCfg)
 	if err != nil {
 		pool.Close()
 		return nil, wrap("open", err)
 	}
 	closing, stop := context.WithCancel(context.Background())
-	s := &Store{pool: pool, lazy: lazy, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop,
+	s := &Store{pool: pool, asyncCommit: asyncCommit, listenConfig: listenConfig, now: time.Now, closing: closing, stop: stop,
 		notify: make(chan struct{}, 1), notifyGap: notifyGap}
 	s.listeners.Add(1)
 	go s.notifier()
@@ -200,7 +201,7 @@ func (s *Store) Close() error {
 	s.stop()
 	s.listeners.Wait()
 	s.pool.Close()
-	s.lazy.Close()
+	s.asyncCommit.Close()
 	return nil
 }
 
@@ -212,10 +213,11 @@ func (s *Store) acquire(ctx context.Context, op string) (*conn, error) {
 	return s.acquireFrom(ctx, s.pool, op)
 }
 
-// acquireLazy is acquire from the lazy pool: for the delivery engine's
-// bookkeeping only, never for what a caller is told is committed.
-func (s *Store) acquireLazy(ctx context.Context, op string) (*conn, error) {
-	return s.acquireFrom(ctx, s.lazy, op)
+// acquireAsyncCommit is acquire from the asyncCommit pool, whose commits
+// do not wait for the WAL flush: for the delivery engine's bookkeeping
+// only, never for what a caller is told is committed.
+func (s *Store) acquireAsyncCommit(ctx context.Context, op string) (*conn, error) {
+	return s.acquireFrom(ctx, s.asyncCommit, op)
 }
 
 // noCallTimeout, as a context key, exempts the calls of that context from
@@ -302,11 +304,16 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) e
 	return nil
 }
 
-// us is t as stored: truncated to the microsecond, in UTC. Binding times
+// truncMicros is t as stored: truncated to the microsecond, in UTC. Binding times
 // through it makes the stored instant independent of the protocol (pgx's
 // binary format truncates, the text format would round), and matches what
 // the SQLite driver keeps.
-func us(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+func truncMicros(t time.Time) time.Time { return time.UnixMicro(t.UnixMicro()).UTC() }
+
+// queryTx runs a statement of sqlshared in tx, for its shared flows.
+func queryTx(ctx context.Context, tx pgx.Tx, q string, args ...any) (sqlshared.Rows, error) {
+	return tx.Query(ctx, q, args...)
+}
 
 // nullTime binds the zero time as NULL: "no time given", which the SQL
 // turns into "keep the stored one".
@@ -314,5 +321,5 @@ func nullTime(t time.Time) pgtype.Timestamptz {
 	if t.IsZero() {
 		return pgtype.Timestamptz{}
 	}
-	return pgtype.Timestamptz{Time: us(t), Valid: true}
+	return pgtype.Timestamptz{Time: truncMicros(t), Valid: true}
 }

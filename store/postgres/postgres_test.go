@@ -1026,7 +1026,7 @@ func BenchmarkQueueHeads(b *testing.B) { storetest.BenchQueueHeads(b, openTest(b
 
 // TestOnlyBookkeepingSkipsTheFlush checks which sessions wait for the WAL
 // flush at commit: the main pool's (publishes, API writes: a 2xx means
-// durable) must; the lazy pool's (claims, outcomes, releases) need not.
+// durable) must; the async-commit pool's (claims, outcomes, releases) need not.
 func TestOnlyBookkeepingSkipsTheFlush(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
@@ -1046,8 +1046,8 @@ func TestOnlyBookkeepingSkipsTheFlush(t *testing.T) {
 	if got := setting(s.acquire); got != "on" {
 		t.Errorf("main pool synchronous_commit = %q, want on", got)
 	}
-	if got := setting(s.acquireLazy); got != "off" {
-		t.Errorf("lazy pool synchronous_commit = %q, want off", got)
+	if got := setting(s.acquireAsyncCommit); got != "off" {
+		t.Errorf("async-commit pool synchronous_commit = %q, want off", got)
 	}
 }
 

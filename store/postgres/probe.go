@@ -16,7 +16,7 @@ func (s *Store) ProbeWrite(ctx context.Context) error {
 		return err
 	}
 	defer c.Release()
-	tag, err := c.Exec(ctx, `UPDATE write_probe SET probed_at = $1 WHERE id = 1`, us(s.now()))
+	tag, err := c.Exec(ctx, `UPDATE write_probe SET probed_at = $1 WHERE id = 1`, truncMicros(s.now()))
 	if err != nil {
 		return wrap("write probe", err)
 	}

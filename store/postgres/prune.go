@@ -6,68 +6,28 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
-// PruneHistory deletes one bounded step of old history in one transaction,
-// in the three statements of the SQLite driver:
-//
-//  1. Up to p.Limit finished deliveries last updated before p.Before,
-//     oldest first, found through the partial index deliveries_finished.
-//     Their attempts go with them by ON DELETE CASCADE.
-//  2. The events of exactly those deliveries, when created before p.Before
-//     and left without any delivery: each pruned delivery orphans at most
-//     one event, so this costs no more than step 1.
-//  3. Events that never had a delivery (no endpoint was subscribed): among
-//     the p.Limit oldest events by pk, those created before p.Before and
-//     without deliveries. The sweep looks at a fixed window instead of
-//     searching the whole table for orphans, so a step costs O(p.Limit)
-//     however many old events still have deliveries; pks grow with
-//     insertion, so the window follows the pruning front.
-//
-// Steps 2 and 3 are statements of their own, after step 1, so that their
-// NOT EXISTS sees step 1's deletions. Pending deliveries are never
-// selected, and an event with any delivery left is never deleted, so nothing
-// in flight is touched.
+// PruneHistory deletes one bounded step of old history in one transaction
+// (sqlshared.PruneHistory): the finished deliveries, then, in one batch of
+// statements of their own after that one, so that their NOT EXISTS sees
+// its deletions, the events of exactly those deliveries left without any
+// (each pruned delivery orphans at most one event, so this costs no more),
+// and the window of events that never had a delivery.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, error) {
-	if p.Limit <= 0 {
-		return 0, nil
-	}
-	before := us(p.Before)
-	var deleted int
-	err := s.inTx(ctx, "prune history", func(tx pgx.Tx) error {
-		// status IN (…) is written exactly as in the index's WHERE clause so
-		// that the planner can use the partial index.
-		rows, err := tx.Query(ctx, `DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < $1
-				ORDER BY updated_at, id
-				LIMIT $2)
-			RETURNING event_pk`, before, p.Limit)
-		if err != nil {
-			return wrap("prune history: deliveries", err)
-		}
-		events, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return wrap("prune history: deliveries", err)
-		}
-		deleted = len(events)
-
-		b := &pgx.Batch{}
-		if deleted > 0 {
-			b.Queue(`DELETE FROM events
-				WHERE pk = ANY ($1) AND created_at < $2
-				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`, events, before)
-		}
-		b.Queue(`DELETE FROM events
-			WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT $2) AND created_at < $1
-			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`, before, p.Limit)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return wrap("prune history: events", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return deleted, nil
+	return sqlshared.PruneHistory(ctx, s.inTx, queryTx, wrap, p.Limit, truncMicros(p.Before),
+		func(ctx context.Context, tx pgx.Tx, events []int64, before any, limit int) error {
+			b := &pgx.Batch{}
+			if len(events) > 0 {
+				b.Queue(`DELETE FROM events
+					WHERE pk = ANY ($1) AND created_at < $2
+					  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`, events, before)
+			}
+			b.Queue(sqlshared.PruneEventsWindowSQL, before, limit)
+			if err := tx.SendBatch(ctx, b).Close(); err != nil {
+				return wrap("prune history: events", err)
+			}
+			return nil
+		})
 }

@@ -17,8 +17,8 @@ import (
 // dropped when that is not after p.Now).
 func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (nanohook.Endpoint, error) {
 	var until *time.Time
-	if p.PreviousValidUntil.After(p.Now) {
-		u := us(p.PreviousValidUntil)
+	if nanohook.PreviousSecretValid(p.PreviousValidUntil, p.Now) {
+		u := truncMicros(p.PreviousValidUntil)
 		until = &u
 	}
 	// The previous secret is copied as stored (sealed or not): it is
@@ -34,7 +34,7 @@ func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (n
 			SET previous_secret = CASE WHEN $1::timestamptz IS NULL THEN '' ELSE secret END,
 			    previous_secret_until = $1, secret = $2, updated_at = $3
 			WHERE id = $4 AND account_id = $5 AND deleted_at IS NULL
-			RETURNING `+endpointColumns, until, sealed, us(p.Now), p.ID, p.AccountID))
+			RETURNING `+endpointColumns, until, sealed, truncMicros(p.Now), p.ID, p.AccountID))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return notFound("endpoint", p.ID)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // SetKeyring sets the keys that seal endpoint URLs and secrets on write and
@@ -19,38 +20,17 @@ import (
 func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
 // readEndpoint is scanEndpoint with the URL and secret opened.
-func (s *Store) readEndpoint(r pgx.Row) (nanohook.Endpoint, error) {
-	e, err := scanEndpoint(r)
-	if err != nil {
-		return e, err
-	}
-	if err := s.secrets.OpenEndpoint(&e); err != nil {
-		return nanohook.Endpoint{}, err
-	}
-	return e, nil
+func (s *Store) readEndpoint(r sqlshared.Scanner) (nanohook.Endpoint, error) {
+	return s.secrets.OpenedEndpoint(scanEndpoint(r))
 }
 
 // secretsAfter reads the sealed columns of up to store.SecretBatch
-// endpoints with ids above after, deleted ones included: their URLs and
-// secrets are at rest too.
+// endpoints with ids above after (sqlshared.SecretsAfterSQL).
 func secretsAfter(ctx context.Context, q interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
 }, after int64) ([]store.StoredSecrets, error) {
-	rows, err := q.Query(ctx, `SELECT id, url, secret, previous_secret FROM endpoints
-		WHERE id > $1 ORDER BY id LIMIT $2`, after, store.SecretBatch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.StoredSecrets
-	for rows.Next() {
-		var r store.StoredSecrets
-		if err := rows.Scan(&r.ID, &r.URL, &r.Secret, &r.Previous); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	rows, err := q.Query(ctx, sqlshared.SecretsAfterSQL, after, store.SecretBatch)
+	return sqlshared.CollectQuery(rows, err, sqlshared.ScanStoredSecrets)
 }
 
 // CheckSecrets opens every stored URL and secret with the keyring, in
@@ -147,7 +127,7 @@ func (s *Store) openClaims(ctx context.Context, c *conn, out []store.ClaimedDeli
 		SET next_attempt_at = $3, last_error = $4, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $5
 		FROM unnest($1::bigint[], $2::bigint[]) AS v(id, lease_token)
 		WHERE d.id = v.id AND d.lease_token = v.lease_token`,
-		ids, tokens, us(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, us(now)); err != nil {
+		ids, tokens, truncMicros(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, truncMicros(now)); err != nil {
 		return nil, wrap("claim deliveries: postpone undecryptable", err)
 	}
 	return kept, nil
@@ -166,7 +146,7 @@ func (s *Store) openTestDelivery(ctx context.Context, c *conn, cd *store.Claimed
 	}
 	if _, ferr := c.Exec(ctx, `UPDATE deliveries
 		SET status = 'failed', last_error = $1, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = $2
-		WHERE id = $3 AND lease_token = $4`, store.SecretUnopenedError, us(now), cd.DeliveryID, cd.Token); ferr != nil {
+		WHERE id = $3 AND lease_token = $4`, store.SecretUnopenedError, truncMicros(now), cd.DeliveryID, cd.Token); ferr != nil {
 		return errors.Join(wrap("create test delivery", err), wrap("create test delivery: fail", ferr))
 	}
 	return wrap("create test delivery", err)

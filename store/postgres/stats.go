@@ -39,7 +39,7 @@ func (s *Store) Stats(ctx context.Context, now time.Time) (store.Stats, error) {
 	defer c.Release()
 	var st store.Stats
 	var oldest pgtype.Timestamptz
-	err = c.QueryRow(ctx, statsSQL, us(now)).Scan(
+	err = c.QueryRow(ctx, statsSQL, truncMicros(now)).Scan(
 		&st.DueDeliveries, &st.ScheduledDeliveries, &oldest, &st.ActiveEndpoints, &st.DisabledEndpoints)
 	if err != nil {
 		return store.Stats{}, wrap("stats", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
@@ -29,8 +30,7 @@ import (
 // $1 endpoint, $2 account, $3 event id, $4 event type, $5 task id, $6 task
 // type, $7 payload, $8 now, $9 leased until, $10 owner.
 const testDeliverySQL = `WITH ep AS (
-		SELECT id, account_id, url, secret,
-			CASE WHEN previous_secret_until > $8::timestamptz THEN previous_secret ELSE '' END AS previous_secret
+		SELECT id, account_id, url, secret, previous_secret, previous_secret_until
 		FROM endpoints
 		WHERE id = $1::bigint AND account_id = $2::bigint AND deleted_at IS NULL
 		FOR SHARE
@@ -50,7 +50,7 @@ const testDeliverySQL = `WITH ep AS (
 		FROM ep, ev, token
 		RETURNING id, lease_token
 	)
-	SELECT d.id, d.lease_token, ep.url, ep.secret, ep.previous_secret FROM d, ep`
+	SELECT d.id, d.lease_token, ep.url, ep.secret, ep.previous_secret, ep.previous_secret_until FROM d, ep`
 
 // CreateTestDelivery writes a ping event and one delivery of it to one live
 // endpoint of the account, active or disabled, already leased to the
@@ -58,36 +58,25 @@ const testDeliverySQL = `WITH ep AS (
 // key (NULL), so pings never deduplicate; the endpoint's subscriptions are
 // not consulted. See testDeliverySQL for the locking.
 func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error) {
-	payload := p.Payload
-	if payload == nil {
-		payload = []byte{} // NOT NULL column; nil would bind as NULL
-	}
-	now := us(p.Now)
-	c := store.ClaimedDelivery{
-		// Due at its creation, had it not been leased: a release makes it
-		// due then.
-		Lease:      store.Lease{DueAt: now},
-		AccountID:  p.AccountID,
-		EndpointID: p.EndpointID,
-		EventID:    p.EventID,
-		EventType:  nanohook.EventPing,
-		Payload:    payload,
-		Attempt:    1,
-		CreatedAt:  now,
-	}
+	now := truncMicros(p.Now)
+	c := p.Claim(now)
 	conn, err := s.acquire(ctx, "create test delivery")
 	if err != nil {
 		return store.ClaimedDelivery{}, err
 	}
 	defer conn.Release()
-	err = conn.QueryRow(ctx, testDeliverySQL, p.EndpointID, p.AccountID, p.EventID, string(nanohook.EventPing),
-		p.TaskID, p.TaskType, payload, now, us(p.LeaseUntil), p.Owner).
-		Scan(&c.DeliveryID, &c.Token, &c.URL, &c.Secret, &c.PreviousSecret)
+	var previousUntil pgtype.Timestamptz
+	err = conn.QueryRow(ctx, testDeliverySQL, p.EndpointID, p.AccountID, p.EventID, string(c.EventType),
+		p.TaskID, p.TaskType, c.Payload, now, truncMicros(p.LeaseUntil), p.Owner).
+		Scan(&c.DeliveryID, &c.Token, &c.URL, &c.Secret, &c.PreviousSecret, &previousUntil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.ClaimedDelivery{}, notFound("endpoint", p.EndpointID)
 	}
 	if err != nil {
 		return store.ClaimedDelivery{}, wrap("create test delivery", err)
+	}
+	if !nanohook.PreviousSecretValid(previousUntil.Time, now) {
+		c.PreviousSecret = "" // expired (or never rotated)
 	}
 	if err := s.openTestDelivery(ctx, conn, &c, p.Now); err != nil {
 		return store.ClaimedDelivery{}, err

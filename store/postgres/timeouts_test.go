@@ -31,7 +31,7 @@ func TestReleaseTwiceIsHarmless(t *testing.T) {
 		get  func() (*conn, error)
 	}{
 		{"pool", func() (*conn, error) { return s.acquire(ctx, "test") }},
-		{"lazy pool", func() (*conn, error) { return s.acquireLazy(ctx, "test") }},
+		{"async-commit pool", func() (*conn, error) { return s.acquireAsyncCommit(ctx, "test") }},
 		{"no call timeout", func() (*conn, error) {
 			return s.acquire(context.WithValue(ctx, noCallTimeout{}, true), "test")
 		}},
@@ -62,10 +62,10 @@ func TestSessionsHaveServerTimeouts(t *testing.T) {
 		return v
 	}
 	s := openTest(t)
-	for _, pool := range []string{"pool", "lazy pool"} {
+	for _, pool := range []string{"pool", "async-commit pool"} {
 		acquire := s.acquire
-		if pool == "lazy pool" {
-			acquire = s.acquireLazy
+		if pool == "async-commit pool" {
+			acquire = s.acquireAsyncCommit
 		}
 		c, err := acquire(t.Context(), "test")
 		if err != nil {

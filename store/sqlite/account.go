@@ -7,21 +7,21 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // CreateAccount creates an account and its first API key in one transaction,
 // so an account never exists without a way to use it.
 func (s *Store) CreateAccount(ctx context.Context, p store.CreateAccountParams) (nanohook.Account, nanohook.APIKey, error) {
-	a := nanohook.Account{Name: p.Name, CreatedAt: fromMicros(micros(p.Now))}
-	k := nanohook.APIKey{Hash: p.KeyHash, CreatedAt: a.CreatedAt}
+	a, k := nanohook.NewAccount(p.Name, p.KeyHash, fromMicros(micros(p.Now)))
 	err := s.inTx(ctx, "create account", func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id`,
-			p.Name, micros(p.Now)).Scan(&a.ID); err != nil {
+			a.Name, micros(a.CreatedAt)).Scan(&a.ID); err != nil {
 			return wrap("create account", err)
 		}
 		k.AccountID = a.ID
 		if err := tx.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
-			a.ID, p.KeyHash, micros(p.Now)).Scan(&k.ID); err != nil {
+			a.ID, k.Hash, micros(k.CreatedAt)).Scan(&k.ID); err != nil {
 			return wrap("create account: key", err)
 		}
 		return nil
@@ -50,20 +50,20 @@ func (s *Store) GetAccount(ctx context.Context, id int64) (nanohook.Account, err
 // CreateAPIKey adds a key to an existing account; the foreign key on
 // api_keys.account_id is what detects a missing account.
 func (s *Store) CreateAPIKey(ctx context.Context, p store.CreateAPIKeyParams) (nanohook.APIKey, error) {
-	k := nanohook.APIKey{AccountID: p.AccountID, Hash: p.KeyHash, CreatedAt: fromMicros(micros(p.Now))}
+	k := nanohook.NewAccountKey(p.AccountID, p.KeyHash, fromMicros(micros(p.Now)))
 	// In a transaction, like every write, so that a held lock answers
 	// within inTx's bound instead of queueing busy timeouts.
-	err := s.inTx(ctx, "create api key", func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
-			p.AccountID, p.KeyHash, micros(p.Now)).Scan(&k.ID)
+	return sqlshared.InTxValue(ctx, s.inTx, "create api key", func(tx *sql.Tx) (nanohook.APIKey, error) {
+		err := tx.QueryRowContext(ctx, `INSERT INTO api_keys (account_id, hash, created_at) VALUES (?, ?, ?) RETURNING id`,
+			k.AccountID, k.Hash, micros(k.CreatedAt)).Scan(&k.ID)
+		if isForeignKey(err) {
+			return k, notFound("account", k.AccountID)
+		}
+		if err != nil {
+			return k, wrap("create api key", err)
+		}
+		return k, nil
 	})
-	if isForeignKey(err) {
-		return nanohook.APIKey{}, notFound("account", p.AccountID)
-	}
-	if err != nil {
-		return nanohook.APIKey{}, wrap("create api key", err)
-	}
-	return k, nil
 }
 
 // DeleteAPIKey revokes a key rather than deleting it, so that audit trails

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // ClaimDeliveries leases, for each quota, up to its limit of the
@@ -41,7 +42,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	}
 	token := s.leaseSeq.Add(1)
 	var out []store.ClaimedDelivery
-	err := s.inLazyTx(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := s.inTxWithoutFsync(ctx, "claim deliveries", func(tx *sql.Tx) error {
 		out = nil
 		picks, err := s.pickDue(ctx, tx, quotas, p.Now)
 		if err != nil {
@@ -91,16 +92,17 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 				return wrap("claim deliveries: fetch", err)
 			}
 			i := at[c.DeliveryID]
-			if previousUntil <= micros(p.Now) {
+			if !nanohook.PreviousSecretValid(fromMicros(previousUntil), p.Now) {
 				c.PreviousSecret = "" // expired (or never rotated)
 			}
-			if deleted || epStatus != string(nanohook.EndpointActive) {
-				// DeleteEndpoint and disabling finalise pending deliveries in
-				// the same transaction, so this should not happen (except for
-				// a ping to a disabled endpoint whose lease expired); if it
-				// does, finish the delivery the same way instead of sending
-				// it.
-				stale = append(stale, staleClaim{id: c.DeliveryID, deleted: deleted, reason: reason})
+			// DeleteEndpoint and disabling finalise pending deliveries in
+			// the same transaction, so an undeliverable claim should not
+			// happen (except for a ping to a disabled endpoint whose lease
+			// expired); if it does, the delivery is finished the same way
+			// instead of sent.
+			ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted, DisabledReason: reason}
+			if status, lastError, ok := nanohook.EndUndeliverable(ep); ok {
+				stale = append(stale, staleClaim{id: c.DeliveryID, status: status, lastError: lastError})
 				continue
 			}
 			// A URL or secret that cannot be opened (a key missing from
@@ -136,13 +138,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		out = store.GroupByQuota(p.Quotas, claims)
 
 		for _, st := range stale {
-			status, msg := nanohook.DeliveryFailed, store.DisabledError(st.reason)
-			if st.deleted {
-				status, msg = nanohook.DeliveryCancelled, "endpoint deleted"
-			}
 			if _, err := tx.ExecContext(ctx, `UPDATE deliveries
 				SET status = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-				WHERE id = ?`, string(status), msg, micros(p.Now), st.id); err != nil {
+				WHERE id = ?`, string(st.status), st.lastError, micros(p.Now), st.id); err != nil {
 				return wrap("claim deliveries: finish stale", err)
 			}
 		}
@@ -275,7 +273,7 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 		return 0, wrap("rescue expired leases", err)
 	}
 	var n int64
-	err = s.inLazyTx(ctx, "rescue expired leases", func(tx *sql.Tx) error {
+	err = s.inTxWithoutFsync(ctx, "rescue expired leases", func(tx *sql.Tx) error {
 		res, err := tx.StmtContext(ctx, s.stmts.rescueLeases).ExecContext(ctx, micros(now))
 		if err != nil {
 			return wrap("rescue expired leases", err)
@@ -293,21 +291,14 @@ func (s *Store) RescueExpiredLeases(ctx context.Context, now time.Time) (int64, 
 // every round of planning, so it never waits for the writer.
 func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 	rows, err := s.stmts.queueHeads.QueryContext(ctx)
-	if err != nil {
-		return nil, wrap("queue heads", err)
-	}
-	defer rows.Close()
-	out := []store.QueueHead{}
-	for rows.Next() {
+	out, err := sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (store.QueueHead, error) {
 		var h store.QueueHead
 		var due int64
-		if err := rows.Scan(&h.EndpointID, &h.AccountID, &due); err != nil {
-			return nil, wrap("queue heads", err)
-		}
+		err := r.Scan(&h.EndpointID, &h.AccountID, &due)
 		h.DueAt = fromMicros(due)
-		out = append(out, h)
-	}
-	if err := rows.Err(); err != nil {
+		return h, err
+	})
+	if err != nil {
 		return nil, wrap("queue heads", err)
 	}
 	return out, nil
@@ -336,11 +327,11 @@ func postponeUnopened(ctx context.Context, tx *sql.Tx, ids []int64, now time.Tim
 }
 
 // staleClaim is a claimed delivery whose endpoint turned out to be deleted
-// or disabled.
+// or disabled, and how it ends (nanohook.EndUndeliverable).
 type staleClaim struct {
-	id      int64
-	deleted bool
-	reason  string
+	id        int64
+	status    nanohook.DeliveryStatus
+	lastError string
 }
 
 // CompleteDeliveries records a batch of attempts and moves their deliveries
@@ -351,7 +342,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 	if len(results) == 0 {
 		return nil
 	}
-	return s.inLazyTx(ctx, "complete deliveries", func(tx *sql.Tx) error {
+	return s.inTxWithoutFsync(ctx, "complete deliveries", func(tx *sql.Tx) error {
 		// The statements are few and bounded, so they run on ctx itself.
 		err := s.stmts.insertAttempts.exec(ctx, tx, len(results), func(args []any, i int) []any {
 			r := &results[i]
@@ -375,21 +366,18 @@ func (s *Store) CompleteDeliveries(ctx context.Context, results []store.Complete
 		}
 
 		// Every attempt, stale lease or not, tells whether its endpoint is
-		// failing.
-		marks := make([]int, 0, len(results))
+		// failing (nanohook.AttemptHealth).
+		type mark struct{ i, ok int } // ok: 1 the attempt succeeded, 0 it failed
+		marks := make([]mark, 0, len(results))
 		for i := range results {
-			switch results[i].Status {
-			case nanohook.DeliverySucceeded, nanohook.DeliveryPending, nanohook.DeliveryFailed:
-				marks = append(marks, i)
+			if ok, told := nanohook.AttemptHealth(results[i].Status); told {
+				marks = append(marks, mark{i, boolInt(ok)})
 			}
 		}
 		err = s.stmts.markFailing.exec(ctx, tx, len(marks), func(args []any, i int) []any {
-			r := &results[marks[i]]
-			ok := 0
-			if r.Status == nanohook.DeliverySucceeded {
-				ok = 1
-			}
-			return append(args, r.DeliveryID, ok, micros(r.Attempt.StartedAt))
+			m := marks[i]
+			r := &results[m.i]
+			return append(args, r.DeliveryID, m.ok, micros(r.Attempt.StartedAt))
 		})
 		if err != nil {
 			return wrap("complete deliveries: mark failing endpoints", err)
@@ -432,7 +420,7 @@ func (s *Store) disableEndpointOf(ctx context.Context, tx *sql.Tx, r store.Compl
 		return nil // already disabled (its pending deliveries failed then) or deleted
 	}
 	if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-		store.DisabledError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
+		nanohook.DisabledEndpointError(r.DisableEndpoint), micros(r.Now), endpointID); err != nil {
 		return wrap("complete deliveries: fail pending deliveries", err)
 	}
 	return nil
@@ -447,7 +435,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 	if len(leases) == 0 {
 		return nil
 	}
-	return s.inLazyTx(ctx, "release deliveries", func(tx *sql.Tx) error {
+	return s.inTxWithoutFsync(ctx, "release deliveries", func(tx *sql.Tx) error {
 		release := tx.StmtContext(ctx, s.stmts.releaseDelivery)
 		lctx := loopContext(ctx)
 		for _, l := range leases {
@@ -536,4 +524,12 @@ func idArray(ids []int64) string {
 		b = strconv.AppendInt(b, id, 10)
 	}
 	return string(append(b, ']'))
+}
+
+// boolInt is b as the 1 or 0 SQLite stores.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -9,13 +9,11 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
-// maxListLimit bounds one page of ListEndpoints.
-const maxListLimit = 1000
-
 // endpointColumns is the column list scanEndpoint reads, in its order.
-const endpointColumns = `id, account_id, url, events, status, description, disabled_reason, secret, created_at, updated_at, previous_secret_until`
+const endpointColumns = sqlshared.EndpointColumns
 
 // CreateEndpoint stores a new, active endpoint. A missing account surfaces as
 // the foreign key failing and is reported as store.ErrNotFound. The limit
@@ -37,7 +35,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, p store.CreateEndpointParams
 				WHERE account_id = ? AND deleted_at IS NULL LIMIT ?)`, p.AccountID, p.MaxEndpoints).Scan(&live); err != nil {
 				return wrap("create endpoint: count endpoints", err)
 			}
-			if err := store.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
+			if err := nanohook.CheckEndpointLimit(live, p.MaxEndpoints); err != nil {
 				return err
 			}
 		}
@@ -101,23 +99,11 @@ func (s *Store) GetEndpoint(ctx context.Context, accountID, id int64) (nanohook.
 // id (keyset pagination: stable while endpoints are added or deleted).
 // Limit is clamped to 1..1000; the API picks its own default.
 func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) ([]nanohook.Endpoint, error) {
-	limit := min(max(p.Limit, 1), maxListLimit)
 	rows, err := s.reader.QueryContext(ctx, `SELECT `+endpointColumns+`
 		FROM endpoints WHERE account_id = ? AND deleted_at IS NULL AND id > ?
-		ORDER BY id LIMIT ?`, p.AccountID, p.AfterID, limit)
+		ORDER BY id LIMIT ?`, p.AccountID, p.AfterID, store.ListLimit(p.Limit))
+	out, err := sqlshared.CollectQuery(rows, err, s.readEndpoint)
 	if err != nil {
-		return nil, wrap("list endpoints", err)
-	}
-	defer rows.Close()
-	out := []nanohook.Endpoint{}
-	for rows.Next() {
-		e, err := s.readEndpoint(rows)
-		if err != nil {
-			return nil, wrap("list endpoints", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, wrap("list endpoints", err)
 	}
 	return out, nil
@@ -127,69 +113,52 @@ func (s *Store) ListEndpoints(ctx context.Context, p store.ListEndpointsParams) 
 // transaction. Disabling it fails its pending deliveries (nothing will send
 // them); activating it clears the disabled reason unless one is given.
 func (s *Store) UpdateEndpoint(ctx context.Context, p store.UpdateEndpointParams) (nanohook.Endpoint, error) {
-	var e nanohook.Endpoint
-	err := s.inTx(ctx, "update endpoint", func(tx *sql.Tx) error {
-		var err error
-		e, err = s.readEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
+	return sqlshared.InTxValue(ctx, s.inTx, "update endpoint", func(tx *sql.Tx) (nanohook.Endpoint, error) {
+		e, err := s.readEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointColumns+`
 			FROM endpoints WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, p.ID, p.AccountID))
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("endpoint", p.ID)
+			return e, notFound("endpoint", p.ID)
 		}
 		if err != nil {
-			return wrap("update endpoint", err)
+			return e, wrap("update endpoint", err)
 		}
-		// The stored URL is kept as it is unless a new one is given: sealing
-		// it afresh would change a row nothing changed.
-		var url any
-		if p.URL != nil {
-			e.URL = *p.URL
-			if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
-				return wrap("update endpoint", err)
-			}
-		}
-		if p.Events != nil {
-			e.Events = p.Events
-		}
-		if p.Description != nil {
-			e.Description = *p.Description
-		}
-		// Re-enabling starts the endpoint's failure clock afresh.
-		reenabled := p.Status != nil && *p.Status == nanohook.EndpointActive && e.Status != nanohook.EndpointActive
-		if p.Status != nil {
-			e.Status = *p.Status
-			if e.Status == nanohook.EndpointActive {
-				e.DisabledReason = ""
-			}
-		}
-		if p.DisabledReason != nil {
-			e.DisabledReason = *p.DisabledReason
-		}
-		e.UpdatedAt = fromMicros(micros(p.Now))
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints
-			SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
-			    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
-			WHERE id = ?`,
-			url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(p.Now),
-			reenabled, e.ID); err != nil {
-			return wrap("update endpoint", err)
-		}
-		if p.Status != nil && *p.Status == nanohook.EndpointDisabled {
-			if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
-				store.DisabledError(e.DisabledReason), micros(p.Now), e.ID); err != nil {
-				return wrap("update endpoint: fail pending deliveries", err)
-			}
-		}
-		return nil
+		ch := nanohook.ApplyEndpointPatch(e, p.Patch(), fromMicros(micros(p.Now)))
+		return ch.Endpoint, s.writeEndpointChange(ctx, tx, ch)
 	})
-	if err != nil {
-		return nanohook.Endpoint{}, err
+}
+
+// writeEndpointChange writes what nanohook.ApplyEndpointPatch decided: the
+// endpoint's row and, when it was disabled, its pending deliveries failed.
+func (s *Store) writeEndpointChange(ctx context.Context, tx *sql.Tx, ch nanohook.EndpointChange) error {
+	e := &ch.Endpoint
+	var url any // NULL keeps the stored URL
+	if ch.URLChanged {
+		var err error
+		if url, err = s.secrets.Seal(store.FieldURL, e.ID, e.URL); err != nil {
+			return wrap("update endpoint", err)
+		}
 	}
-	return e, nil
+	if _, err := tx.ExecContext(ctx, `UPDATE endpoints
+		SET url = coalesce(?, url), events = ?, status = ?, description = ?, disabled_reason = ?, updated_at = ?,
+		    failing_since = CASE WHEN ? THEN 0 ELSE failing_since END
+		WHERE id = ?`,
+		url, joinEvents(e.Events), string(e.Status), e.Description, e.DisabledReason, micros(e.UpdatedAt),
+		ch.Reenabled, e.ID); err != nil {
+		return wrap("update endpoint", err)
+	}
+	if ch.FailPending {
+		if _, err := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint).ExecContext(ctx,
+			ch.PendingError, micros(e.UpdatedAt), e.ID); err != nil {
+			return wrap("update endpoint: fail pending deliveries", err)
+		}
+	}
+	return nil
 }
 
 // DeleteEndpoint soft-deletes a live endpoint (its deliveries keep their
 // history) and cancels its pending deliveries, in one transaction.
 func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now time.Time) error {
+	status, lastError, _ := nanohook.EndUndeliverable(nanohook.EndpointState{Deleted: true})
 	return s.inTx(ctx, "delete endpoint", func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE endpoints SET deleted_at = ?, updated_at = ?
 			WHERE id = ? AND account_id = ? AND deleted_at IS NULL`, micros(now), micros(now), id, accountID)
@@ -202,9 +171,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, accountID, id int64, now tim
 			return notFound("endpoint", id)
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
-			SET status = 'cancelled', last_error = 'endpoint deleted',
+			SET status = ?3, last_error = ?4,
 			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
-			WHERE `+pendingOfEndpoint("?2"), micros(now), id); err != nil {
+			WHERE `+pendingOfEndpoint("?2"), micros(now), id, string(status), lastError); err != nil {
 			return wrap("delete endpoint: cancel pending deliveries", err)
 		}
 		return nil
@@ -240,12 +209,13 @@ func (s *Store) DisableFailingEndpoints(ctx context.Context, p store.DisableFail
 		rows.Close()
 		failPending := tx.StmtContext(ctx, s.stmts.failPendingOfEndpoint)
 		for i, id := range ids {
-			reason := store.FailingReason(p.Reason, fromMicros(since[i]))
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET status = 'disabled', disabled_reason = ?, updated_at = ?
-				WHERE id = ?`, reason, micros(p.Now), id); err != nil {
+			ch := nanohook.ApplyEndpointPatch(nanohook.Endpoint{ID: id, Status: nanohook.EndpointActive},
+				nanohook.DisableFailing(p.Reason, fromMicros(since[i])), p.Now)
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET status = ?, disabled_reason = ?, updated_at = ?
+				WHERE id = ?`, string(ch.Endpoint.Status), ch.Endpoint.DisabledReason, micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints", err)
 			}
-			if _, err := failPending.ExecContext(ctx, store.DisabledError(reason), micros(p.Now), id); err != nil {
+			if _, err := failPending.ExecContext(ctx, ch.PendingError, micros(p.Now), id); err != nil {
 				return wrap("disable failing endpoints: fail pending deliveries", err)
 			}
 		}
@@ -283,7 +253,7 @@ func splitEvents(s string) []nanohook.EventType {
 }
 
 // scanner is what *sql.Row and *sql.Rows have in common.
-type scanner interface{ Scan(dest ...any) error }
+type scanner = sqlshared.Scanner
 
 func scanEndpoint(r scanner) (nanohook.Endpoint, error) {
 	var e nanohook.Endpoint

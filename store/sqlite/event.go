@@ -83,7 +83,7 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 					continue
 				}
 				rows = append(rows, newDelivery{account: p.AccountID, endpoint: ep.id, eventPK: pk, typ: p.Type,
-					lastError: ep.lastError, now: micros(p.Now)})
+					status: ep.status, lastError: ep.lastError, now: micros(p.Now)})
 				n++
 			}
 			out[i] = store.PublishResult{EventID: p.ID, Deliveries: n}
@@ -100,10 +100,10 @@ func (s *Store) PublishEvents(ctx context.Context, events []store.PublishEventPa
 type fanTarget struct {
 	id     int64
 	events string // comma-separated subscribed types
-	// lastError is empty for an active endpoint (its delivery is pending).
-	// A disabled endpoint gets a delivery already failed, with no attempt,
-	// with this error, so that the event is on record and a recover after
-	// re-enabling replays it.
+	// status and lastError are how its deliveries start
+	// (nanohook.StartDelivery): pending at an active endpoint, already
+	// failed at a disabled one.
+	status    nanohook.DeliveryStatus
 	lastError string
 }
 
@@ -141,9 +141,8 @@ func (s *Store) fanTargets(ctx context.Context, tx *sql.Tx, accountID int64) ([]
 		if err := rows.Scan(&t.id, &t.events, &status, &reason); err != nil {
 			return nil, wrap("publish events: endpoints", err)
 		}
-		if status != string(nanohook.EndpointActive) {
-			t.lastError = store.DisabledError(reason)
-		}
+		t.status, t.lastError = nanohook.StartDelivery(nanohook.EndpointState{
+			Status: nanohook.EndpointStatus(status), DisabledReason: reason})
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
@@ -156,7 +155,8 @@ func (s *Store) fanTargets(ctx context.Context, tx *sql.Tx, accountID int64) ([]
 type newDelivery struct {
 	account, endpoint, eventPK int64
 	typ                        nanohook.EventType
-	lastError                  string // empty: pending; else failed at once
+	status                     nanohook.DeliveryStatus
+	lastError                  string
 	now                        int64
 }
 
@@ -164,11 +164,7 @@ type newDelivery struct {
 func (s *Store) insertDeliveries(ctx context.Context, tx *sql.Tx, rows []newDelivery) error {
 	err := s.stmts.insertDeliveries.exec(ctx, tx, len(rows), func(args []any, i int) []any {
 		r := &rows[i]
-		status := nanohook.DeliveryPending
-		if r.lastError != "" {
-			status = nanohook.DeliveryFailed
-		}
-		return append(args, r.account, r.endpoint, r.eventPK, string(r.typ), string(status), r.now, r.lastError)
+		return append(args, r.account, r.endpoint, r.eventPK, string(r.typ), string(r.status), r.now, r.lastError)
 	})
 	if err != nil {
 		return wrap("publish events: insert deliveries", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // The customers' delivery-history tools: listing an endpoint's deliveries,
@@ -17,8 +18,7 @@ import (
 
 // deliveryColumns is the column list scanDelivery reads, in its order, over
 // deliveries d joined with events ev.
-const deliveryColumns = `d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
-	d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at`
+const deliveryColumns = sqlshared.DeliveryColumns
 
 func scanDelivery(r scanner) (nanohook.Delivery, error) {
 	var d nanohook.Delivery
@@ -85,31 +85,14 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 		args = append(args, micros(p.Until))
 	}
 	q.WriteString(` ORDER BY d.id DESC LIMIT ?`)
-	args = append(args, min(max(p.Limit, 1), maxListLimit))
+	args = append(args, store.ListLimit(p.Limit))
 
 	rows, err := tx.QueryContext(ctx, q.String(), args...)
+	out, err := sqlshared.CollectQuery(rows, err, scanDelivery)
 	if err != nil {
 		return nil, wrap("list deliveries", err)
 	}
-	defer rows.Close()
-	out := []nanohook.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, wrap("list deliveries", err)
-		}
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("list deliveries", err)
-	}
 	return out, nil
-}
-
-// conflict is the refusal of a retry or recovery that the endpoint's state
-// does not allow.
-func conflict(msg string) error {
-	return &nanohook.Error{Code: nanohook.CodeConflict, Message: msg}
 }
 
 // RetryDelivery makes one delivery due again in one write transaction (see
@@ -119,8 +102,7 @@ func conflict(msg string) error {
 // delivery that had used up its schedule thus gets exactly one more
 // attempt, which is what a manual retry asks for.
 func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time.Time) (nanohook.Delivery, error) {
-	var d nanohook.Delivery
-	err := s.inTx(ctx, "retry delivery", func(tx *sql.Tx) error {
+	return sqlshared.InTxValue(ctx, s.inTx, "retry delivery", func(tx *sql.Tx) (nanohook.Delivery, error) {
 		var status, epStatus string
 		var leasedUntil sql.NullInt64
 		var deleted bool
@@ -128,46 +110,49 @@ func (s *Store) RetryDelivery(ctx context.Context, accountID, id int64, now time
 			FROM deliveries d JOIN endpoints ep ON ep.id = d.endpoint_id
 			WHERE d.id = ? AND d.account_id = ?`, id, accountID).Scan(&status, &leasedUntil, &epStatus, &deleted)
 		if errors.Is(err, sql.ErrNoRows) {
-			return notFound("delivery", id)
+			return nanohook.Delivery{}, notFound("delivery", id)
 		}
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, wrap("retry delivery", err)
 		}
-		switch {
-		case deleted || status == string(nanohook.DeliveryCancelled):
-			return conflict(store.ConflictEndpointDeleted)
-		case epStatus != string(nanohook.EndpointActive):
-			return conflict(store.ConflictEndpointDisabled)
+		var leased time.Time
+		if leasedUntil.Valid {
+			leased = fromMicros(leasedUntil.Int64)
 		}
-		switch nanohook.DeliveryStatus(status) {
-		case nanohook.DeliveryFailed, nanohook.DeliverySucceeded:
-			_, err = tx.ExecContext(ctx, `UPDATE deliveries
-				SET status = 'pending', next_attempt_at = ?1,
-				    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
-				WHERE id = ?2`, micros(now), id)
-		case nanohook.DeliveryPending:
-			// In flight: the attempt under way is the retry. An expired lease
-			// is left as it is; the claim takes it over anyway.
-			if !leasedUntil.Valid || leasedUntil.Int64 <= micros(now) {
-				_, err = tx.ExecContext(ctx, `UPDATE deliveries
-					SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
-					WHERE id = ?2`, micros(now), id)
-			}
-		}
+		ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted}
+		action, err := nanohook.PlanRetry(nanohook.DeliveryStatus(status), leased, ep, fromMicros(micros(now)))
 		if err != nil {
-			return wrap("retry delivery", err)
+			return nanohook.Delivery{}, err
 		}
-		d, err = scanDelivery(tx.QueryRowContext(ctx, `SELECT `+deliveryColumns+`
-			FROM deliveries d JOIN events ev ON ev.pk = d.event_pk WHERE d.id = ?`, id))
+		if err := retry(ctx, tx, id, action, micros(now)); err != nil {
+			return nanohook.Delivery{}, wrap("retry delivery", err)
+		}
+		d, err := scanDelivery(tx.QueryRowContext(ctx, deliveryByIDSQL, id))
 		if err != nil {
-			return wrap("retry delivery: read back", err)
+			return d, wrap("retry delivery: read back", err)
 		}
-		return nil
+		return d, nil
 	})
-	if err != nil {
-		return nanohook.Delivery{}, err
+}
+
+// deliveryByIDSQL reads one delivery: ?1 its id.
+var deliveryByIDSQL = sqlshared.Numbered(sqlshared.DeliveryByIDSQL)
+
+// retry carries out what nanohook.PlanRetry decided for delivery id at now.
+func retry(ctx context.Context, tx *sql.Tx, id int64, action nanohook.RetryAction, now int64) error {
+	var err error
+	switch action {
+	case nanohook.RetryRequeue:
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries
+			SET status = 'pending', next_attempt_at = ?1,
+			    leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?1
+			WHERE id = ?2`, now, id)
+	case nanohook.RetryDueNow:
+		_, err = tx.ExecContext(ctx, `UPDATE deliveries
+			SET next_attempt_at = min(next_attempt_at, ?1), updated_at = ?1
+			WHERE id = ?2`, now, id)
 	}
-	return d, nil
+	return err
 }
 
 // RecoverDeliveries re-queues one bounded step of an endpoint's failed
@@ -187,8 +172,8 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p store.RecoverParams) (i
 		if err != nil {
 			return wrap("recover deliveries", err)
 		}
-		if status != string(nanohook.EndpointActive) {
-			return conflict(store.ConflictEndpointDisabled)
+		if err := nanohook.CheckRecover(nanohook.EndpointStatus(status)); err != nil {
+			return err
 		}
 		until := int64(math.MaxInt64)
 		if !p.Until.IsZero() {

@@ -3,13 +3,33 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"strconv"
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
+// deletePrunedEvents is steps 2 and 3 of PruneHistory: the events of the
+// pruned deliveries, then the window of events that never had one.
+func deletePrunedEvents(ctx context.Context, tx *sql.Tx, events []int64, before any, limit int) error {
+	if len(events) > 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM events
+			WHERE pk IN (SELECT value FROM json_each(?1)) AND created_at < ?2
+			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`,
+			idArray(events), before); err != nil {
+			return wrap("prune history: events of pruned deliveries", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, pruneEventsWindowSQL, before, limit); err != nil {
+		return wrap("prune history: events without deliveries", err)
+	}
+	return nil
+}
+
+// pruneEventsWindowSQL is sqlshared.PruneEventsWindowSQL as SQLite binds it.
+var pruneEventsWindowSQL = sqlshared.Numbered(sqlshared.PruneEventsWindowSQL)
+
 // PruneHistory deletes one bounded step of old history in one write
-// transaction, in three statements:
+// transaction (sqlshared.PruneHistory), in three statements:
 //
 //  1. Up to p.Limit finished deliveries last updated before p.Before,
 //     oldest first, found through the partial index deliveries_finished.
@@ -32,63 +52,5 @@ import (
 // Pending deliveries are never selected, and an event with any delivery
 // left is never deleted, so nothing in flight is touched.
 func (s *Store) PruneHistory(ctx context.Context, p store.PruneParams) (int, error) {
-	if p.Limit <= 0 {
-		return 0, nil
-	}
-	before := micros(p.Before)
-	var deleted int
-	err := s.inTx(ctx, "prune history", func(tx *sql.Tx) error {
-		deleted = 0
-		// status IN (…) is written exactly as in the index's WHERE clause so
-		// that the planner can use the partial index.
-		rows, err := tx.QueryContext(ctx, `DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries
-				WHERE status IN ('succeeded', 'failed', 'cancelled') AND updated_at < ?1
-				ORDER BY updated_at, id
-				LIMIT ?2)
-			RETURNING event_pk`, before, p.Limit)
-		if err != nil {
-			return wrap("prune history: deliveries", err)
-		}
-		events := make([]byte, 0, 16*min(p.Limit, 1024))
-		events = append(events, '[')
-		for rows.Next() {
-			var pk int64
-			if err := rows.Scan(&pk); err != nil {
-				rows.Close()
-				return wrap("prune history: deliveries", err)
-			}
-			if deleted > 0 {
-				events = append(events, ',')
-			}
-			events = strconv.AppendInt(events, pk, 10)
-			deleted++
-		}
-		if err := rows.Err(); err != nil {
-			rows.Close()
-			return wrap("prune history: deliveries", err)
-		}
-		rows.Close()
-		events = append(events, ']')
-
-		if deleted > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM events
-				WHERE pk IN (SELECT value FROM json_each(?1)) AND created_at < ?2
-				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`,
-				string(events), before); err != nil {
-				return wrap("prune history: events of pruned deliveries", err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM events
-			WHERE pk IN (SELECT pk FROM events ORDER BY pk LIMIT ?2) AND created_at < ?1
-			  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_pk = events.pk)`,
-			before, p.Limit); err != nil {
-			return wrap("prune history: events without deliveries", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	return deleted, nil
+	return sqlshared.PruneHistory(ctx, s.inTx, queryTx, wrap, p.Limit, micros(p.Before), deletePrunedEvents)
 }

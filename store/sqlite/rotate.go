@@ -15,7 +15,7 @@ import (
 // dropped when that is not after p.Now).
 func (s *Store) RotateSecret(ctx context.Context, p store.RotateSecretParams) (nanohook.Endpoint, error) {
 	until := micros(p.PreviousValidUntil)
-	if !p.PreviousValidUntil.After(p.Now) {
+	if !nanohook.PreviousSecretValid(p.PreviousValidUntil, p.Now) {
 		until = 0
 	}
 	// The previous secret is copied as stored (sealed or not): it is

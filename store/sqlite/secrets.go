@@ -6,6 +6,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 // SetKeyring sets the keys that seal endpoint URLs and secrets on write and
@@ -16,38 +17,19 @@ func (s *Store) SetKeyring(k *store.Keyring) { s.secrets.Set(k) }
 
 // readEndpoint is scanEndpoint with the URL and secret opened.
 func (s *Store) readEndpoint(r scanner) (nanohook.Endpoint, error) {
-	e, err := scanEndpoint(r)
-	if err != nil {
-		return e, err
-	}
-	if err := s.secrets.OpenEndpoint(&e); err != nil {
-		return nanohook.Endpoint{}, err
-	}
-	return e, nil
+	return s.secrets.OpenedEndpoint(scanEndpoint(r))
 }
 
 // secretsAfter reads the sealed columns of up to store.SecretBatch
-// endpoints with ids above after, deleted ones included: their URLs and
-// secrets are at rest too.
+// endpoints with ids above after (sqlshared.SecretsAfterSQL).
 func secretsAfter(ctx context.Context, q interface {
 	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
 }, after int64) ([]store.StoredSecrets, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, url, secret, previous_secret FROM endpoints
-		WHERE id > ? ORDER BY id LIMIT ?`, after, store.SecretBatch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.StoredSecrets
-	for rows.Next() {
-		var r store.StoredSecrets
-		if err := rows.Scan(&r.ID, &r.URL, &r.Secret, &r.Previous); err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	rows, err := q.QueryContext(ctx, secretsAfterSQL, after, store.SecretBatch)
+	return sqlshared.CollectQuery(rows, err, sqlshared.ScanStoredSecrets)
 }
+
+var secretsAfterSQL = sqlshared.Numbered(sqlshared.SecretsAfterSQL)
 
 // CheckSecrets opens every stored URL and secret with the keyring, reading in
 // batches on the read pool so that a large table holds no snapshot for

@@ -29,6 +29,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -90,7 +91,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	//   synchronous(FULL): fsync the WAL on every commit. A 2xx to a publisher
 	//     promises the event survives a power loss, which NORMAL (fsync only at
 	//     checkpoints) does not keep. The delivery engine's own transactions
-	//     (claims, outcomes) relax this one at a time, see inLazyTx.
+	//     (claims, outcomes) relax this one at a time, see inTxWithoutFsync.
 	//   _txlock=immediate (writer only): BEGIN takes the write lock at once, so
 	//     a transaction that reads and then writes can never fail half way with
 	//     SQLITE_BUSY when it upgrades its lock.
@@ -294,20 +295,20 @@ func (s *Store) runTx(ctx context.Context, op string, lockBy time.Time, begin fu
 	return nil
 }
 
-// inLazyTx is inTx for the delivery engine's bookkeeping (claims, outcomes,
-// releases): the commit is not fsynced (synchronous=NORMAL for this one
+// inTxWithoutFsync is inTx for the delivery engine's bookkeeping (claims,
+// outcomes, releases): the commit is not fsynced (synchronous=NORMAL for this one
 // transaction). A process crash still loses nothing, since the WAL is in
 // the OS's hands at commit; only a power loss or kernel crash can forget
 // the last of these commits, and then the deliveries concerned are simply
 // sent again (at least once). The WAL is append-only, so the next durable
-// commit (any publish or API write) makes every earlier lazy one durable
+// commit (any publish or API write) makes every earlier unsynced one durable
 // too. Claims and outcomes are most of the writer's transactions under
 // load, and their fsyncs would otherwise cap the writer.
 //
 // The connection is pinned for the whole sequence, so no other write can
 // run while the setting is relaxed; if it cannot be restored the
 // connection is discarded and the next one opens with FULL from its DSN.
-func (s *Store) inLazyTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+func (s *Store) inTxWithoutFsync(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	lockBy := time.Now().Add(lockWait)
 	cctx, cancel := context.WithDeadline(ctx, lockBy)
 	conn, err := s.writer.Conn(cctx) // the connection, once had, outlives cctx
@@ -333,6 +334,16 @@ func (s *Store) inLazyTx(ctx context.Context, op string, fn func(tx *sql.Tx) err
 		return wrap(op, err)
 	}
 	return txErr
+}
+
+// queryTx runs a statement of sqlshared, its $N parameters bound as ?N, in
+// tx, for its shared flows.
+func queryTx(ctx context.Context, tx *sql.Tx, q string, args ...any) (sqlshared.Rows, error) {
+	rows, err := tx.QueryContext(ctx, sqlshared.Numbered(q), args...)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return rows, nil
 }
 
 // Times are stored as Unix microseconds (UTC): Postgres's precision, and

@@ -503,11 +503,11 @@ func TestPruneUsesTheFinishedIndex(t *testing.T) {
 	}
 }
 
-// TestLazyTransactionsRestoreFullSync checks that the engine's bookkeeping
+// TestTxWithoutFsyncRestoresFullSync checks that the engine's bookkeeping
 // transactions, which commit without an fsync, leave the writer connection
 // fsyncing again afterwards, also when the transaction fails: the next
 // publish must be durable before its 2xx.
-func TestLazyTransactionsRestoreFullSync(t *testing.T) {
+func TestTxWithoutFsyncRestoresFullSync(t *testing.T) {
 	s := openTest(t)
 	ctx := t.Context()
 	synchronous := func() int {
@@ -523,24 +523,24 @@ func TestLazyTransactionsRestoreFullSync(t *testing.T) {
 		t.Fatalf("synchronous at open = %d, want FULL (%d)", got, full)
 	}
 	var inside int
-	err := s.inLazyTx(ctx, "test", func(tx *sql.Tx) error {
+	err := s.inTxWithoutFsync(ctx, "test", func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&inside)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if inside != normal {
-		t.Errorf("synchronous inside a lazy transaction = %d, want NORMAL (%d)", inside, normal)
+		t.Errorf("synchronous inside a transaction without fsync = %d, want NORMAL (%d)", inside, normal)
 	}
 	if got := synchronous(); got != full {
-		t.Errorf("synchronous after a lazy transaction = %d, want FULL (%d)", got, full)
+		t.Errorf("synchronous after a transaction without fsync = %d, want FULL (%d)", got, full)
 	}
 	failed := errors.New("fn failed")
-	if err := s.inLazyTx(ctx, "test", func(*sql.Tx) error { return failed }); !errors.Is(err, failed) {
-		t.Fatalf("lazy transaction error = %v, want %v", err, failed)
+	if err := s.inTxWithoutFsync(ctx, "test", func(*sql.Tx) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("transaction without fsync: error = %v, want %v", err, failed)
 	}
 	if got := synchronous(); got != full {
-		t.Errorf("synchronous after a failed lazy transaction = %d, want FULL (%d)", got, full)
+		t.Errorf("synchronous after a failed transaction without fsync = %d, want FULL (%d)", got, full)
 	}
 }
 

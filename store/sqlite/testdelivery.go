@@ -23,22 +23,9 @@ import (
 // delete or disable that commits after it finishes the delivery as it does
 // any pending one.
 func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryParams) (store.ClaimedDelivery, error) {
-	payload := p.Payload
-	if payload == nil {
-		payload = []byte{} // NOT NULL column; nil would bind as NULL
-	}
 	now := micros(p.Now)
-	token := s.leaseSeq.Add(1)
-	c := store.ClaimedDelivery{
-		Lease:      store.Lease{Token: token, DueAt: fromMicros(now)},
-		AccountID:  p.AccountID,
-		EndpointID: p.EndpointID,
-		EventID:    p.EventID,
-		EventType:  nanohook.EventPing,
-		Payload:    payload,
-		Attempt:    1,
-		CreatedAt:  fromMicros(now),
-	}
+	c := p.Claim(fromMicros(now))
+	c.Token = s.leaseSeq.Add(1)
 	err := s.inTx(ctx, "create test delivery", func(tx *sql.Tx) error {
 		var previousUntil int64
 		err := tx.QueryRowContext(ctx, `SELECT url, secret, previous_secret, previous_secret_until
@@ -50,7 +37,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 		if err != nil {
 			return wrap("create test delivery: endpoint", err)
 		}
-		if previousUntil <= now {
+		if !nanohook.PreviousSecretValid(fromMicros(previousUntil), p.Now) {
 			c.PreviousSecret = "" // expired (or never rotated)
 		}
 		// A URL or secret that cannot be opened rolls the whole ping back:
@@ -64,7 +51,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 			(id, account_id, type, task_id, task_type, idempotency_key, payload, occurred_at, created_at)
 			VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?7)
 			RETURNING pk`,
-			p.EventID, p.AccountID, string(nanohook.EventPing), p.TaskID, p.TaskType, payload, now).Scan(&pk)
+			p.EventID, p.AccountID, string(c.EventType), p.TaskID, p.TaskType, c.Payload, now).Scan(&pk)
 		if err != nil {
 			return wrap("create test delivery: insert event", err)
 		}
@@ -74,7 +61,7 @@ func (s *Store) CreateTestDelivery(ctx context.Context, p store.TestDeliveryPara
 			 leased_until, lease_token, lease_owner, last_error, created_at, updated_at)
 			VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?6, ?6, ?7, ?8, '', ?5, ?5)
 			RETURNING id`,
-			p.AccountID, p.EndpointID, pk, string(nanohook.EventPing), now, micros(p.LeaseUntil), token, p.Owner).
+			p.AccountID, p.EndpointID, pk, string(c.EventType), now, micros(p.LeaseUntil), c.Token, p.Owner).
 			Scan(&c.DeliveryID)
 		if err != nil {
 			return wrap("create test delivery: insert delivery", err)

@@ -63,7 +63,7 @@ func testAutoDisable(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		ep := mustGetEndpoint(t, b, a.ID, e.ID)
 		equal(t, "status", ep.Status, nanohook.EndpointDisabled)
-		equal(t, "reason", ep.DisabledReason, store.FailingReason(reason, t1))
+		equal(t, "reason", ep.DisabledReason, nanohook.FailingReason(reason, t1))
 	})
 
 	t.Run("StaleLeaseFailureCounts", func(t *testing.T) {
@@ -158,7 +158,7 @@ func testAutoDisable(t *testing.T, open func(t *testing.T) store.Store) {
 		}{{old, tOld}, {old2, tOld.Add(time.Minute)}} {
 			ep := mustGetEndpoint(t, b, a.ID, x.ep.ID)
 			equal(t, "status", ep.Status, nanohook.EndpointDisabled)
-			equal(t, "reason", ep.DisabledReason, store.FailingReason(reason, x.since))
+			equal(t, "reason", ep.DisabledReason, nanohook.FailingReason(reason, x.since))
 			if !strings.HasPrefix(ep.DisabledReason, reason+" since ") {
 				t.Fatalf("reason %q", ep.DisabledReason)
 			}
@@ -167,7 +167,7 @@ func testAutoDisable(t *testing.T, open func(t *testing.T) store.Store) {
 			equal(t, "untouched status", mustGetEndpoint(t, b, a.ID, ep.ID).Status, nanohook.EndpointActive)
 		}
 		// old's pending deliveries failed with the reason.
-		want := "endpoint disabled: " + store.FailingReason(reason, tOld)
+		want := "endpoint disabled: " + nanohook.FailingReason(reason, tOld)
 		ds := b.list(t, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: old.ID, Limit: 100})
 		equal(t, "old's deliveries", len(ds), 2)
 		for _, d := range ds {

@@ -299,9 +299,9 @@ func testRetryDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 		cancelled := b.list(t, store.ListDeliveriesParams{AccountID: a.ID, EndpointID: e.ID, Limit: 1})[0].ID
 		requireNoError(t, b.s.DeleteEndpoint(b.ctx, a.ID, e.ID, b.now.Add(time.Minute)))
 		_, err := b.s.RetryDelivery(b.ctx, a.ID, failed, b.now.Add(time.Hour))
-		requireConflict(t, err, store.ConflictEndpointDeleted, "retry of a failed delivery of a deleted endpoint")
+		requireConflict(t, err, nanohook.EndpointDeletedMessage, "retry of a failed delivery of a deleted endpoint")
 		_, err = b.s.RetryDelivery(b.ctx, a.ID, cancelled, b.now.Add(time.Hour))
-		requireConflict(t, err, store.ConflictEndpointDeleted, "retry of a cancelled delivery")
+		requireConflict(t, err, nanohook.EndpointDeletedMessage, "retry of a cancelled delivery")
 		d, _ := b.delivery(t, a.ID, cancelled)
 		equal(t, "cancelled delivery status", d.Status, nanohook.DeliveryCancelled)
 	})
@@ -316,7 +316,7 @@ func testRetryDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 		_, err := b.s.UpdateEndpoint(b.ctx, store.UpdateEndpointParams{AccountID: a.ID, ID: e.ID, Status: &disabled, Now: b.now})
 		requireNoError(t, err)
 		_, err = b.s.RetryDelivery(b.ctx, a.ID, id, b.now.Add(time.Hour))
-		requireConflict(t, err, store.ConflictEndpointDisabled, "retry with the endpoint disabled")
+		requireConflict(t, err, nanohook.EndpointDisabledMessage, "retry with the endpoint disabled")
 		d, _ := b.delivery(t, a.ID, id)
 		equal(t, "status after the refused retry", d.Status, nanohook.DeliveryFailed)
 
@@ -488,7 +488,7 @@ func testRecoverDeliveries(t *testing.T, open func(t *testing.T) store.Store) {
 		requireNoError(t, err)
 		p := store.RecoverParams{AccountID: a.ID, EndpointID: e.ID, Since: b.now, Now: b.now.Add(time.Hour), Limit: 10}
 		_, err = b.s.RecoverDeliveries(b.ctx, p)
-		requireConflict(t, err, store.ConflictEndpointDisabled, "recover with the endpoint disabled")
+		requireConflict(t, err, nanohook.EndpointDisabledMessage, "recover with the endpoint disabled")
 
 		_, err = b.s.UpdateEndpoint(b.ctx, store.UpdateEndpointParams{AccountID: a.ID, ID: e.ID, Status: &active, Now: b.now})
 		requireNoError(t, err)
