@@ -80,7 +80,7 @@ func parseBench(args []string, getenv func(string) string, stderr io.Writer) (be
 	fs.IntVar(&c.Events, "events", 0, "events of fast, slow, retry and backlog (default: 100,000 deliveries for fast and backlog, 20,000 for slow and retry, divided by M; --quick: 10,000, 20,000 and 2,000)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "events per batch publish request (1 to 1000)")
 	fs.IntVar(&c.Publishers, "publishers", c.Publishers, "concurrent batch publishers (steady and noisy use at least 32, to hold their rate)")
-	fs.IntVar(&c.SinglePublishers, "single-publishers", c.SinglePublishers, "concurrent publishers of singles (and of steady with --steady-single), each sending one event a request")
+	fs.IntVar(&c.SinglePublishers, "single-publishers", c.SinglePublishers, "concurrent publishers of singles (and of steady with --steady-single, at least 32 there), each sending one event a request")
 	fs.BoolVar(&c.SteadySingle, "steady-single", false, "steady publishes one event a request instead of a batch every 10 ms")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "serve's --delivery-workers, and the ceiling's concurrent senders")
 	fs.DurationVar(&c.Deadline, "deadline", c.Deadline, "a scenario not finished within this time fails")

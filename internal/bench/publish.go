@@ -48,30 +48,27 @@ type batchJob struct{ index, from, to int }
 // publishAll publishes events as fast as --publishers concurrent batch
 // requests go, and checks that the server created expect deliveries.
 func (e *benchEnv) publishAll(ctx context.Context, events, expect int) (publishLog, error) {
-	size := e.b.cfg.Batch
-	n := (events + size - 1) / size
-	jobs := make(chan batchJob, n)
-	for i := range n {
-		jobs <- batchJob{index: i, from: i * size, to: min((i+1)*size, events)}
-	}
-	close(jobs)
-	log, err := e.publish(ctx, jobs, n, e.b.cfg.Publishers)
-	if err == nil && log.deliveries != expect {
-		err = fmt.Errorf("the server created %d deliveries for %d events; the endpoints imply %d", log.deliveries, events, expect)
-	}
-	return log, err
+	return e.publishInRequests(ctx, events, expect, e.b.cfg.Batch, e.b.cfg.Publishers)
 }
 
 // publishSingles publishes events one a request, from --single-publishers
 // concurrent publishers, as the platform's job workers do, and checks
 // that the server created expect deliveries.
 func (e *benchEnv) publishSingles(ctx context.Context, events, expect int) (publishLog, error) {
-	jobs := make(chan batchJob, events)
-	for i := range events {
-		jobs <- batchJob{index: i, from: i, to: i + 1}
+	return e.publishInRequests(ctx, events, expect, 1, e.b.cfg.SinglePublishers)
+}
+
+// publishInRequests publishes events in requests of size events from
+// publishers concurrent publishers, as fast as they go, and checks that
+// the server created expect deliveries.
+func (e *benchEnv) publishInRequests(ctx context.Context, events, expect, size, publishers int) (publishLog, error) {
+	n := (events + size - 1) / size
+	jobs := make(chan batchJob, n)
+	for i := range n {
+		jobs <- batchJob{index: i, from: i * size, to: min((i+1)*size, events)}
 	}
 	close(jobs)
-	log, err := e.publish(ctx, jobs, events, e.b.cfg.SinglePublishers)
+	log, err := e.publish(ctx, jobs, n, publishers)
 	if err == nil && log.deliveries != expect {
 		err = fmt.Errorf("the server created %d deliveries for %d events; the endpoints imply %d", log.deliveries, events, expect)
 	}
