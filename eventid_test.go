@@ -50,3 +50,26 @@ func TestSortedAlphabetIsSorted(t *testing.T) {
 		}
 	}
 }
+
+// The timestamp part is the Unix milliseconds in base32, most significant
+// digit first: the epoch is ten zeros, and another time's digits are
+// worked out here by repeated division, not by the encoder's shifts.
+func TestNewEventIDTimestamp(t *testing.T) {
+	if got := newEventID(time.UnixMilli(0))[4:14]; got != "0000000000" {
+		t.Fatalf("epoch timestamp %q, want 0000000000", got)
+	}
+	at := time.Date(2026, 12, 8, 1, 2, 3, 4e6, time.UTC)
+	ms := at.UnixMilli()
+	want := make([]byte, 10)
+	for i := 9; i >= 0; i-- {
+		want[i] = idAlphabet[ms%32]
+		ms /= 32
+	}
+	if got := newEventID(at)[4:14]; got != string(want) {
+		t.Fatalf("timestamp of %v: %q, want %q", at, got, want)
+	}
+	// The random part differs between two ids of one millisecond.
+	if a, b := newEventID(at)[14:], newEventID(at)[14:]; a == b {
+		t.Fatalf("two ids of one millisecond share their random part %q", a)
+	}
+}

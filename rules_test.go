@@ -49,7 +49,7 @@ func TestApplyEndpointPatch(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			c.want.Endpoint.UpdatedAt = now
 			got := ApplyEndpointPatch(c.e, c.p, now)
-			if !equalChange(got, c.want) {
+			if !reflect.DeepEqual(got, c.want) {
 				t.Errorf("got %+v\nwant %+v", got, c.want)
 			}
 		})
@@ -69,24 +69,6 @@ func with(e Endpoint, f func(*Endpoint)) Endpoint {
 	e.Events = append([]EventType(nil), e.Events...)
 	f(&e)
 	return e
-}
-
-func equalChange(a, b EndpointChange) bool {
-	ae, be := a.Endpoint, b.Endpoint
-	if strings.Join(eventNames(ae.Events), ",") != strings.Join(eventNames(be.Events), ",") {
-		return false
-	}
-	ae.Events, be.Events = nil, nil
-	return reflect.DeepEqual(ae, be) && a.URLChanged == b.URLChanged && a.Reenabled == b.Reenabled &&
-		a.FailPending == b.FailPending && a.PendingError == b.PendingError
-}
-
-func eventNames(ts []EventType) []string {
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = string(t)
-	}
-	return out
 }
 
 func TestEndUndeliverable(t *testing.T) {
