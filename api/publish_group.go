@@ -81,10 +81,15 @@ func (s *server) publishChunk(ctx context.Context, account int64, events []store
 		<-m.done
 		return m.res, m.err
 	}
+	defer release() // deferred: a panic in the store must not keep the turn
 	s.commitGroup(ctx, group)
-	release()
 	return m.res, m.err
 }
+
+// errGroupAbandoned answers the members of a group whose commit panicked:
+// nothing of theirs is known to be stored, and a retry is safe (their
+// idempotency keys tell a committed event apart).
+var errGroupAbandoned = fmt.Errorf("api: publish: the group's commit was abandoned: %w", store.ErrUnavailable)
 
 // minGroupCommit is the least time a group's commit is given, however
 // close its members' deadlines are.
@@ -170,6 +175,18 @@ func (g *publishGroups) take(m *publishMember) []*publishMember {
 // (store.ErrNotFound), the members are written one by one instead, so
 // that only that account's request fails.
 func (s *server) commitGroup(ctx context.Context, group []*publishMember) {
+	defer func() {
+		// After a panic in the store (net/http recovers it for the request
+		// holding the turn), no member may be left waiting forever.
+		for _, m := range group {
+			select {
+			case <-m.done:
+			default:
+				m.err = errGroupAbandoned
+				close(m.done)
+			}
+		}
+	}()
 	if len(group) > 1 {
 		ctx = context.WithoutCancel(ctx)
 	}
@@ -184,13 +201,16 @@ func (s *server) commitGroup(ctx context.Context, group []*publishMember) {
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	n := 0
-	for _, m := range group {
-		n += len(m.events)
-	}
-	events := make([]store.PublishEventParams, 0, n)
-	for _, m := range group {
-		events = append(events, m.events...)
+	events := group[0].events // a group of one, as on an idle node: no copy
+	if len(group) > 1 {
+		n := 0
+		for _, m := range group {
+			n += len(m.events)
+		}
+		events = make([]store.PublishEventParams, 0, n)
+		for _, m := range group {
+			events = append(events, m.events...)
+		}
 	}
 	res, err := s.store.PublishEvents(ctx, events)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, store.ErrUnavailable) {

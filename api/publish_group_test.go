@@ -24,6 +24,7 @@ type holdingStore struct {
 	held    chan struct{} // receives once the first call is inside
 	release chan struct{} // closed by the test
 	fail    error         // when set, every call after the first fails with it
+	panics  bool          // when set, every call after the first panics
 
 	mu    sync.Mutex
 	calls [][]int64
@@ -41,6 +42,8 @@ func (s *holdingStore) PublishEvents(ctx context.Context, events []store.Publish
 	if n == 1 {
 		s.held <- struct{}{}
 		<-s.release
+	} else if s.panics {
+		panic("store broke")
 	} else if s.fail != nil {
 		return nil, s.fail
 	}
@@ -106,6 +109,12 @@ type publishOutcome struct {
 func (f *groupFixture) publishAsync(e store.PublishEventParams) <-chan publishOutcome {
 	out := make(chan publishOutcome, 1)
 	go func() {
+		defer func() {
+			// As net/http does for a handler: a panic ends this request only.
+			if r := recover(); r != nil {
+				out <- publishOutcome{e, nil, fmt.Errorf("panicked: %v", r)}
+			}
+		}()
 		res, err := f.s.publish(context.Background(), []store.PublishEventParams{e}, func(int64) int { return 1 })
 		out <- publishOutcome{e, res, err}
 	}()
@@ -215,6 +224,47 @@ func TestPublishGroupFailureAnswersEveryMember(t *testing.T) {
 	}
 	if calls := f.st.callsSoFar(); len(calls) != 2 {
 		t.Errorf("store calls %v: want the held one and one for the group", calls)
+	}
+}
+
+// TestPublishGroupPanicAnswersEveryMember: when the store panics in a
+// group's commit, the request holding the turn ends with the panic and
+// every other member is answered with store.ErrUnavailable instead of
+// waiting forever.
+func TestPublishGroupPanicAnswersEveryMember(t *testing.T) {
+	f := newGroupFixture(t)
+	f.st.panics = true
+	events := []store.PublishEventParams{groupEvent(f.a1, "p1", "p1"), groupEvent(f.a2, "p2", "p2"), groupEvent(f.a2, "p3", "p3")}
+	rest := f.startHeld(t, events...)
+	f.releaseHeld(t)
+	panicked := 0
+	for _, ch := range rest {
+		var o publishOutcome
+		select {
+		case o = <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a member of the panicked group was never answered")
+		}
+		switch {
+		case o.err != nil && o.err.Error() == "panicked: store broke":
+			panicked++
+		case !errors.Is(o.err, store.ErrUnavailable) || o.res != nil:
+			t.Errorf("publish of %s: %+v, %v; want store.ErrUnavailable and no result", o.event.TaskID, o.res, o.err)
+		}
+	}
+	if panicked != 1 {
+		t.Errorf("%d requests ended with the panic, want 1 (the one holding the turn)", panicked)
+	}
+	// The turn the panicked commit held was given back: the next publish
+	// gets one and commits.
+	f.st.panics = false
+	select {
+	case o := <-f.publishAsync(groupEvent(f.a1, "after", "after")):
+		if o.err != nil || len(o.res) != 1 {
+			t.Errorf("a publish after the panic: %+v, %v", o.res, o.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no publish commits after a panicked group: its turn was never given back")
 	}
 }
 
