@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,24 +16,28 @@ import (
 )
 
 // ClaimDeliveries leases, for each quota, up to its limit of the
-// endpoint's due deliveries, in one write transaction:
+// endpoint's due deliveries. The writer, which every publish, claim and
+// outcome waits for, is held only for the lease itself; what can be read
+// is read on the reader pool, before and after it:
 //
-//   - claimPick, once per endpoint, reads the ids and due times of the
-//     endpoint's oldest due deliveries: one range of deliveries_queue,
-//     read from the index alone, about 10 µs in process. One statement for
-//     every quota is not cheaper here: SQLite's LIMIT cannot depend on an
-//     outer row, so it has to step through each queue row by row (a
-//     recursive walk, a seek per delivery), which measured ten times the
-//     cost of the per-endpoint ranges for two quotas of 128, and no less
-//     for 64 quotas of 4 (BenchmarkClaimQuotas).
-//   - claimLease leases them all at once: setting the lease columns takes
-//     them out of deliveries_queue (into deliveries_leased), and
+//   - claimPick, once per endpoint and in one read transaction, reads the
+//     ids and due times of the endpoint's oldest due deliveries: one range
+//     of deliveries_queue, read from the index alone, about 10 µs in
+//     process. One statement for every quota is not cheaper here: SQLite's
+//     LIMIT cannot depend on an outer row, so it has to step through each
+//     queue row by row (a recursive walk, a seek per delivery), which
+//     measured ten times the cost of the per-endpoint ranges for two
+//     quotas of 128, and no less for 64 quotas of 4 (BenchmarkClaimQuotas).
+//   - claimLease, in a write transaction, leases those that are still due
+//     and unleased (another process on the same file may have taken some
+//     since the read) and returns their rows: setting the lease columns
+//     takes them out of deliveries_queue (into deliveries_leased), and
 //     next_attempt_at becomes the lease's expiry, when RescueExpiredLeases
 //     puts a crashed node's claims back.
-//   - claimed reads the endpoint and event of every claimed row in one
-//     join, and claimPayloads the payload of each event once, however
-//     many of its deliveries were claimed: a fan-out of a large event to
-//     many endpoints holds its bytes once.
+//   - claimEndpoints and claimEvents then read, once each, the endpoints
+//     and events the leased rows name (see claimDetails): a fan-out of a
+//     large event to many endpoints holds its bytes once, and a claim of
+//     a hundred deliveries to ten endpoints opens ten URLs and secrets.
 //
 // All claims of one call share one fresh token; deliveries are told apart
 // by id.
@@ -40,119 +46,248 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	if len(quotas) == 0 {
 		return []store.ClaimedDelivery{}, nil
 	}
+	picks, err := s.pickDue(ctx, quotas, p.Now)
+	if err != nil || len(picks) == 0 {
+		return []store.ClaimedDelivery{}, err
+	}
+	ids := make([]byte, 0, 2+16*len(picks))
+	ids = append(ids, '[')
+	for i, pk := range picks {
+		if i > 0 {
+			ids = append(ids, ',')
+		}
+		ids = strconv.AppendInt(ids, pk.id, 10)
+	}
+	ids = append(ids, ']')
+
 	token := s.leaseSeq.Add(1)
-	var out []store.ClaimedDelivery
-	err := s.inTxWithoutFsync(ctx, "claim deliveries", func(tx *sql.Tx) error {
-		out = nil
-		picks, err := s.pickDue(ctx, tx, quotas, p.Now)
+	var leased []leasedRow
+	err = s.inTxWithoutFsync(ctx, "claim deliveries", func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, s.stmts.claimLease).QueryContext(ctx,
+			micros(p.LeaseUntil), token, p.Owner, string(ids), micros(p.Now))
+		leased, err = sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (leasedRow, error) {
+			var l leasedRow
+			err := r.Scan(&l.id, &l.accountID, &l.endpointID, &l.eventType, &l.attempts, &l.createdAt, &l.eventPK)
+			return l, err
+		})
 		if err != nil {
-			return err
-		}
-		if len(picks) == 0 {
-			return nil
-		}
-		ids := make([]byte, 0, 2+16*len(picks))
-		ids = append(ids, '[')
-		for i, pk := range picks {
-			if i > 0 {
-				ids = append(ids, ',')
-			}
-			ids = strconv.AppendInt(ids, pk.id, 10)
-		}
-		ids = append(ids, ']')
-		if _, err := tx.StmtContext(ctx, s.stmts.claimLease).ExecContext(ctx,
-			micros(p.LeaseUntil), token, p.Owner, string(ids)); err != nil {
 			return wrap("claim deliveries: lease", err)
 		}
-
-		// The join's rows come in whatever order it likes; each finds its
-		// place among the picks, which are in quota order, oldest first.
-		at := make(map[int64]int, len(picks))
-		for i, pk := range picks {
-			at[pk.id] = i
-		}
-		claims := make([]store.ClaimedDelivery, len(picks))
-		eventPKs := make([]int64, len(picks))
-		found := make([]bool, len(picks))
-		var stale []staleClaim
-		var unopened []int64
-		rows, err := tx.StmtContext(ctx, s.stmts.claimed).QueryContext(ctx, string(ids))
-		if err != nil {
-			return wrap("claim deliveries: fetch", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c store.ClaimedDelivery
-			var eventType, epStatus, reason string
-			var created, previousUntil, eventPK int64
-			var deleted bool
-			if err := rows.Scan(&c.DeliveryID, &c.AccountID, &c.EndpointID, &eventType, &c.Attempt, &created,
-				&c.URL, &c.Secret, &epStatus, &deleted, &reason, &c.PreviousSecret, &previousUntil,
-				&c.EventID, &eventPK); err != nil {
-				return wrap("claim deliveries: fetch", err)
-			}
-			i := at[c.DeliveryID]
-			if !nanohook.PreviousSecretValid(fromMicros(previousUntil), p.Now) {
-				c.PreviousSecret = "" // expired (or never rotated)
-			}
-			// DeleteEndpoint and disabling finalise pending deliveries in
-			// the same transaction, so an undeliverable claim should not
-			// happen (except for a ping to a disabled endpoint whose lease
-			// expired); if it does, the delivery is finished the same way
-			// instead of sent.
-			ep := nanohook.EndpointState{Status: nanohook.EndpointStatus(epStatus), Deleted: deleted, DisabledReason: reason}
-			if status, lastError, ok := nanohook.EndUndeliverable(ep); ok {
-				stale = append(stale, staleClaim{id: c.DeliveryID, status: status, lastError: lastError})
-				continue
-			}
-			// A URL or secret that cannot be opened (a key missing from
-			// this node's keyring, a corrupt row) holds back only its own
-			// delivery: see postponeUnopened.
-			if err := s.secrets.OpenClaim(&c); err != nil {
-				unopened = append(unopened, c.DeliveryID)
-				continue
-			}
-			c.Token = token
-			c.DueAt = picks[i].dueAt
-			c.EventType = nanohook.EventType(eventType)
-			c.Attempt++
-			c.CreatedAt = fromMicros(created)
-			claims[i], eventPKs[i], found[i] = c, eventPK, true
-		}
-		if err := rows.Err(); err != nil {
-			return wrap("claim deliveries: fetch", err)
-		}
-		rows.Close()
-
-		n := 0
-		for i := range claims {
-			if found[i] {
-				claims[n], eventPKs[n] = claims[i], eventPKs[i]
-				n++
-			}
-		}
-		claims, eventPKs = claims[:n], eventPKs[:n]
-		if err := s.fillPayloads(ctx, tx, claims, eventPKs); err != nil {
-			return err
-		}
-		out = store.GroupByQuota(p.Quotas, claims)
-
-		for _, st := range stale {
-			if _, err := tx.ExecContext(ctx, `UPDATE deliveries
-				SET status = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-				WHERE id = ?`, string(st.status), st.lastError, micros(p.Now), st.id); err != nil {
-				return wrap("claim deliveries: finish stale", err)
-			}
-		}
-		return postponeUnopened(ctx, tx, unopened, p.Now)
+		return nil
 	})
+	if err != nil || len(leased) == 0 {
+		return []store.ClaimedDelivery{}, err
+	}
+
+	// RETURNING gives the rows in no promised order; each finds its place
+	// among the picks, which are in quota order, oldest first.
+	at := make(map[int64]int, len(picks))
+	for i, pk := range picks {
+		at[pk.id] = i
+	}
+	slices.SortFunc(leased, func(a, b leasedRow) int { return cmp.Compare(at[a.id], at[b.id]) })
+	claims, ended, err := s.claimDetails(ctx, leased, p.Now)
 	if err != nil {
-		return nil, err
+		// The deliveries are leased but cannot be sent: hand them back
+		// where they were, or, failing that, their leases expire and
+		// RescueExpiredLeases queues them again.
+		back := make([]store.Lease, len(leased))
+		for i, l := range leased {
+			back[i] = store.Lease{DeliveryID: l.id, Token: token, DueAt: picks[at[l.id]].dueAt}
+		}
+		return nil, errors.Join(err, s.ReleaseDeliveries(context.WithoutCancel(ctx), back))
 	}
-	if out == nil {
-		out = []store.ClaimedDelivery{}
+	for i := range claims {
+		c := &claims[i]
+		c.Token = token
+		c.DueAt = picks[at[c.DeliveryID]].dueAt
 	}
-	return out, nil
+	if len(ended) > 0 {
+		if err := s.endUnsendable(ctx, ended, token, p.Now); err != nil {
+			// Left leased, they are claimed again when the lease expires
+			// and found unsendable again then.
+			return nil, err
+		}
+	}
+	return store.GroupByQuota(p.Quotas, claims), nil
+}
+
+// leasedRow is what claimLease returns of a delivery it leased.
+type leasedRow struct {
+	id, accountID, endpointID int64
+	eventType                 string
+	attempts                  int
+	createdAt, eventPK        int64
+}
+
+// unsendable is a leased delivery that is not sent: its endpoint turned out
+// to be deleted or disabled (it ends as nanohook.EndUndeliverable says), or
+// its URL or secret cannot be opened (postponed: see endUnsendable).
+type unsendable struct {
+	id        int64
+	unopened  bool
+	status    nanohook.DeliveryStatus
+	lastError string
+}
+
+// claimDetails reads, on the reader pool, the endpoint and the event of
+// each leased row, once per endpoint and per event, and makes the claims,
+// in the order of leased. Deliveries that are not to be sent come back in
+// ended instead.
+//
+// The rows are leased and committed, so nothing else moves them; an
+// endpoint changed since the lease is read as it is now, as if the claim
+// had come a moment later. DeleteEndpoint and disabling fail pending
+// deliveries (leased ones included) in their own transaction, so a claim
+// that finds its endpoint gone finds its lease gone too, and endUnsendable
+// leaves it alone.
+func (s *Store) claimDetails(ctx context.Context, leased []leasedRow, now time.Time) (claims []store.ClaimedDelivery, ended []unsendable, err error) {
+	endpointIDs := make([]int64, 0, 16)
+	eventPKs := make([]int64, 0, len(leased))
+	seenEndpoint := make(map[int64]bool, 16)
+	seenEvent := make(map[int64]bool, len(leased))
+	for _, l := range leased {
+		if !seenEndpoint[l.endpointID] {
+			seenEndpoint[l.endpointID] = true
+			endpointIDs = append(endpointIDs, l.endpointID)
+		}
+		if !seenEvent[l.eventPK] {
+			seenEvent[l.eventPK] = true
+			eventPKs = append(eventPKs, l.eventPK)
+		}
+	}
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, wrap("claim deliveries: details", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+
+	type endpointRow struct {
+		claim  store.ClaimedDelivery // URL and secrets, opened
+		state  nanohook.EndpointState
+		opened bool
+	}
+	endpoints := make(map[int64]*endpointRow, len(endpointIDs))
+	rows, err := tx.StmtContext(ctx, s.stmts.claimEndpoints).QueryContext(ctx, idArray(endpointIDs))
+	if err != nil {
+		return nil, nil, wrap("claim deliveries: endpoints", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e endpointRow
+		var status string
+		var previousUntil int64
+		if err := rows.Scan(&e.claim.EndpointID, &e.claim.URL, &e.claim.Secret, &status, &e.state.Deleted,
+			&e.state.DisabledReason, &e.claim.PreviousSecret, &previousUntil); err != nil {
+			return nil, nil, wrap("claim deliveries: endpoints", err)
+		}
+		e.state.Status = nanohook.EndpointStatus(status)
+		if !nanohook.PreviousSecretValid(fromMicros(previousUntil), now) {
+			e.claim.PreviousSecret = "" // expired (or never rotated)
+		}
+		// A URL or secret that cannot be opened (a key missing from this
+		// node's keyring, a corrupt row) holds back only its endpoint's
+		// deliveries: see endUnsendable.
+		e.opened = s.secrets.OpenClaim(&e.claim) == nil
+		endpoints[e.claim.EndpointID] = &e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap("claim deliveries: endpoints", err)
+	}
+	rows.Close()
+
+	type eventRow struct {
+		id      string
+		payload []byte
+	}
+	events := make(map[int64]eventRow, len(eventPKs))
+	rows, err = tx.StmtContext(ctx, s.stmts.claimEvents).QueryContext(ctx, idArray(eventPKs))
+	if err != nil {
+		return nil, nil, wrap("claim deliveries: events", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var pk int64
+		var e eventRow
+		if err := rows.Scan(&pk, &e.id, &e.payload); err != nil {
+			return nil, nil, wrap("claim deliveries: events", err)
+		}
+		if e.payload == nil {
+			e.payload = []byte{}
+		}
+		events[pk] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap("claim deliveries: events", err)
+	}
+
+	claims = make([]store.ClaimedDelivery, 0, len(leased))
+	for _, l := range leased {
+		ep, ev := endpoints[l.endpointID], events[l.eventPK]
+		if ep == nil || ev.payload == nil {
+			// The foreign keys make this impossible while the lease holds.
+			return nil, nil, fmt.Errorf("sqlite: claim deliveries: delivery %d: its endpoint or event is missing", l.id)
+		}
+		// DeleteEndpoint and disabling finalise pending deliveries in the
+		// same transaction, so an undeliverable claim should not happen
+		// (except for a ping to a disabled endpoint whose lease expired);
+		// if it does, the delivery is finished the same way instead of
+		// sent.
+		if status, lastError, ok := nanohook.EndUndeliverable(ep.state); ok {
+			ended = append(ended, unsendable{id: l.id, status: status, lastError: lastError})
+			continue
+		}
+		if !ep.opened {
+			ended = append(ended, unsendable{id: l.id, unopened: true})
+			continue
+		}
+		c := ep.claim
+		c.DeliveryID = l.id
+		c.AccountID = l.accountID
+		c.EventID = ev.id
+		c.EventType = nanohook.EventType(l.eventType)
+		c.Payload = ev.payload
+		c.Attempt = l.attempts + 1
+		c.CreatedAt = fromMicros(l.createdAt)
+		claims = append(claims, c)
+	}
+	return claims, ended, nil
+}
+
+// endUnsendable ends the claims of this lease that are not to be sent.
+// Those of a deleted or disabled endpoint finish as EndUndeliverable says.
+// Those whose endpoint's URL or secret this node cannot open are handed
+// back, due again store.SecretRetryDelay later, with the customer-safe
+// reason in last_error and no attempt counted. Failing the whole claim
+// instead would stop every delivery: the unopenable one stays first in due
+// order and would fail every later claim too. Pushing it back keeps the
+// claimer from tripping over it at every poll, and a node with the key, or
+// this one restarted with it, takes it at its new time. The store has no
+// logger, so the detail (endpoint, key id, setting) is not reported here:
+// CheckSecrets reports it, at serve's start and through `nanohook secrets
+// check`.
+//
+// Only deliveries still under this lease change.
+func (s *Store) endUnsendable(ctx context.Context, ended []unsendable, token int64, now time.Time) error {
+	return s.inTxWithoutFsync(ctx, "claim deliveries: end unsendable", func(tx *sql.Tx) error {
+		for _, u := range ended {
+			var err error
+			if u.unopened {
+				_, err = tx.ExecContext(ctx, `UPDATE deliveries
+					SET next_attempt_at = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
+					WHERE id = ? AND lease_token = ?`,
+					micros(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, micros(now), u.id, token)
+			} else {
+				_, err = tx.ExecContext(ctx, `UPDATE deliveries
+					SET status = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
+					WHERE id = ? AND lease_token = ?`, string(u.status), u.lastError, micros(now), u.id, token)
+			}
+			if err != nil {
+				return wrap("claim deliveries: end unsendable", err)
+			}
+		}
+		return nil
+	})
 }
 
 // pick is a due delivery a claim chose, with the time it was due.
@@ -162,9 +297,15 @@ type pick struct {
 }
 
 // pickDue reads, for each quota, the ids and due times of up to its limit
-// of the endpoint's due deliveries, oldest first; the result is in quota
-// order. quotas name each endpoint once (store.MergeQuotas).
-func (s *Store) pickDue(ctx context.Context, tx *sql.Tx, quotas []store.EndpointQuota, now time.Time) ([]pick, error) {
+// of the endpoint's due deliveries, oldest first, in one read transaction
+// on the reader pool; the result is in quota order. quotas name each
+// endpoint once (store.MergeQuotas).
+func (s *Store) pickDue(ctx context.Context, quotas []store.EndpointQuota, now time.Time) ([]pick, error) {
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, wrap("claim deliveries", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
 	stmt := tx.StmtContext(ctx, s.stmts.claimPick)
 	lctx := loopContext(ctx)
 	var picks []pick
@@ -191,47 +332,6 @@ func (s *Store) pickDue(ctx context.Context, tx *sql.Tx, quotas []store.Endpoint
 		}
 	}
 	return picks, nil
-}
-
-// fillPayloads sets the Payload of every claim, eventPKs[i] being the
-// event of claims[i]. Each event's payload is read once and shared by all
-// its claims: reading it per delivery would hold a fan-out's bytes once
-// per endpoint.
-func (s *Store) fillPayloads(ctx context.Context, tx *sql.Tx, claims []store.ClaimedDelivery, eventPKs []int64) error {
-	if len(claims) == 0 {
-		return nil
-	}
-	payloads := make(map[int64][]byte, len(claims))
-	pks := make([]int64, 0, len(claims))
-	for _, pk := range eventPKs {
-		if _, ok := payloads[pk]; !ok {
-			payloads[pk] = nil
-			pks = append(pks, pk)
-		}
-	}
-	rows, err := tx.StmtContext(ctx, s.stmts.claimPayloads).QueryContext(ctx, idArray(pks))
-	if err != nil {
-		return wrap("claim deliveries: payloads", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var pk int64
-		var payload []byte
-		if err := rows.Scan(&pk, &payload); err != nil {
-			return wrap("claim deliveries: payloads", err)
-		}
-		if payload == nil {
-			payload = []byte{}
-		}
-		payloads[pk] = payload
-	}
-	if err := rows.Err(); err != nil {
-		return wrap("claim deliveries: payloads", err)
-	}
-	for i := range claims {
-		claims[i].Payload = payloads[eventPKs[i]]
-	}
-	return nil
 }
 
 // claimPickSQL is one endpoint's part of a claim (see writerStmts).
@@ -302,36 +402,6 @@ func (s *Store) QueueHeads(ctx context.Context) ([]store.QueueHead, error) {
 		return nil, wrap("queue heads", err)
 	}
 	return out, nil
-}
-
-// postponeUnopened hands back the deliveries of a claim whose endpoint's
-// URL or secret this node cannot open, due again store.SecretRetryDelay later, with
-// the customer-safe reason in last_error and no attempt counted. Failing the
-// whole claim instead would stop every delivery: the unopenable one stays
-// first in due order and would fail every later claim too. Pushing it back
-// keeps the claimer from tripping over it at every poll, and a node with the
-// key, or this one restarted with it, takes it at its new time.
-//
-// The store has no logger, so the detail (endpoint, key id, setting) is not
-// reported here: CheckSecrets reports it, at serve's start and through
-// `nanohook secrets check`.
-func postponeUnopened(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) error {
-	for _, id := range ids {
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries
-			SET next_attempt_at = ?, last_error = ?, leased_until = NULL, lease_token = NULL, lease_owner = NULL, updated_at = ?
-			WHERE id = ?`, micros(now.Add(store.SecretRetryDelay)), store.SecretUnopenedError, micros(now), id); err != nil {
-			return wrap("claim deliveries: postpone undecryptable", err)
-		}
-	}
-	return nil
-}
-
-// staleClaim is a claimed delivery whose endpoint turned out to be deleted
-// or disabled, and how it ends (nanohook.EndUndeliverable).
-type staleClaim struct {
-	id        int64
-	status    nanohook.DeliveryStatus
-	lastError string
 }
 
 // CompleteDeliveries records a batch of attempts and moves their deliveries

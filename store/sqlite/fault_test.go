@@ -183,11 +183,15 @@ func checkUnavailable(t *testing.T, what string, err error, took, bound time.Dur
 func TestBusyLockFailsWithinTheBusyTimeout(t *testing.T) {
 	t.Parallel()
 	f := newFaultFixture(t)
-	release := holdWriteLock(t, f.path)
-	locked := time.Now()
-
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
+	// One delivery due before the lock, so that the claim under it has a
+	// lease to write (a claim that finds nothing due writes nothing).
+	if _, _, err := f.publish(ctx, "before_lock"); err != nil {
+		t.Fatal(err)
+	}
+	release := holdWriteLock(t, f.path)
+	locked := time.Now()
 
 	// One publish alone: it waits the busy timeout, then fails.
 	_, took, err := f.publish(ctx, "busy_alone")
@@ -251,10 +255,10 @@ func TestBusyLockFailsWithinTheBusyTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("claim after the lock was released: %v", err)
 	}
-	if len(got) != 5 {
-		t.Errorf("claimed %d deliveries after the lock, want 5", len(got))
+	if len(got) != 6 {
+		t.Errorf("claimed %d deliveries after the lock, want 6 (one published before it, five after)", len(got))
 	}
-	t.Logf("lock held %v; afterwards 5 publishes succeeded and %d deliveries were claimed", heldFor.Round(time.Millisecond), len(got))
+	t.Logf("lock held %v; afterwards 5 publishes succeeded and %d deliveries (with the one before) were claimed", heldFor.Round(time.Millisecond), len(got))
 }
 
 // chattr runs chattr with args on path.

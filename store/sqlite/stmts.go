@@ -16,10 +16,7 @@ type writerStmts struct {
 	insertEvent           *sql.Stmt
 	existingEvent         *sql.Stmt
 	fanTargets            *sql.Stmt
-	claimPick             *sql.Stmt
 	claimLease            *sql.Stmt
-	claimed               *sql.Stmt
-	claimPayloads         *sql.Stmt
 	releaseDelivery       *sql.Stmt
 	failPendingOfEndpoint *sql.Stmt
 	rescueLeases          *sql.Stmt
@@ -29,6 +26,9 @@ type writerStmts struct {
 	// authenticated request. A query given as text is prepared afresh at
 	// each call, which for these costs more than running it.
 	queueHeads      *sql.Stmt
+	claimPick       *sql.Stmt
+	claimEndpoints  *sql.Stmt
+	claimEvents     *sql.Stmt
 	anyExpiredLease *sql.Stmt
 	getAccount      *sql.Stmt
 	countEndpoints  *sql.Stmt
@@ -121,6 +121,17 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 		sql string
 	}{
 		{&w.queueHeads, queueHeadsSQL},
+		// A claim's reads (see ClaimDeliveries). claimPick's predicate is
+		// written literally so the planner can match it to the index's
+		// WHERE clause; leased deliveries are not in the queue. ?1
+		// endpoint, ?2 now, ?3 limit.
+		{&w.claimPick, claimPickSQL},
+		// The endpoints (a JSON array of ids) and events (of pks) of the
+		// deliveries a claim leased, each once.
+		{&w.claimEndpoints, `SELECT id, url, secret, status, deleted_at IS NOT NULL, disabled_reason,
+				previous_secret, previous_secret_until
+			FROM endpoints WHERE id IN (SELECT value FROM json_each(?))`},
+		{&w.claimEvents, `SELECT pk, id, payload FROM events WHERE pk IN (SELECT value FROM json_each(?))`},
 		{&w.anyExpiredLease, `SELECT 1 FROM deliveries INDEXED BY deliveries_leased
 			WHERE status = 'pending' AND lease_token IS NOT NULL AND leased_until <= ? LIMIT 1`},
 		{&w.getAccount, `SELECT name, created_at FROM accounts WHERE id = ?`},
@@ -172,29 +183,17 @@ func (w *writerStmts) prepare(ctx context.Context, db, reader *sql.DB) error {
 
 		// The claim, per endpoint: one range of the partial index
 		// deliveries_queue, in due order, read from the index alone.
-		// Its predicate is written literally so the planner can match it
-		// to the index's WHERE clause. Leased deliveries are not in the
-		// queue. ?1 endpoint, ?2 now, ?3 limit.
-		{&w.claimPick, claimPickSQL},
 		// Leasing takes the deliveries out of deliveries_queue (lease_token
 		// is set) into deliveries_leased, and moves next_attempt_at to the
 		// lease's expiry: a delivery whose lease expires unfinished is due
-		// at once when RescueExpiredLeases puts it back. ?1 leased until,
-		// ?2 token, ?3 owner, ?4 the ids (a JSON array).
+		// at once when RescueExpiredLeases puts it back. The ids were read
+		// on the reader pool, outside this transaction: only those still
+		// pending, unleased and due are taken. ?1 leased until, ?2 token,
+		// ?3 owner, ?4 the ids (a JSON array), ?5 now.
 		{&w.claimLease, `UPDATE deliveries SET next_attempt_at = ?1, leased_until = ?1, lease_token = ?2, lease_owner = ?3
-			WHERE id IN (SELECT value FROM json_each(?4))`},
-		// What a worker needs for the claimed ids (a JSON array), one join;
-		// the payloads come from claimPayloads.
-		{&w.claimed, `SELECT d.id, d.account_id, d.endpoint_id, d.event_type, d.attempts, d.created_at,
-				ep.url, ep.secret, ep.status, ep.deleted_at IS NOT NULL, ep.disabled_reason,
-				ep.previous_secret, ep.previous_secret_until,
-				ev.id, ev.pk
-			FROM deliveries d
-			JOIN endpoints ep ON ep.id = d.endpoint_id
-			JOIN events ev ON ev.pk = d.event_pk
-			WHERE d.id IN (SELECT value FROM json_each(?))`},
-		// The payload of each claimed event (a JSON array of pks), once.
-		{&w.claimPayloads, `SELECT pk, payload FROM events WHERE pk IN (SELECT value FROM json_each(?))`},
+			WHERE id IN (SELECT value FROM json_each(?4))
+				AND status = 'pending' AND lease_token IS NULL AND next_attempt_at <= ?5
+			RETURNING id, account_id, endpoint_id, event_type, attempts, created_at, event_pk`},
 
 		// A release puts the delivery back where it was in its endpoint's
 		// queue (?3, the time it was due before the claim; NULL keeps the
