@@ -82,6 +82,7 @@ type Engine struct {
 
 	wake      chan struct{} // publish happened; buffered 1
 	slotFreed chan struct{} // an attempt ended; buffered 1
+	freed     atomic.Int64  // attempts ended since the last round began
 	results   chan outcomeWithLease
 	inflight  atomic.Int64 // claimed and not yet handed to the completer
 	lanes     *lanes       // per-endpoint limits and breakers, per-account shares
@@ -284,8 +285,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 // cap), and claims them in one call. A round runs when a publish wakes the
 // engine, when the next queue head falls due, when an open breaker lets a
 // probe through, and when attempts end and free room; rounds woken only by
-// ending attempts are at most one per claimLinger, so that under load one
-// claim takes the room many attempts freed instead of one claim each.
+// ending attempts are at most one per claimLinger unless claimBulk attempts
+// ended since the last one, so that under load one claim takes the room
+// many attempts freed instead of one claim each.
 func (e *Engine) claimer() {
 	defer close(e.claimerDone)
 	ctx := e.claimCtx
@@ -305,10 +307,11 @@ func (e *Engine) claimer() {
 			}
 		}
 		wait := e.cfg.PollInterval
-		if since := time.Since(lastRound); !next.woken && !next.again && since < claimLinger {
+		if since := time.Since(lastRound); !next.woken && !next.again && since < claimLinger && e.freed.Load() < claimBulk(e.cfg.ClaimSize) {
 			wait = claimLinger - since
 		} else if free := int64(e.cfg.MaxInFlight) - e.inflight.Load(); free > 0 {
 			lastRound, next.again = time.Now(), false
+			e.freed.Store(0)
 			more, dueAt, err := e.round(ctx, int(min(free, int64(e.cfg.ClaimSize))), next.refresh)
 			e.stored.Notify()
 			next.refresh = next.refresh && err != nil
@@ -490,8 +493,17 @@ func (e *Engine) runner(c store.ClaimedDelivery) {
 const runnerIdle = 2 * time.Second
 
 // claimLinger is how long the claimer lets a few free worker slots wait for
-// more before it claims for them anyway.
+// more before it claims for them anyway. Once claimBulk attempts have ended
+// since the last round, it claims at once: their room is worth a claim of
+// its own, and under a fast receiver's load waiting out the linger leaves
+// those slots idle for most of a claim's cycle.
 const claimLinger = 5 * time.Millisecond
+
+// claimBulk is how many ended attempts call for a round without waiting
+// for claimLinger: half a full claim. A quarter claimed more often, which
+// on PostgreSQL cost 6 % of fast's throughput (each claim is a round trip
+// and a transaction there); half left PostgreSQL unchanged.
+func claimBulk(claimSize int) int64 { return int64(max(1, claimSize/2)) }
 
 // completeLinger bounds how long the completer waits, from a batch's first
 // result, for more results before it commits a small batch while other
@@ -545,6 +557,7 @@ func (e *Engine) attempt(c store.ClaimedDelivery, sign *signers) {
 	// the queue fills and the slots stay taken: no new claims pile up.
 	e.results <- outcomeWithLease{claim: &c, out: out}
 	e.inflight.Add(-1)
+	e.freed.Add(1)
 	select {
 	case e.slotFreed <- struct{}{}:
 	default:
