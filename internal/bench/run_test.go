@@ -118,6 +118,9 @@ func TestBenchFastAndRetry(t *testing.T) {
 func TestBenchSingles(t *testing.T) {
 	res, _ := runBenchJSON(t, func(c *Config) {
 		c.Scenarios, c.Endpoints, c.SinglePublishers, c.Workers = []string{"singles"}, 3, 8, 32
+		// 2,000 requests one by one: about 10 s under -race alone, twice
+		// that beside the other packages' tests in CI.
+		c.Deadline = 60 * time.Second
 	})
 	if !res.OK {
 		t.Errorf("ok is false: %v", res.problems())
