@@ -27,6 +27,10 @@ type Delivery struct {
 	LastError     string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
+	// Payload is the body every attempt sends: the event's canonical bytes,
+	// exactly as signed. Only a delivery's detail (GetDelivery) reads it;
+	// listings leave it nil.
+	Payload []byte
 }
 
 // Attempt is one HTTP request made for a delivery and what came back.

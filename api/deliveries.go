@@ -47,7 +47,8 @@ const (
 	deliveryPageBudget = 128 << 10
 	// attemptsBudget bounds the attempts of a delivery's detail: the
 	// newest that fit are shown, the newest always. One attempt is at most
-	// about 44 KiB, so a detail stays under 64 KiB.
+	// about 44 KiB, so the attempts stay under 64 KiB; the detail adds the
+	// payload, which publish bounds (--max-payload-bytes, escaped in JSON).
 	attemptsBudget = 48 << 10
 )
 
@@ -98,6 +99,10 @@ func toDeliveryJSON(d nanohook.Delivery) deliveryJSON {
 // attemptJSON.
 type deliveryDetailJSON struct {
 	deliveryJSON
+	// Payload is the body every attempt sent, byte for byte (the event's
+	// canonical JSON), as a JSON string: with an attempt's timestamp a
+	// receiver can recompute the signature it got.
+	Payload  string            `json:"payload"`
 	Attempts []json.RawMessage `json:"attempts"`
 }
 
@@ -156,10 +161,10 @@ func badParam(name, format string, args ...any) error {
 	return nanohook.Errorf(nanohook.CodeInvalidRequest, name, name+": "+format, args...)
 }
 
-// parseDeliveryFilters reads status, event, since and until of a delivery
-// listing into p.
+// parseDeliveryFilters reads status, event, task_id, since and until of a
+// delivery listing into p.
 func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
-	for _, name := range []string{"status", "event", "since", "until"} {
+	for _, name := range []string{"status", "event", "task_id", "since", "until"} {
 		if err := onlyOnce(q, name); err != nil {
 			return err
 		}
@@ -179,6 +184,14 @@ func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
 		default:
 			return badParam("event", "unknown event %q (want job.completed, job.failed or ping)", q.Get("event"))
 		}
+	}
+	if q.Has("task_id") {
+		// A task id as publish takes it; a bad one is a bad query (400),
+		// not a bad body.
+		if err := nanohook.ValidateLine("task_id", q.Get("task_id"), nanohook.MaxTaskIDLen); err != nil {
+			return badParam("task_id", "%s", strings.TrimPrefix(err.Error(), "task_id: "))
+		}
+		p.TaskID = q.Get("task_id")
 	}
 	for _, f := range []struct {
 		name string
@@ -252,7 +265,7 @@ func (s *server) getDelivery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := deliveryDetailJSON{deliveryJSON: toDeliveryJSON(d)}
+	out := deliveryDetailJSON{deliveryJSON: toDeliveryJSON(d), Payload: string(d.Payload)}
 	if out.Attempts, err = newestAttempts(attempts, attemptsBudget); err != nil {
 		return fmt.Errorf("api: encode attempts: %w", err)
 	}

@@ -219,6 +219,10 @@ func TestDeliveryBadParameters(t *testing.T) {
 		{"?limit=0", "limit"},
 		{"?limit=101", "limit"},
 		{"?cursor=zzz", "cursor"},
+		{"?task_id=", "task_id"},
+		{"?task_id=" + strings.Repeat("t", nanohook.MaxTaskIDLen+1), "task_id"},
+		{"?task_id=a%00b", "task_id"},
+		{"?task_id=a&task_id=b", "task_id"},
 	} {
 		r := h.pub(t, "GET", fmt.Sprintf("/api/v1/webhooks/%d/deliveries%s", h.webhook, tc.query), h.key, "")
 		r.wantError(t, http.StatusBadRequest, "invalid_request", tc.field)
@@ -298,6 +302,9 @@ func TestDeliveryDetail(t *testing.T) {
 	d := r.wantData(t, http.StatusOK)
 	if d["event_id"] != ev || d["status"] != "failed" || d["attempt_count"] != float64(2) || d["last_error"] != "dial tcp: connection refused" {
 		t.Fatalf("delivery: %s", r.raw)
+	}
+	if d["payload"] != "{}" { // what publishAt stored
+		t.Errorf("payload = %#v, want the event's bytes, {}", d["payload"])
 	}
 	attempts := d["attempts"].([]any)
 	if len(attempts) != 2 {

@@ -104,6 +104,9 @@ func (c *Client) ListDeliveries(ctx context.Context, webhookID int64, p ListDeli
 	if p.Event != "" {
 		q.Set("event", p.Event)
 	}
+	if p.TaskID != "" {
+		q.Set("task_id", p.TaskID)
+	}
 	if !p.Since.IsZero() {
 		q.Set("since", p.Since.UTC().Format(time.RFC3339))
 	}

@@ -117,6 +117,9 @@ type Delivery struct {
 // most 25, fewer when they are large (AttemptCount counts them all).
 type DeliveryDetail struct {
 	Delivery
+	// Payload is the body every attempt sent, byte for byte: with an
+	// attempt's X-Nano-Timestamp it gives the signature back.
+	Payload  string    `json:"payload"`
 	Attempts []Attempt `json:"attempts"`
 }
 
@@ -156,6 +159,7 @@ type TestDelivery struct {
 type ListDeliveriesParams struct {
 	Status string // DeliveryPending, DeliverySucceeded, DeliveryFailed or DeliveryCancelled
 	Event  string // EventJobCompleted, EventJobFailed or EventPing
+	TaskID string // the task_id the events were published with
 	Since  time.Time
 	Until  time.Time
 	PageParams

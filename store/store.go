@@ -470,6 +470,7 @@ type ListDeliveriesParams struct {
 	EndpointID int64
 	Status     nanohook.DeliveryStatus // "": any
 	Event      nanohook.EventType      // "": any
+	TaskID     string                  // the event's task_id; "": any
 	Since      time.Time               // created at or after; zero: open
 	Until      time.Time               // created before; zero: open
 	BeforeID   int64                   // cursor: only ids below this; 0: none

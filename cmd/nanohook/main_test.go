@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/client"
+	"github.com/nanohook/nanohook/webhook"
 )
 
 const testAdminToken = "test-admin-token-123"
@@ -221,7 +223,7 @@ func TestDeliveriesVerifyInNode(t *testing.T) {
 	srv := startTestServer(t, nil)
 	node := startNodeReceiver(t, secret)
 	api := newAPIClients(t, srv, "node")
-	api.createWebhook(t, client.CreateWebhookParams{
+	hook := api.createWebhook(t, client.CreateWebhookParams{
 		URL: node.url + "/hook", Events: []string{client.EventJobCompleted, client.EventJobFailed}, SecretKey: secret,
 	})
 
@@ -254,6 +256,73 @@ func TestDeliveriesVerifyInNode(t *testing.T) {
 		if !strings.HasPrefix(string(raw), wantPrefix) || !strings.HasSuffix(string(raw), `,"timestamp":"2024-12-23T10:00:00Z"}`) {
 			t.Errorf("%s: body shape is off: %s", c.name, raw)
 		}
+		checkPayloadInHistory(t, api, hook.ID, fmt.Sprintf("task_%d", i), secret, raw)
+	}
+
+	// The task filter finds every delivery of a task and only those.
+	if _, err := api.admin.PublishEvent(t.Context(), client.JobEvent{
+		AccountID: api.acct.ID, Event: client.EventJobFailed, TaskID: "task_0", TaskType: "image",
+		Data: json.RawMessage(`{}`), OccurredAt: documentedTime,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	node.next(t)
+	for task, want := range map[string]int{"task_0": 2, "task_1": 1, "task_none": 0} {
+		page, err := api.public.ListDeliveries(t.Context(), hook.ID, client.ListDeliveriesParams{TaskID: task})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Items) != want {
+			t.Errorf("deliveries of %s: %d, want %d", task, len(page.Items), want)
+		}
+	}
+}
+
+// checkPayloadInHistory finds the one delivery of task to the webhook and
+// checks that its detail holds the body the receiver got, byte for byte,
+// and that the body and its attempt's recorded timestamp give the
+// signature the attempt sent (the attempt is recorded after the receiver
+// answers, so this waits for it).
+func checkPayloadInHistory(t *testing.T, api apiClients, webhookID int64, task, secret string, received []byte) {
+	t.Helper()
+	page, err := api.public.ListDeliveries(t.Context(), webhookID, client.ListDeliveriesParams{TaskID: task})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Items) != 1 {
+		t.Fatalf("deliveries of %s: %d, want 1", task, len(page.Items))
+	}
+	var d *client.DeliveryDetail
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if d, err = api.public.GetDelivery(t.Context(), page.Items[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		if len(d.Attempts) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d.Payload != string(received) {
+		t.Fatalf("%s: detail payload\n %q\nreceived\n %q", task, d.Payload, received)
+	}
+	if len(d.Attempts) != 1 {
+		t.Fatalf("%s: %d attempts recorded, want 1", task, len(d.Attempts))
+	}
+	var ts, sig string
+	for _, h := range d.Attempts[0].RequestHeaders {
+		switch h.Name {
+		case webhook.HeaderTimestamp:
+			ts = h.Value
+		case webhook.HeaderSignature:
+			sig = h.Value
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		t.Fatalf("%s: recorded timestamp %q: %v", task, ts, err)
+	}
+	if want := webhook.Sign(secret, sec, []byte(d.Payload)); sig != want {
+		t.Errorf("%s: recorded signature %s, recomputed from the payload %s", task, sig, want)
 	}
 }
 

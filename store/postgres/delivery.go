@@ -499,7 +499,8 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, leases []store.Lease) err
 
 // GetDelivery returns a delivery of the account with its newest attempts
 // in order, in one statement so that the two agree (one snapshot) at the
-// cost of repeating the delivery's columns on every attempt row.
+// cost of repeating the delivery's columns on every attempt row; the
+// payload, up to the largest event allowed, comes on the first row only.
 func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.Delivery, []nanohook.Attempt, error) {
 	c, err := s.acquire(ctx, "get delivery")
 	if err != nil {
@@ -508,6 +509,7 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	defer c.Release()
 	rows, err := c.Query(ctx, `SELECT d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
 			d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at,
+			CASE WHEN row_number() OVER (ORDER BY a.number, a.id) = 1 THEN ev.payload END,
 			a.id, a.number, a.started_at, a.duration_us, a.response_status, a.response_body, a.location, a.error,
 			a.request_headers, a.remote_addr
 		FROM deliveries d
@@ -528,6 +530,7 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	for rows.Next() {
 		var eventType, status string
 		var (
+			payload            []byte
 			aID, aDuration     *int64
 			aNumber, aResponse *int32
 			aStarted           pgtype.Timestamptz
@@ -536,10 +539,16 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 			aHeaders, aRemote  *string
 		)
 		if err := rows.Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
-			&d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt,
+			&d.Attempts, &d.NextAttemptAt, &d.LastError, &d.CreatedAt, &d.UpdatedAt, &payload,
 			&aID, &aNumber, &aStarted, &aDuration, &aResponse, &aBody, &aLocation, &aError,
 			&aHeaders, &aRemote); err != nil {
 			return nanohook.Delivery{}, nil, wrap("get delivery", err)
+		}
+		if !found {
+			d.Payload = payload
+			if d.Payload == nil {
+				d.Payload = []byte{}
+			}
 		}
 		found = true
 		d.EventType = nanohook.EventType(eventType)

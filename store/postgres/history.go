@@ -66,6 +66,9 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	if p.Event != "" {
 		q.WriteString(` AND d.event_type = ` + arg(string(p.Event)))
 	}
+	if p.TaskID != "" {
+		q.WriteString(` AND ev.task_id = ` + arg(p.TaskID))
+	}
 	if !p.Since.IsZero() {
 		q.WriteString(` AND d.created_at >= ` + arg(truncMicros(p.Since)))
 	}

@@ -533,11 +533,11 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	var eventType, status string
 	var next, created, updated int64
 	err = tx.QueryRowContext(ctx, `SELECT d.id, d.account_id, d.endpoint_id, ev.id, d.event_type, d.status,
-			d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at
+			d.attempts, d.next_attempt_at, d.last_error, d.created_at, d.updated_at, ev.payload
 		FROM deliveries d JOIN events ev ON ev.pk = d.event_pk
 		WHERE d.id = ? AND d.account_id = ?`, id, accountID).
 		Scan(&d.ID, &d.AccountID, &d.EndpointID, &d.EventID, &eventType, &status,
-			&d.Attempts, &next, &d.LastError, &created, &updated)
+			&d.Attempts, &next, &d.LastError, &created, &updated, &d.Payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nanohook.Delivery{}, nil, notFound("delivery", id)
 	}
@@ -549,6 +549,9 @@ func (s *Store) GetDelivery(ctx context.Context, accountID, id int64) (nanohook.
 	d.NextAttemptAt = fromMicros(next)
 	d.CreatedAt = fromMicros(created)
 	d.UpdatedAt = fromMicros(updated)
+	if d.Payload == nil {
+		d.Payload = []byte{}
+	}
 
 	// The newest first, from the end of the (delivery_id, number) index,
 	// then put back in order.

@@ -40,8 +40,9 @@ func scanDelivery(r scanner) (nanohook.Delivery, error) {
 // one read transaction so that the endpoint check and the page agree. The
 // page walks deliveries_endpoint backwards from the cursor; only the filters
 // given are part of the statement, so an absent filter costs nothing.
-// Filters are checked row by row on that walk: a rare status or event type
-// reads past the rows it skips, bounded by the endpoint's retained history.
+// Filters are checked row by row on that walk: a rare status, event type or
+// task reads past the rows it skips, bounded by the endpoint's retained
+// history.
 func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams) ([]nanohook.Delivery, error) {
 	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -75,6 +76,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p store.ListDeliveriesParams
 	if p.Event != "" {
 		q.WriteString(` AND d.event_type = ?`)
 		args = append(args, string(p.Event))
+	}
+	if p.TaskID != "" {
+		q.WriteString(` AND ev.task_id = ?`)
+		args = append(args, p.TaskID)
 	}
 	if !p.Since.IsZero() {
 		q.WriteString(` AND d.created_at >= ?`)

@@ -568,6 +568,17 @@ func testGetDelivery(t *testing.T, open func(t *testing.T) store.Store) {
 		sameTime(t, "created at", d.CreatedAt, b.now)
 		sameTime(t, "updated at", d.UpdatedAt, b.now)
 		equal(t, "attempts recorded", len(attempts), 0)
+		equal(t, "payload", string(d.Payload), string(ev.Payload))
+
+		// With attempts the payload is there once, as it was sent.
+		c = b.claim(t, b.now, 1)[0]
+		b.complete(t, c, b.now, nanohook.DeliveryPending, 500, "", b.now.Add(time.Minute))
+		c = b.claim(t, b.now.Add(time.Minute), 1)[0]
+		b.complete(t, c, b.now.Add(time.Minute), nanohook.DeliverySucceeded, 200, "", time.Time{})
+		d, attempts = b.delivery(t, a.ID, c.DeliveryID)
+		equal(t, "attempts recorded after two", len(attempts), 2)
+		equal(t, "payload with attempts", string(d.Payload), string(ev.Payload))
+		equal(t, "payload sent", string(c.Payload), string(ev.Payload))
 
 		_, _, err := b.s.GetDelivery(b.ctx, other.ID, c.DeliveryID)
 		requireNotFound(t, err, "GetDelivery by another account")

@@ -15,7 +15,17 @@ import (
 // returns its id.
 func (b *bundle) publishAt(t *testing.T, accountID int64, typ nanohook.EventType, at time.Time) string {
 	t.Helper()
+	return b.publishTaskAt(t, accountID, typ, "", at)
+}
+
+// publishTaskAt is publishAt for an event of the given task ("": a task of
+// its own).
+func (b *bundle) publishTaskAt(t *testing.T, accountID int64, typ nanohook.EventType, task string, at time.Time) string {
+	t.Helper()
 	ev := b.event(accountID)
+	if task != "" {
+		ev.TaskID = task
+	}
 	ev.Type = typ
 	ev.IdempotencyKey = nanohook.DefaultIdempotencyKey(typ, ev.TaskID)
 	ev.Now = at
@@ -75,21 +85,25 @@ func testListDeliveries(t *testing.T, open func(t *testing.T) store.Store) {
 	//	2 job.failed    pending (a retry is scheduled)
 	//	3 job.failed    failed
 	//
-	// and a second endpoint of the account that receives the same events.
+	// (events 1 and 3 of one task, the others of a task each) and a second
+	// endpoint of the account that receives the same events.
 	type history struct {
 		*bundle
 		account  nanohook.Account
 		endpoint nanohook.Endpoint
 		other    nanohook.Endpoint
 		events   []string // by index above
+		tasks    []string // of each event
 	}
 	setupHistory := func(t *testing.T) *history {
 		b := setup(t, open)
 		a, _ := b.account(t, "acme")
 		h := &history{bundle: b, account: a, endpoint: b.endpoint(t, a.ID), other: b.endpoint(t, a.ID)}
 		types := []nanohook.EventType{nanohook.EventJobCompleted, nanohook.EventJobCompleted, nanohook.EventJobFailed, nanohook.EventJobFailed}
+		base := fmt.Sprintf("task_%d_", a.ID)
+		h.tasks = []string{base + "a", base + "b", base + "c", base + "b"}
 		for i, typ := range types {
-			h.events = append(h.events, b.publishAt(t, a.ID, typ, b.now.Add(time.Duration(i)*time.Minute)))
+			h.events = append(h.events, b.publishTaskAt(t, a.ID, typ, h.tasks[i], b.now.Add(time.Duration(i)*time.Minute)))
 		}
 		outcome := []nanohook.DeliveryStatus{nanohook.DeliverySucceeded, nanohook.DeliveryFailed, nanohook.DeliveryPending, nanohook.DeliveryFailed}
 		done := b.now.Add(10 * time.Minute)
@@ -152,6 +166,12 @@ func testListDeliveries(t *testing.T, open func(t *testing.T) store.Store) {
 			{"StatusSucceeded", func(p *store.ListDeliveriesParams) { p.Status = nanohook.DeliverySucceeded }, []int{0}},
 			{"StatusCancelled", func(p *store.ListDeliveriesParams) { p.Status = nanohook.DeliveryCancelled }, nil},
 			{"Event", func(p *store.ListDeliveriesParams) { p.Event = nanohook.EventJobFailed }, []int{2, 3}},
+			{"TaskID", func(p *store.ListDeliveriesParams) { p.TaskID = h.tasks[1] }, []int{1, 3}},
+			{"TaskIDOfOne", func(p *store.ListDeliveriesParams) { p.TaskID = h.tasks[2] }, []int{2}},
+			{"TaskIDAndEvent", func(p *store.ListDeliveriesParams) {
+				p.TaskID, p.Event = h.tasks[1], nanohook.EventJobFailed
+			}, []int{3}},
+			{"TaskIDUnknown", func(p *store.ListDeliveriesParams) { p.TaskID = h.tasks[1] + "x" }, nil},
 			{"SinceInclusive", func(p *store.ListDeliveriesParams) { p.Since = h.now.Add(m) }, []int{1, 2, 3}},
 			{"UntilExclusive", func(p *store.ListDeliveriesParams) { p.Until = h.now.Add(2 * m) }, []int{0, 1}},
 			{"SinceAndUntil", func(p *store.ListDeliveriesParams) { p.Since, p.Until = h.now.Add(m), h.now.Add(3*m) }, []int{1, 2}},
