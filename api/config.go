@@ -50,6 +50,7 @@ type Store interface {
 	TestDeliveryStore
 	PublishStore
 	DeliveryStore
+	EventStore
 	HealthStore
 }
 

@@ -185,18 +185,25 @@ func parseDeliveryFilters(q url.Values, p *store.ListDeliveriesParams) error {
 			return badParam("event", "unknown event %q (want job.completed, job.failed or ping)", q.Get("event"))
 		}
 	}
+	return parseTaskAndTimes(q, &p.TaskID, &p.Since, &p.Until)
+}
+
+// parseTaskAndTimes reads the task_id, since and until filters that the
+// delivery and event listings share (each given at most once: the caller
+// checks).
+func parseTaskAndTimes(q url.Values, task *string, since, until *time.Time) error {
 	if q.Has("task_id") {
 		// A task id as publish takes it; a bad one is a bad query (400),
 		// not a bad body.
 		if err := nanohook.ValidateLine("task_id", q.Get("task_id"), nanohook.MaxTaskIDLen); err != nil {
 			return badParam("task_id", "%s", strings.TrimPrefix(err.Error(), "task_id: "))
 		}
-		p.TaskID = q.Get("task_id")
+		*task = q.Get("task_id")
 	}
 	for _, f := range []struct {
 		name string
 		dst  *time.Time
-	}{{"since", &p.Since}, {"until", &p.Until}} {
+	}{{"since", since}, {"until", until}} {
 		if !q.Has(f.name) {
 			continue
 		}

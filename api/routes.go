@@ -61,6 +61,10 @@ func (s *server) publicRoutes() []route {
 		{"POST /api/v1/deliveries/{id}/retry", s.requirePublic(s.retryDelivery)},
 		{"POST /api/v1/webhooks/{id}/rotate-secret", s.requirePublic(s.rotateSecret)},
 		{"POST /api/v1/webhooks/{id}/test", s.requirePublic(s.testWebhook)},
+
+		// Published events and where they went (api/eventlist.go).
+		{"GET /api/v1/events", s.requirePublic(s.listEvents)},
+		{"GET /api/v1/events/{id}", s.requirePublic(s.getEvent)},
 	}
 }
 

@@ -32,6 +32,7 @@ type tenants struct {
 	webhookA       int64
 	webhookB       int64
 	deliveryA      int64
+	eventA         string
 	secretA, urlA  string
 	secrets        []string // A's keys, secret, URL, event id, attempt body
 	requests, runs int      // counted for the log
@@ -75,6 +76,7 @@ func setupTenants(t *testing.T) *tenants {
 	tn.webhookA = int64(d["id"].(float64))
 	tn.webhookB = b.newWebhook(t, tn.keyB, "https://b-tenant.example.com/hook")
 	event := b.publishAt(t, tn.a, nanohook.EventJobCompleted, testNow.Add(-2*time.Hour))
+	tn.eventA = event
 	tn.deliveryA = b.attempt(t, testNow.Add(-2*time.Hour+time.Minute), nanohook.DeliveryFailed,
 		nanohook.Attempt{ResponseStatus: 500, ResponseBody: "a-tenant receiver says no"}, time.Time{}).DeliveryID
 	tn.secrets = []string{tn.keyA, tn.spareKey, tn.revoked, tn.secretA, tn.urlA, "a-tenant.example.com",
@@ -91,6 +93,10 @@ func (tn *tenants) fill(t *testing.T, pattern string) (method, path string) {
 	segs := strings.Split(path, "/")
 	for i, s := range segs {
 		if !strings.HasPrefix(s, "{") {
+			continue
+		}
+		if s == "{id}" && segs[i-1] == "events" {
+			segs[i] = tn.eventA // event ids are strings
 			continue
 		}
 		var id int64
@@ -176,6 +182,8 @@ func TestTenancyEveryRoute(t *testing.T) {
 		"POST /api/v1/deliveries/{id}/retry":       {},
 		"POST /api/v1/webhooks/{id}/rotate-secret": {body: `{"secret_key":"stolen-secret-123","overlap_seconds":0}`},
 		"POST /api/v1/webhooks/{id}/test":          {},
+		"GET /api/v1/events":                       {own: true},
+		"GET /api/v1/events/{id}":                  {},
 	}
 	publish := func(task string) string {
 		return fmt.Sprintf(`{"account_id":%d,"event":"job.completed","task_id":%q,"task_type":"image","data":{}}`, tn.a, task)
@@ -270,6 +278,12 @@ func TestTenancyEveryRoute(t *testing.T) {
 			switch {
 			case rc.open:
 				wantOpen(t, what, r)
+			case rc.own && method == "GET" && path == "/api/v1/events":
+				// B published nothing: none of A's events (noLeak checks
+				// their ids) and none at all.
+				if data := r.wantSuccess(t, http.StatusOK).([]any); len(data) != 0 {
+					t.Fatalf("%s: lists %d events, want none of B's", what, len(data))
+				}
 			case rc.own && method == "GET":
 				if ids := dataIDs(t, r); !slices.Equal(ids, append([]int64{tn.webhookB}, bCreated...)) {
 					t.Fatalf("%s: lists %v, want only B's %v", what, ids, append([]int64{tn.webhookB}, bCreated...))

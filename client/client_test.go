@@ -235,6 +235,35 @@ func TestDeliveryHistory(t *testing.T) {
 		t.Fatalf("ListDeliveries(since the future) = %+v, %v", none, err)
 	}
 
+	// The events API: the published event (pings are not events), its
+	// payload the bytes its delivery's detail shows, by task and by id.
+	events, err := b.pub.ListEvents(ctx, client.ListEventsParams{TaskID: "task_1"})
+	if err != nil || len(events.Items) != 1 || events.NextCursor != "" {
+		t.Fatalf("ListEvents = %+v, %v", events, err)
+	}
+	ev := events.Items[0]
+	pendingDetail, err := b.pub.GetDelivery(ctx, pending.ID)
+	if err != nil || ev.ID != res.EventID || ev.Event != client.EventJobCompleted || ev.TaskType != "image" ||
+		ev.Payload == "" || ev.Payload != pendingDetail.Payload || ev.CreatedAt.IsZero() ||
+		len(ev.Deliveries) != 1 || ev.Deliveries[0] != (client.EventDelivery{EndpointID: wh.ID, DeliveryID: pending.ID, Status: client.DeliveryPending}) {
+		t.Fatalf("event %+v (delivery detail %+v, %v)", ev, pendingDetail, err)
+	}
+	if one, err := b.pub.GetEvent(ctx, res.EventID); err != nil || one.ID != res.EventID || one.Payload != ev.Payload {
+		t.Fatalf("GetEvent = %+v, %v", one, err)
+	}
+	n := 0
+	for e, err := range b.pub.Events(ctx, client.ListEventsParams{}) {
+		if err != nil || e.ID != res.EventID {
+			t.Fatalf("Events yielded %+v, %v", e, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("Events yielded %d events, want the one published", n)
+	}
+	_, err = b.pub.GetEvent(ctx, "evt_missing")
+	wantError(t, err, http.StatusNotFound, "not_found", "")
+
 	detail, err := b.pub.GetDelivery(ctx, failedPing.DeliveryID)
 	if err != nil || detail.Status != client.DeliveryFailed || len(detail.Attempts) != 1 ||
 		detail.Attempts[0].ResponseStatus != 500 || detail.Attempts[0].ResponseBody != "seen" || detail.Attempts[0].StartedAt.IsZero() {

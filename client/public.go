@@ -104,15 +104,7 @@ func (c *Client) ListDeliveries(ctx context.Context, webhookID int64, p ListDeli
 	if p.Event != "" {
 		q.Set("event", p.Event)
 	}
-	if p.TaskID != "" {
-		q.Set("task_id", p.TaskID)
-	}
-	if !p.Since.IsZero() {
-		q.Set("since", p.Since.UTC().Format(time.RFC3339))
-	}
-	if !p.Until.IsZero() {
-		q.Set("until", p.Until.UTC().Format(time.RFC3339))
-	}
+	setTaskAndTimes(q, p.TaskID, p.Since, p.Until)
 	var items []Delivery
 	next, err := c.do(ctx, http.MethodGet, webhookPath(webhookID, "/deliveries"), q, nil, &items)
 	if err != nil {

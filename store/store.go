@@ -166,6 +166,14 @@ type Store interface {
 	// endpoint and a deleted one are ErrNotFound, like GetEndpoint. Limit is
 	// clamped to 1..1000.
 	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]nanohook.Delivery, error)
+	// ListEvents reads one page of the account's published events (test
+	// calls' pings are not among them), newest first, each with its
+	// deliveries.
+	ListEvents(ctx context.Context, p ListEventsParams) ([]EventRecord, error)
+	// GetEventRecord returns the account's published event with public id
+	// id and its deliveries, as ListEvents shows it; ErrNotFound for
+	// another account's, a ping's, or one pruned with its history.
+	GetEventRecord(ctx context.Context, accountID int64, id string) (EventRecord, error)
 	// RetryDelivery makes one delivery of the account due again at now, on
 	// its customer's request, and returns it as it then is:
 	//
@@ -461,6 +469,37 @@ type CompleteParams struct {
 	// (logs carry it); storage does not read it.
 	EventID string
 	Now     time.Time
+}
+
+// EventRecord is a published event as the events API shows it: the event
+// and where it went.
+type EventRecord struct {
+	nanohook.Event
+	// PK orders the account's events (newer ones are larger) and is the
+	// cursor of ListEvents; it is not shown.
+	PK int64
+	// Deliveries are the event's deliveries, by id: one per endpoint it
+	// fanned out to, so at most the endpoints an account may have.
+	Deliveries []EventDelivery
+}
+
+// EventDelivery is one delivery of an event, as an event shows it.
+type EventDelivery struct {
+	DeliveryID int64
+	EndpointID int64
+	Status     nanohook.DeliveryStatus
+}
+
+// ListEventsParams selects one page of an account's published events,
+// newest first. Zero values of the filters select everything.
+type ListEventsParams struct {
+	AccountID int64
+	Type      nanohook.EventType // "": any
+	TaskID    string             // "": any
+	Since     time.Time          // created at or after; zero: open
+	Until     time.Time          // created before; zero: open
+	BeforePK  int64              // cursor: only events below this; 0: none
+	Limit     int
 }
 
 // ListDeliveriesParams selects one page of an endpoint's delivery history.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nanohook/nanohook"
 	"github.com/nanohook/nanohook/store"
+	"github.com/nanohook/nanohook/store/internal/sqlshared"
 	"github.com/nanohook/nanohook/store/storetest"
 )
 
@@ -625,5 +626,23 @@ func TestQueueMigrationKeepsLeases(t *testing.T) {
 	}
 	if len(heads) != 1 || !heads[0].DueAt.Equal(fromMicros(due)) {
 		t.Fatalf("heads %+v, want endpoint 1 due at %v", heads, fromMicros(due))
+	}
+}
+
+// TestEventsPageUsesItsIndex pins a page of the events API to a walk of
+// events_account backwards from the cursor, with every filter: neither a
+// scan of all events nor a sort.
+func TestEventsPageUsesItsIndex(t *testing.T) {
+	t.Parallel()
+	s := openTest(t)
+	q, args := sqlshared.ListEventsSQL(store.ListEventsParams{
+		AccountID: 1, BeforePK: 100, Type: nanohook.EventJobCompleted, TaskID: "task_1",
+		Since: time.Unix(1, 0), Until: time.Unix(2, 0), Limit: 10,
+	}, func(t time.Time) any { return micros(t) })
+	got := queryPlan(t, s, sqlshared.Numbered(q), args...)
+	t.Logf("plan of an events page: %s", got)
+	if !strings.Contains(got, "SEARCH ev USING INDEX events_account (account_id=? AND pk<?)") ||
+		strings.Contains(got, "SCAN") || strings.Contains(got, "TEMP B-TREE") {
+		t.Errorf("plan of an events page: %s\nwant a backward range of events_account", got)
 	}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Leadership", func(t *testing.T) { t.Parallel(); testLeadership(t, open) })
 	t.Run("Prune", func(t *testing.T) { t.Parallel(); testPrune(t, open) })
 	t.Run("ListDeliveries", func(t *testing.T) { t.Parallel(); testListDeliveries(t, open) })
+	t.Run("Events", func(t *testing.T) { t.Parallel(); testEvents(t, open) })
 	t.Run("RetryDelivery", func(t *testing.T) { t.Parallel(); testRetryDelivery(t, open) })
 	t.Run("RecoverDeliveries", func(t *testing.T) { t.Parallel(); testRecoverDeliveries(t, open) })
 	t.Run("Rotation", func(t *testing.T) { t.Parallel(); testRotation(t, open) })
