@@ -446,6 +446,25 @@ func TestBrowserRetryAndTest(t *testing.T) {
 	b.do("open the delivery", chromedp.Click(chromedp.CSS(deliveryLink)))
 	first := `article[data-attempt="1"]`
 	b.waitText(first, "HTTP 500")
+	// The payload sent: indented to read, its JSON the very bytes stored,
+	// and the copy button copies exactly those.
+	sent, _, err := svc.store.GetDelivery(context.Background(), acct.ID, deliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitText("#payload", `"task_id"`)
+	if got := b.eval(`JSON.stringify(JSON.parse(document.getElementById("payload").textContent))`); got != string(sent.Payload) {
+		t.Errorf("the payload shown re-serialises to\n %s\nthe payload sent is\n %s", got, sent.Payload)
+	}
+	if lines := b.eval(`String(document.getElementById("payload").textContent.split("\n").length)`); lines == "1" {
+		t.Errorf("the payload is not indented: %s", b.eval(`document.getElementById("payload").textContent`))
+	}
+	b.eval(`navigator.clipboard.writeText = (s) => { window.copiedPayload = s; return Promise.resolve(); }, ""`)
+	b.do("click Copy exact bytes", chromedp.Click(chromedp.ID("copy-payload")))
+	b.waitText("#payload-copied", fmt.Sprintf("Copied %d bytes.", len(sent.Payload)))
+	if got := b.eval(`window.copiedPayload`); got != string(sent.Payload) {
+		t.Errorf("copied\n %s\nwant the payload sent\n %s", got, sent.Payload)
+	}
 	b.waitText(first, "X-Nano-Delivery-Attempt")
 	b.waitText(first, "X-Nano-Signature")
 	b.waitText(first, receiverFailure)

@@ -544,13 +544,14 @@
     const error = h("p", { id: "delivery-error", class: "error", role: "alert", hidden: true });
     const note = h("p", { id: "delivery-note", class: "note", role: "status", hidden: true });
     const summary = h("div");
+    const payload = h("section", { "aria-labelledby": "payload-title" });
     const attempts = h("section", { "aria-labelledby": "attempts-title" });
     const retry = h("button", { type: "button", id: "retry" }, "Retry now");
     const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
     const current = mount(
       crumbs,
       h("h1", { tabindex: "-1" }, "Delivery " + id),
-      error, summary, h("div", { class: "buttons" }, retry, refresh), note, attempts);
+      error, summary, h("div", { class: "buttons" }, retry, refresh), note, payload, attempts);
 
     const draw = (d) => {
       crumbs.replaceChildren(link("#/", "Endpoints"), " / ",
@@ -565,6 +566,7 @@
         ["Created", time(d.created_at)],
         ["Updated", time(d.updated_at)],
       ]));
+      payload.replaceChildren(...payloadView(d.payload));
       const newestFirst = [...d.attempts].reverse();
       // The API shows the newest attempts only (at most 25, fewer when
       // they are large); attempt_count counts them all.
@@ -634,6 +636,34 @@
       if (current()) message(note, "The retry is queued but no attempt has been made yet; refresh later.");
     };
     reload();
+  }
+
+  // payloadView shows the body every attempt sent: pretty-printed to read,
+  // and a button that copies the exact bytes (what the signature covers).
+  function payloadView(body) {
+    let pretty = body;
+    try {
+      pretty = JSON.stringify(JSON.parse(body), null, 2);
+    } catch {
+      // Not JSON (it always is): show it as it is.
+    }
+    const status = h("span", { id: "payload-copied", class: "muted", role: "status" });
+    const copy = h("button", { type: "button", class: "secondary", id: "copy-payload" }, "Copy exact bytes");
+    copy.addEventListener("click", async () => {
+      try {
+        await navigator.clipboard.writeText(body);
+        status.textContent = `Copied ${new TextEncoder().encode(body).length} bytes.`;
+      } catch (err) {
+        status.textContent = "Could not copy (" + err.message + "): select the text instead.";
+      }
+    });
+    return [
+      h("h2", { id: "payload-title" }, "Payload"),
+      h("p", { class: "muted" },
+        "The body every attempt sent, shown indented; the copy is byte for byte what was signed."),
+      h("div", { class: "buttons" }, copy, status),
+      h("pre", { class: "body", id: "payload" }, pretty),
+    ];
   }
 
   // attemptView shows one attempt: when, how long, what was sent and what
