@@ -142,8 +142,13 @@ func TestListenForwardsVerifiedDeliveries(t *testing.T) {
 	const secret = "whsec_listen-forward-secret"
 	app := newAppRecorder(t)
 	l := startListen(t, "--secret", secret, "--forward-to", app.URL+"/webhooks/nano")
-	if !strings.Contains(l.out.String(), "forwarding verified deliveries to "+app.URL+"/webhooks/nano") {
-		t.Fatalf("listen does not say where it forwards:\n%s", l.out.String())
+	// The line follows the address line, which startListen waited for; it
+	// may be written a moment after (CI saw the check win that race).
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(l.out.String(), "forwarding verified deliveries to "+app.URL+"/webhooks/nano"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("listen does not say where it forwards:\n%s", l.out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 
 	// A signed delivery reaches the app as sent; its answer reaches the sender.
