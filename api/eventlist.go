@@ -107,9 +107,18 @@ func (s *server) listEvents(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// maxEventIDLen bounds the event id of a lookup: nanohook's ids are 30
+// bytes (evt_ and 26 characters); a longer one cannot name an event, so
+// it is 404 without a query.
+const maxEventIDLen = 64
+
 // getEvent answers one published event of the account.
 func (s *server) getEvent(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.store.GetEventRecord(r.Context(), accountID(r.Context()), r.PathValue("id"))
+	id := r.PathValue("id")
+	if len(id) > maxEventIDLen {
+		return errNotFound
+	}
+	e, err := s.store.GetEventRecord(r.Context(), accountID(r.Context()), id)
 	if err != nil {
 		return err
 	}

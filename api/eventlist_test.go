@@ -129,6 +129,7 @@ func TestEventsAPI(t *testing.T) {
 	}
 	b.pub(t, "GET", "/api/v1/events/"+e0, otherKey, "").wantError(t, http.StatusNotFound, "not_found", "")
 	b.pub(t, "GET", "/api/v1/events/evt_missing", key, "").wantError(t, http.StatusNotFound, "not_found", "")
+	b.pub(t, "GET", "/api/v1/events/"+e0+strings.Repeat("x", 64), key, "").wantError(t, http.StatusNotFound, "not_found", "")
 
 	for _, tc := range []struct{ query, field string }{
 		{"?event=ping", "event"},

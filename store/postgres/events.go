@@ -27,6 +27,10 @@ func scanEvent(r sqlshared.Scanner) (store.EventRecord, error) {
 	return e, nil
 }
 
+// readSnapshot is the events API's transaction: one snapshot for a page
+// and its deliveries, reading only.
+var readSnapshot = pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+
 // eventDeliveriesSQL reads the deliveries of the events whose pks are $1
 // (deliveries_event, a seek per event).
 const eventDeliveriesSQL = `SELECT ` + sqlshared.EventDeliveriesColumns + ` FROM deliveries d
@@ -38,15 +42,18 @@ const eventDeliveriesSQL = `SELECT ` + sqlshared.EventDeliveriesColumns + ` FROM
 func (s *Store) ListEvents(ctx context.Context, p store.ListEventsParams) ([]store.EventRecord, error) {
 	q, args := sqlshared.ListEventsSQL(p, func(t time.Time) any { return truncMicros(t) })
 	var events []store.EventRecord
-	err := s.readTx(ctx, "list events", func(tx pgx.Tx) error {
+	err := s.inTxWith(ctx, "list events", readSnapshot, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, q, args...)
+		if err == nil {
+			events, err = sqlshared.Collect(rows, scanEvent)
+		}
+		if err == nil {
+			err = attachDeliveries(ctx, tx, events)
+		}
 		if err != nil {
-			return err
+			return wrap("list events", err)
 		}
-		if events, err = sqlshared.Collect(rows, scanEvent); err != nil {
-			return err
-		}
-		return attachDeliveries(ctx, tx, events)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -58,17 +65,20 @@ func (s *Store) ListEvents(ctx context.Context, p store.ListEventsParams) ([]sto
 // deliveries in one repeatable-read transaction.
 func (s *Store) GetEventRecord(ctx context.Context, accountID int64, id string) (store.EventRecord, error) {
 	var events []store.EventRecord
-	err := s.readTx(ctx, "get event", func(tx pgx.Tx) error {
+	err := s.inTxWith(ctx, "get event", readSnapshot, func(tx pgx.Tx) error {
 		e, err := scanEvent(tx.QueryRow(ctx, sqlshared.EventByIDSQL, id, accountID))
-		if err != nil {
-			return err
+		if errors.Is(err, pgx.ErrNoRows) {
+			return notFound("event", id)
 		}
-		events = []store.EventRecord{e}
-		return attachDeliveries(ctx, tx, events)
+		if err == nil {
+			events = []store.EventRecord{e}
+			err = attachDeliveries(ctx, tx, events)
+		}
+		if err != nil {
+			return wrap("get event", err)
+		}
+		return nil
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return store.EventRecord{}, notFound("event", id)
-	}
 	if err != nil {
 		return store.EventRecord{}, err
 	}
@@ -88,27 +98,4 @@ func attachDeliveries(ctx context.Context, tx pgx.Tx, events []store.EventRecord
 		return err
 	}
 	return sqlshared.AttachDeliveries(events, rows)
-}
-
-// readTx runs fn in a read-only, repeatable-read transaction on a
-// connection of the pool; an error of fn other than pgx.ErrNoRows is
-// wrapped with op.
-func (s *Store) readTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
-	c, err := s.acquire(ctx, op)
-	if err != nil {
-		return err
-	}
-	defer c.Release()
-	tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return wrap(op, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // read-only; nothing to keep
-	if err := fn(tx); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		return wrap(op, err)
-	}
-	return nil
 }

@@ -283,12 +283,17 @@ func (c *conn) Release() {
 // returns nil. fn's error is returned as it is; BEGIN and COMMIT failures are
 // wrapped with op.
 func (s *Store) inTx(ctx context.Context, op string, fn func(tx pgx.Tx) error) error {
+	return s.inTxWith(ctx, op, pgx.TxOptions{}, fn)
+}
+
+// inTxWith is inTx with the transaction's options (isolation, read-only).
+func (s *Store) inTxWith(ctx context.Context, op string, opts pgx.TxOptions, fn func(tx pgx.Tx) error) error {
 	c, err := s.acquire(ctx, op)
 	if err != nil {
 		return err
 	}
 	defer c.Release()
-	tx, err := c.Begin(ctx)
+	tx, err := c.BeginTx(ctx, opts)
 	if err != nil {
 		return wrap(op, err)
 	}

@@ -50,21 +50,16 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 	if err != nil || len(picks) == 0 {
 		return []store.ClaimedDelivery{}, err
 	}
-	ids := make([]byte, 0, 2+16*len(picks))
-	ids = append(ids, '[')
+	pickIDs := make([]int64, len(picks))
 	for i, pk := range picks {
-		if i > 0 {
-			ids = append(ids, ',')
-		}
-		ids = strconv.AppendInt(ids, pk.id, 10)
+		pickIDs[i] = pk.id
 	}
-	ids = append(ids, ']')
 
 	token := s.leaseSeq.Add(1)
 	var leased []leasedRow
 	err = s.inTxWithoutFsync(ctx, "claim deliveries", func(tx *sql.Tx) error {
 		rows, err := tx.StmtContext(ctx, s.stmts.claimLease).QueryContext(ctx,
-			micros(p.LeaseUntil), token, p.Owner, string(ids), micros(p.Now))
+			micros(p.LeaseUntil), token, p.Owner, idArray(pickIDs), micros(p.Now))
 		leased, err = sqlshared.CollectQuery(rows, err, func(r sqlshared.Scanner) (leasedRow, error) {
 			var l leasedRow
 			err := r.Scan(&l.id, &l.accountID, &l.endpointID, &l.eventType, &l.attempts, &l.createdAt, &l.eventPK)
@@ -102,13 +97,11 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p store.ClaimParams) ([]sto
 		c.Token = token
 		c.DueAt = picks[at[c.DeliveryID]].dueAt
 	}
-	if len(ended) > 0 {
-		if err := s.endUnsendable(ctx, ended, token, p.Now); err != nil {
-			// Left leased, they are claimed again when the lease expires
-			// and found unsendable again then.
-			return nil, err
-		}
-	}
+	// If ending the unsendable ones fails, they stay leased: claimed again
+	// when the lease expires, they are found unsendable again then. The
+	// claims to send are leased and committed either way, so they go out
+	// rather than wait for their own leases to expire.
+	_ = s.endUnsendable(ctx, ended, token, p.Now)
 	return store.GroupByQuota(p.Quotas, claims), nil
 }
 
@@ -163,9 +156,8 @@ func (s *Store) claimDetails(ctx context.Context, leased []leasedRow, now time.T
 	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
 
 	type endpointRow struct {
-		claim  store.ClaimedDelivery // URL and secrets, opened
-		state  nanohook.EndpointState
-		opened bool
+		claim store.ClaimedDelivery // URL and secrets, opened
+		end   *unsendable           // how its deliveries end, if they are not sent
 	}
 	endpoints := make(map[int64]*endpointRow, len(endpointIDs))
 	rows, err := tx.StmtContext(ctx, s.stmts.claimEndpoints).QueryContext(ctx, idArray(endpointIDs))
@@ -175,20 +167,28 @@ func (s *Store) claimDetails(ctx context.Context, leased []leasedRow, now time.T
 	defer rows.Close()
 	for rows.Next() {
 		var e endpointRow
+		var st nanohook.EndpointState
 		var status string
 		var previousUntil int64
-		if err := rows.Scan(&e.claim.EndpointID, &e.claim.URL, &e.claim.Secret, &status, &e.state.Deleted,
-			&e.state.DisabledReason, &e.claim.PreviousSecret, &previousUntil); err != nil {
+		if err := rows.Scan(&e.claim.EndpointID, &e.claim.URL, &e.claim.Secret, &status, &st.Deleted,
+			&st.DisabledReason, &e.claim.PreviousSecret, &previousUntil); err != nil {
 			return nil, nil, wrap("claim deliveries: endpoints", err)
 		}
-		e.state.Status = nanohook.EndpointStatus(status)
+		st.Status = nanohook.EndpointStatus(status)
 		if !nanohook.PreviousSecretValid(fromMicros(previousUntil), now) {
 			e.claim.PreviousSecret = "" // expired (or never rotated)
 		}
-		// A URL or secret that cannot be opened (a key missing from this
-		// node's keyring, a corrupt row) holds back only its endpoint's
-		// deliveries: see endUnsendable.
-		e.opened = s.secrets.OpenClaim(&e.claim) == nil
+		// An undeliverable endpoint (see above; in practice a ping to a
+		// disabled endpoint whose lease expired) finishes its deliveries
+		// as EndUndeliverable says instead of sending them. A URL or
+		// secret that cannot be opened (a key missing from this node's
+		// keyring, a corrupt row) holds back only its endpoint's
+		// deliveries. See endUnsendable.
+		if status, lastError, ok := nanohook.EndUndeliverable(st); ok {
+			e.end = &unsendable{status: status, lastError: lastError}
+		} else if s.secrets.OpenClaim(&e.claim) != nil {
+			e.end = &unsendable{unopened: true}
+		}
 		endpoints[e.claim.EndpointID] = &e
 	}
 	if err := rows.Err(); err != nil {
@@ -228,17 +228,10 @@ func (s *Store) claimDetails(ctx context.Context, leased []leasedRow, now time.T
 			// The foreign keys make this impossible while the lease holds.
 			return nil, nil, fmt.Errorf("sqlite: claim deliveries: delivery %d: its endpoint or event is missing", l.id)
 		}
-		// DeleteEndpoint and disabling finalise pending deliveries in the
-		// same transaction, so an undeliverable claim should not happen
-		// (except for a ping to a disabled endpoint whose lease expired);
-		// if it does, the delivery is finished the same way instead of
-		// sent.
-		if status, lastError, ok := nanohook.EndUndeliverable(ep.state); ok {
-			ended = append(ended, unsendable{id: l.id, status: status, lastError: lastError})
-			continue
-		}
-		if !ep.opened {
-			ended = append(ended, unsendable{id: l.id, unopened: true})
+		if ep.end != nil {
+			u := *ep.end
+			u.id = l.id
+			ended = append(ended, u)
 			continue
 		}
 		c := ep.claim
@@ -269,6 +262,9 @@ func (s *Store) claimDetails(ctx context.Context, leased []leasedRow, now time.T
 //
 // Only deliveries still under this lease change.
 func (s *Store) endUnsendable(ctx context.Context, ended []unsendable, token int64, now time.Time) error {
+	if len(ended) == 0 {
+		return nil
+	}
 	return s.inTxWithoutFsync(ctx, "claim deliveries: end unsendable", func(tx *sql.Tx) error {
 		for _, u := range ended {
 			var err error

@@ -69,26 +69,28 @@ func AttachDeliveries(events []store.EventRecord, rows Rows) error {
 		at[events[i].PK] = i
 		events[i].Deliveries = []store.EventDelivery{}
 	}
-	ds, err := Collect(rows, func(r Scanner) (struct {
-		pk int64
-		d  store.EventDelivery
-	}, error) {
-		var v struct {
-			pk int64
-			d  store.EventDelivery
-		}
-		var status string
-		err := r.Scan(&v.pk, &v.d.DeliveryID, &v.d.EndpointID, &status)
-		v.d.Status = nanohook.DeliveryStatus(status)
-		return v, err
-	})
+	ds, err := Collect(rows, scanEventDelivery)
 	if err != nil {
 		return err
 	}
 	for _, v := range ds {
-		if i, ok := at[v.pk]; ok {
-			events[i].Deliveries = append(events[i].Deliveries, v.d)
+		if i, ok := at[v.eventPK]; ok {
+			events[i].Deliveries = append(events[i].Deliveries, v.EventDelivery)
 		}
 	}
 	return nil
+}
+
+// eventDeliveryRow is one row of EventDeliveriesColumns.
+type eventDeliveryRow struct {
+	eventPK int64
+	store.EventDelivery
+}
+
+func scanEventDelivery(r Scanner) (eventDeliveryRow, error) {
+	var v eventDeliveryRow
+	var status string
+	err := r.Scan(&v.eventPK, &v.DeliveryID, &v.EndpointID, &status)
+	v.Status = nanohook.DeliveryStatus(status)
+	return v, err
 }
